@@ -1,0 +1,5 @@
+"""`python -m hive_nornir`: the CLI."""
+
+from hive_nornir.cli import main
+
+raise SystemExit(main())

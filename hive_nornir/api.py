@@ -1,0 +1,169 @@
+"""The Python API for scripts, notebooks and the CLI: load a site, run a phase or a task, get a RunReport."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from nornir import InitNornir
+from nornir.core import Nornir
+
+from hive_nornir.engine.context import HostContext, RunState
+from hive_nornir.engine.errors import BadInput
+from hive_nornir.engine.handlers import HandlerJournal
+from hive_nornir.engine.journal import RunJournal
+from hive_nornir.engine.lock import StageLock
+from hive_nornir.engine.outcome import FAILED, UNREACHABLE, HostOutcome
+from hive_nornir.engine.runbook import Runbook, Step, run_steps
+from hive_nornir.facts import Facts
+from hive_nornir.phases import load_runbook
+from hive_nornir.primitives.base import Primitive
+from hive_nornir.report.progress import Progress
+from hive_nornir.report.run_report import RunReport
+from hive_nornir.site import Site, find_site, load_site
+
+
+class Hive:
+    """One site and one stage: the object a runbook script or a notebook holds on to."""
+
+    def __init__(self, root: str | Path = ".", stage: str = "private", site_file: str | Path | None = None,
+                 num_workers: int = 20) -> None:
+        self.root = Path(root).resolve()
+        self.site_path = Path(site_file).resolve() if site_file else find_site(self.root)
+        self.site: Site = load_site(self.site_path)
+        if stage not in self.site.stages:
+            raise BadInput(
+                f"{self.site_path}: stage {stage!r} is not defined; defined stages: "
+                f"{', '.join(self.site.stages) or 'none'}"
+            )
+        self.stage = stage
+        self.context_dir = self.root / ".hive" / stage
+        self.num_workers = num_workers
+
+    def __repr__(self) -> str:
+        return f"Hive(site={self.site.name!r}, stage={self.stage!r}, root={str(self.root)!r})"
+
+    # -- inventory ------------------------------------------------------------------------------------
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """The provider's state.json for this stage (None before build-infra)."""
+        path = self.context_dir / "state.json"
+        loaded: dict[str, Any] | None = json.loads(path.read_text()) if path.exists() else None
+        return loaded
+
+    def nornir(self) -> Nornir:
+        """A fresh Nornir over this stage's hosts (threaded runner, no nornir.log in the cwd)."""
+        return InitNornir(
+            runner={"plugin": "threaded", "options": {"num_workers": self.num_workers}},
+            inventory={"plugin": "HiveInventory",
+                       "options": {"root_dir": str(self.root), "stage": self.stage,
+                                   "site_file": str(self.site_path)}},
+            logging={"enabled": False},
+        )
+
+    def hosts(self) -> list[str]:
+        """Host names of the stage, in site order."""
+        return list(self.nornir().inventory.hosts)
+
+    def limit(self, nr: Nornir, limit: str | Sequence[str] | None) -> Nornir:
+        """Restrict to hosts or groups (`-l a,b`); short names (`p-hive0`) work; unknown names are bad input."""
+        if not limit:
+            return nr
+        wanted = [w.strip() for w in (limit.split(",") if isinstance(limit, str) else limit) if w.strip()]
+        hosts = nr.inventory.hosts
+        short = {name.split(".")[0]: name for name in hosts}
+        selected: set[str] = set()
+        unknown = []
+        for item in wanted:
+            if item in hosts:
+                selected.add(item)
+            elif item in short:
+                selected.add(short[item])
+            elif item in nr.inventory.groups:
+                selected.update(h for h, host in hosts.items() if item in host.groups)
+            else:
+                unknown.append(item)
+        if unknown:
+            raise BadInput(
+                f"--limit: unknown host or group {', '.join(unknown)} in stage {self.stage}; "
+                f"hosts: {', '.join(hosts)}; groups: {', '.join(sorted(nr.inventory.groups))}"
+            )
+        return nr.filter(filter_func=lambda h: h.name in selected)
+
+    # -- running ----------------------------------------------------------------------------------------
+    def run(self, phase: str | Runbook, *, tags: Sequence[str] | None = None,
+            limit: str | Sequence[str] | None = None, check: bool = False, diff: bool = False,
+            resume: bool = False, progress: Progress | None = None) -> RunReport:
+        """Run a phase (its name or a Runbook) under the stage lock, journalled for --resume."""
+        runbook = phase if isinstance(phase, Runbook) else load_runbook(phase)
+        steps = runbook.select_steps(tags)
+        journal = RunJournal(self.context_dir, runbook.name)
+        resumed_from = ""
+        if resume:
+            point = journal.resume_point()
+            names = [s.name for s in steps]
+            if point and point in names:
+                steps = steps[names.index(point):]
+                resumed_from = point
+        nr = self.limit(self.nornir(), limit)
+        report = RunReport(phase=runbook.name, stage=self.stage, check=check, resumed_from=resumed_from,
+                           started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                           hosts=[h for h in nr.inventory.hosts if any(s.selects(nr.inventory.hosts[h])
+                                                                         for s in steps)])
+        started = time.monotonic()
+        with StageLock(self.context_dir):
+            run = RunState(nornir=nr, check=check, diff=diff, context_dir=self.context_dir,
+                           handlers=HandlerJournal(self.context_dir / "handlers.json"))
+            if not check:
+                journal.start(runbook.name, self.stage, check, [s.name for s in steps])
+
+            def step_done(step: Step, outcomes: list[HostOutcome]) -> None:
+                if not check:
+                    journal.step_done(step.name, [o.host for o in outcomes if o.status in (FAILED, UNREACHABLE)])
+
+            if progress is not None:
+                nr = nr.with_processors([progress])
+                run.nornir = nr
+            try:
+                report.outcomes = run_steps(nr, steps, run, step_done)
+            finally:
+                nr.close_connections(on_good=True, on_failed=True)
+            if not check:
+                journal.finish()
+        report.seconds = round(time.monotonic() - started, 2)
+        return report
+
+    def run_task(self, task: Callable[[HostContext], None] | Sequence[Primitive], *,
+                 limit: str | Sequence[str] | None = None, check: bool = False, name: str = "task",
+                 groups: tuple[str, ...] = ("all",), progress: Progress | None = None) -> RunReport:
+        """Run one task (a function of HostContext, or a list of primitives) on selected hosts."""
+        if callable(task):
+            fn: Callable[[HostContext], None] = task
+        else:
+            primitives = list(task)
+
+            def fn(ctx: HostContext) -> None:
+                ctx.ensure(primitives)
+
+        runbook = Runbook(name=name, steps=(Step(name=name, task=fn, groups=groups),))
+        return self.run(runbook, limit=limit, check=check, progress=progress)
+
+    def facts(self, limit: str | Sequence[str] | None = None) -> dict[str, Facts]:
+        """Gather facts (one round trip per host) for a look around in a notebook."""
+        found: dict[str, Facts] = {}
+
+        def gather(ctx: HostContext) -> None:
+            found[ctx.name] = ctx.facts
+
+        self.run_task(gather, limit=limit, check=True, name="facts")
+        return found
+
+
+def default_progress(stream: TextIO | None = None, show_diff: bool = False) -> Progress:
+    """Colour only on a terminal; cron and pipes get plain lines."""
+    out = stream or sys.stdout
+    return Progress(out, colour=out.isatty(), show_diff=show_diff)

@@ -1,0 +1,166 @@
+"""Command line: hive-builder's habits (`run PHASE -s STAGE -T tags -l limit -C`) on top of the API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hive_nornir.api import Hive, default_progress
+from hive_nornir.engine.errors import BadInput
+from hive_nornir.engine.lock import StageLocked
+from hive_nornir.phases import phase_names
+from hive_nornir.report.run_report import (
+    EXIT_BAD_INPUT,
+    EXIT_CODES,
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_LOCKED,
+    EXIT_OK,
+    RunReport,
+)
+from hive_nornir.site import SiteError
+
+log = logging.getLogger("hive_nornir")
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every subcommand takes, before or after the subcommand name."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("-r", "--root", default=argparse.SUPPRESS,
+                   help="project root holding inventory/ and .hive/ (default: current directory)")
+    p.add_argument("-i", "--site", default=argparse.SUPPRESS,
+                   help="site file (default: ROOT/inventory/hive.yml, else the embedded lab site)")
+    p.add_argument("-s", "--stage", default=argparse.SUPPRESS, choices=("private", "staging", "production"),
+                   help="stage to act on (default: private)")
+    p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole CLI; argparse exits 2 on a bad flag, which is our bad-input code too."""
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="python -m hive_nornir", parents=[common],
+        description="Build and run a site of Linux servers from a hive-builder site definition.",
+        epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", parents=[common], help="run a phase on the stage's hosts")
+    run.add_argument("phase", choices=phase_names())
+    run.add_argument("-T", "--tags", help="comma-separated tags or step names to run (others are skipped)")
+    run.add_argument("-l", "--limit", help="comma-separated hosts or groups (short names like p-hive0 work)")
+    run.add_argument("-C", "--check", action="store_true", help="check mode: report what would change, change nothing")
+    run.add_argument("--diff", action="store_true", help="show the diff of every change")
+    run.add_argument("--resume", action="store_true", help="restart at the step the last run failed at")
+    run.add_argument("-D", "--destroy", action="store_true", help="build-infra only: remove the stage's machines")
+    run.add_argument("--json", metavar="FILE", help="write a machine-readable report to FILE ('-' for stdout)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no per-host progress lines, only the summary")
+
+    inv = sub.add_parser("inventory", parents=[common], help="show the stage's Nornir inventory")
+    inv.add_argument("--export", metavar="DIR", help="write SimpleInventory files (hosts/groups/defaults.yaml)")
+    inv.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+    sub.add_parser("schema", parents=[common], help="print the JSON Schema of the site format")
+    sub.add_parser("exit-codes", parents=[common], help="list the exit codes and what they mean")
+    facts = sub.add_parser("facts", parents=[common], help="gather and print host facts")
+    facts.add_argument("-l", "--limit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the documented exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", 0) else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return _dispatch(args)
+    except SiteError as exc:
+        print(f"error: invalid site definition\n{exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BadInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except StageLocked as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        log.exception("internal error")
+        return EXIT_INTERNAL
+
+
+def _hive(args: argparse.Namespace) -> Hive:
+    return Hive(root=getattr(args, "root", "."), stage=getattr(args, "stage", "private"),
+                site_file=getattr(args, "site", None))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "schema":
+        from hive_nornir.site import site_json_schema
+
+        print(json.dumps(site_json_schema(), indent=2))
+        return EXIT_OK
+    if args.command == "exit-codes":
+        for code, meaning in EXIT_CODES.items():
+            print(f"{code}  {meaning}")
+        return EXIT_OK
+    hive = _hive(args)
+    if args.command == "inventory":
+        return _inventory(hive, args)
+    if args.command == "facts":
+        for name, facts in hive.facts(limit=args.limit).items():
+            print(json.dumps({"host": name, **facts.to_dict()}, sort_keys=True))
+        return EXIT_OK
+    return _run(hive, args)
+
+
+def _inventory(hive: Hive, args: argparse.Namespace) -> int:
+    from hive_nornir.inventory import export_simple_inventory, inventory_rows
+
+    nr = hive.nornir()
+    if args.export:
+        export_simple_inventory(nr.inventory, Path(args.export))
+        print(f"wrote {args.export}/hosts.yaml, groups.yaml, defaults.yaml")
+        return EXIT_OK
+    rows = inventory_rows(nr.inventory)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not rows:
+        print("no hosts")
+        return EXIT_OK
+    cols = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
+    return EXIT_OK
+
+
+def _run(hive: Hive, args: argparse.Namespace) -> int:
+    if args.destroy and args.phase != "build-infra":
+        raise BadInput("-D/--destroy only applies to build-infra")
+    tags = [t.strip() for t in args.tags.split(",") if t.strip()] if args.tags else None
+    progress = default_progress(show_diff=args.diff)
+    progress.quiet = args.quiet
+    if args.phase == "build-infra":
+        from hive_nornir.infra import build_infra
+
+        report: RunReport = build_infra(hive, destroy=args.destroy, check=args.check, progress=progress)
+    else:
+        report = hive.run(args.phase, tags=tags, limit=args.limit, check=args.check, diff=args.diff,
+                          resume=args.resume, progress=progress)
+    print(report.text())
+    if args.json:
+        if args.json == "-":
+            print(report.to_json())
+        else:
+            Path(args.json).write_text(report.to_json() + "\n")
+    return report.exit_code if report.exit_code in EXIT_CODES else EXIT_FAILED

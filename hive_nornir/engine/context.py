@@ -1,0 +1,154 @@
+"""HostContext: what a task sees on one host; it batches probes, applies plans and records changes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hive_nornir.engine.apply import apply_plan
+from hive_nornir.engine.errors import CommandFailed, StepFailed
+from hive_nornir.engine.handlers import HandlerJournal
+from hive_nornir.engine.outcome import Change, HostOutcome
+from hive_nornir.engine.probe import batch_script, split_output
+from hive_nornir.facts import FACTS_SCRIPT, Facts, parse_facts
+from hive_nornir.primitives.base import Primitive
+from hive_nornir.transport.ssh import CommandResult, SSHSession, session_for
+
+if TYPE_CHECKING:
+    from nornir.core import Nornir
+    from nornir.core.inventory import Host
+
+PROBE_TIMEOUT = 120.0
+APPLY_TIMEOUT = 900.0
+
+
+@dataclass
+class RunState:
+    """Shared by every host of one run: mode flags, facts cache, handler journal, the stage's state dir."""
+
+    nornir: Nornir
+    check: bool = False
+    diff: bool = False
+    context_dir: Path | None = None
+    handlers: HandlerJournal = field(default_factory=lambda: HandlerJournal(None))
+    facts: dict[str, Facts] = field(default_factory=dict)
+    predicted: set[str] = field(default_factory=set)  # hosts with a change predicted in check mode
+    shared: dict[str, Any] = field(default_factory=dict)  # cross-host values (e.g. a swarm join token)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class HostContext:
+    """The API tasks are written against: ensure primitives, run commands, read facts and host data."""
+
+    def __init__(self, host: Host, run: RunState, outcome: HostOutcome, timeout: float | None = None) -> None:
+        self.host = host
+        self.run_state = run
+        self.outcome = outcome
+        self.apply_timeout = timeout or APPLY_TIMEOUT
+        self._session: SSHSession | None = None
+
+    # -- host, facts, mode ------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """Inventory name of the host."""
+        return str(self.host.name)
+
+    @property
+    def check(self) -> bool:
+        """Check mode: probe and plan, never change the host."""
+        return self.run_state.check
+
+    @property
+    def session(self) -> SSHSession:
+        """The host's SSH session, reconnected if it died (reboot, sshd restart)."""
+        if self._session is None or not self._session.is_alive():
+            self._session = session_for(self.host, self.run_state.nornir.config)
+        return self._session
+
+    @property
+    def facts(self) -> Facts:
+        """Facts from one round trip, cached for the run and refreshed after a change."""
+        cached = self.run_state.facts.get(self.name)
+        if cached is None:
+            result = self.session.run(FACTS_SCRIPT, timeout=PROBE_TIMEOUT)
+            if not result.ok:
+                raise CommandFailed("gather facts", result.exit_status, result.stderr)
+            cached = parse_facts(result.stdout)
+            self.run_state.facts[self.name] = cached
+        return cached
+
+    def var(self, key: str, default: Any = None) -> Any:
+        """Host data with group/defaults inheritance; a None default never raises (nornir trap)."""
+        return self.host.get(key, default)
+
+    # -- idempotent changes ------------------------------------------------------------------------
+    def ensure(self, primitives: Sequence[Primitive]) -> bool:
+        """Bring every primitive to its desired state; one probe exec when nothing changes."""
+        pending = list(primitives)
+        changed_any = False
+        while pending:
+            outputs = self._probe(pending)
+            rest: list[Primitive] = []
+            for index, primitive in enumerate(pending):
+                plan = primitive.plan(self.facts, outputs[index])
+                if plan.missing and not self._can_assume():
+                    raise StepFailed(f"{primitive.ident}: {plan.missing}")
+                if not plan.changed and not plan.missing:
+                    continue
+                assumed = bool(plan.missing)
+                summary = plan.summary or primitive.ident
+                diff = f"(assumed: {plan.missing})" if assumed and not plan.diff else plan.diff
+                self.outcome.changes.append(Change(primitive.ident, summary, diff, assumed))
+                changed_any = True
+                if self.check:
+                    self.run_state.predicted.add(self.name)
+                    self.notify(*primitive.notify)
+                    continue
+                apply_plan(self.session, plan, self.apply_timeout)
+                self.run_state.facts.pop(self.name, None)
+                self.notify(*primitive.notify)
+                rest = pending[index + 1:]
+                break
+            pending = rest
+        return changed_any
+
+    def _can_assume(self) -> bool:
+        """A missing prerequisite is fine in check mode when an earlier change on this host would provide it."""
+        return self.check and self.name in self.run_state.predicted
+
+    def _probe(self, primitives: Sequence[Primitive]) -> list[str]:
+        script, marker = batch_script(primitives, self.facts)
+        result = self.session.run(script, timeout=PROBE_TIMEOUT)
+        return split_output(result.stdout, marker, len(primitives))
+
+    def changed(self, ident: str, summary: str, diff: str = "") -> None:
+        """Record a change made (or predicted) by an imperative task."""
+        self.outcome.changes.append(Change(ident, summary, diff))
+        if self.check:
+            self.run_state.predicted.add(self.name)
+        else:
+            self.run_state.facts.pop(self.name, None)
+
+    def notify(self, *handlers: str) -> None:
+        """Queue handlers; in check mode they are only reported."""
+        if not handlers:
+            return
+        if self.check:
+            for name in handlers:
+                if name not in self.outcome.handlers_run:
+                    self.outcome.handlers_run.append(name)
+            return
+        self.run_state.handlers.notify(self.name, handlers)
+
+    # -- commands ------------------------------------------------------------------------------------
+    def run(self, command: str, *, sudo: bool = True, timeout: float | None = None, check: bool = True,
+            stdin: bytes | str | None = None) -> CommandResult:
+        """Run a command now (tasks only call this for reads, or after checking ctx.check)."""
+        result = self.session.run(command, sudo=sudo, timeout=timeout or self.apply_timeout, stdin=stdin)
+        if check and not result.ok:
+            first_line = command.strip().splitlines()[0] if command.strip() else command
+            raise CommandFailed(f"`{first_line[:80]}`", result.exit_status, result.stderr or result.stdout)
+        return result

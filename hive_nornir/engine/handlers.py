@@ -1,0 +1,66 @@
+"""Handlers: a reload/restart notified by several steps runs once per host, and survives a failed run."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from hive_nornir.primitives.base import q
+
+ACTIONS = ("reload", "restart", "reload-or-restart")
+
+
+def handler_command(name: str) -> str:
+    """`reload:ssh` -> `systemctl reload ssh`; `daemon-reload` -> `systemctl daemon-reload`."""
+    if name == "daemon-reload":
+        return "systemctl daemon-reload"
+    action, sep, unit = name.partition(":")
+    if not sep or action not in ACTIONS or not unit:
+        raise ValueError(f"unknown handler {name!r}: use one of {', '.join(a + ':UNIT' for a in ACTIONS)}")
+    return f"systemctl {action} {q(unit)}"
+
+
+class HandlerJournal:
+    """Pending notifications per host, written to disk before anything runs so a crash cannot lose them."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._pending: dict[str, list[str]] = {}
+        if path is not None and path.exists():
+            loaded = json.loads(path.read_text() or "{}")
+            self._pending = {h: list(v) for h, v in loaded.items() if v}
+
+    def notify(self, host: str, handlers: tuple[str, ...] | list[str]) -> None:
+        """Record notifications (kept in order, without duplicates)."""
+        with self._lock:
+            queue = self._pending.setdefault(host, [])
+            for name in handlers:
+                handler_command(name)  # fail fast on a typo, before the host is touched
+                if name not in queue:
+                    queue.append(name)
+            self._save()
+
+    def pending(self, host: str) -> list[str]:
+        """Handlers still owed to this host, including those left over from a failed earlier run."""
+        with self._lock:
+            return list(self._pending.get(host, []))
+
+    def done(self, host: str, name: str) -> None:
+        """Forget a handler once it ran."""
+        with self._lock:
+            queue = self._pending.get(host, [])
+            if name in queue:
+                queue.remove(name)
+            if not queue:
+                self._pending.pop(host, None)
+            self._save()
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._pending, indent=1, sort_keys=True))
+        tmp.replace(self.path)

@@ -1,0 +1,128 @@
+"""File from content or a Jinja2 template: compared by hash, shown as a diff, installed atomically."""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+from typing import Any
+
+import jinja2
+
+from hive_nornir.facts import Facts
+from hive_nornir.primitives.base import Plan, Primitive, Upload, parse_kv, q
+
+MAX_DIFF_BYTES = 256 * 1024  # bigger files are compared by hash only; their content is not fetched
+
+
+@dataclass(eq=False)
+class File(Primitive):
+    """Ensure a file has exactly this content, mode and owner; `validate` vets the candidate first."""
+
+    path: str
+    content: str | bytes
+    mode: str = "0644"
+    owner: str = "root"
+    group: str = "root"
+    validate: str | None = None
+    backup: bool = True
+    secret: bool = False
+    kind = "file"
+
+    @property
+    def ident(self) -> str:
+        """Reports name the file by its path."""
+        return f"file[{self.path}]"
+
+    @property
+    def data(self) -> bytes:
+        """Content as bytes: hashes and uploads work on bytes."""
+        return self.content.encode() if isinstance(self.content, str) else self.content
+
+    def probe(self, facts: Facts) -> str:
+        """Print mode/owner/hash; print the old content only when it differs and is small (for the diff)."""
+        want = hashlib.sha256(self.data).hexdigest()
+        p = q(self.path)
+        return (
+            f"if [ -f {p} ]; then "
+            f"echo exists=yes; stat -c 'stat=%a %U %G %s' {p}; "
+            f"h=$(sha256sum {p} | cut -c1-64); echo sha=$h; "
+            f"if [ \"$h\" != {want} ] && [ $(stat -c %s {p}) -le {MAX_DIFF_BYTES} ]; "
+            f"then printf 'old='; base64 -w0 {p}; echo; fi; "
+            f"elif [ -e {p} ]; then echo exists=notfile; "
+            f"else echo exists=no; "
+            f"if [ -d $(dirname {p}) ]; then echo parent=yes; else echo parent=no; fi; fi"
+        )
+
+    def plan(self, facts: Facts, probe_output: str) -> Plan:
+        """Decide between nothing, a content upload, and a chmod/chown."""
+        kv = parse_kv(probe_output)
+        exists = kv.get("exists", "no")
+        if exists == "notfile":
+            return Plan(missing=f"{self.path} exists and is not a regular file")
+        want_sha = hashlib.sha256(self.data).hexdigest()
+        upload = Upload(self.path, self.data, self.mode, self.owner, self.group, self.validate, self.backup)
+        if exists == "no":
+            if kv.get("parent") == "no":
+                return Plan(changed=True, summary=f"create {self.path}", uploads=[upload],
+                            missing=f"directory of {self.path} does not exist")
+            return Plan(changed=True, summary=f"create {self.path}", uploads=[upload],
+                        diff=self._diff(b"", "/dev/null"))
+        mode, owner, group, _size = (kv.get("stat", "0 ? ? 0").split() + ["?"] * 4)[:4]
+        if kv.get("sha") != want_sha:
+            old = base64.b64decode(kv["old"]) if kv.get("old") else None
+            diff = self._diff(old, self.path) if old is not None else "(content differs; file too large to diff)"
+            return Plan(changed=True, summary=f"update {self.path}", uploads=[upload], diff=diff)
+        commands: list[str] = []
+        notes: list[str] = []
+        if int(mode, 8) != int(self.mode, 8):
+            commands.append(f"chmod {self.mode} {q(self.path)}")
+            notes.append(f"mode {mode} -> {self.mode}")
+        if (owner, group) != (self.owner, self.group):
+            commands.append(f"chown {q(self.owner)}:{q(self.group)} {q(self.path)}")
+            notes.append(f"owner {owner}:{group} -> {self.owner}:{self.group}")
+        if not commands:
+            return Plan()
+        return Plan(changed=True, summary=f"{self.path}: " + ", ".join(notes), commands=commands,
+                    diff="\n".join(notes))
+
+    def _diff(self, old: bytes | None, old_name: str) -> str:
+        """Unified diff of old vs desired; secrets and binary files say so instead of showing bytes."""
+        if self.secret:
+            return f"(content of {self.path} hidden: secret)"
+        try:
+            old_text = (old or b"").decode()
+            new_text = self.data.decode()
+        except UnicodeDecodeError:
+            return f"(binary content of {self.path} differs)"
+        lines = difflib.unified_diff(
+            old_text.splitlines(keepends=True), new_text.splitlines(keepends=True),
+            fromfile=f"{old_name} (current)", tofile=f"{self.path} (desired)",
+        )
+        return "".join(lines)
+
+
+@lru_cache(maxsize=1)
+def template_env() -> jinja2.Environment:
+    """One shared Jinja2 environment over the packaged templates (nornir_jinja2 makes one per call)."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(files("hive_nornir.templates"))),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - config files, not HTML
+    )
+
+
+def render(template: str, **variables: Any) -> str:
+    """Render a packaged template; a missing variable is an error, never an empty string."""
+    return template_env().get_template(template).render(**variables)
+
+
+def Template(path: str, template: str, variables: dict[str, Any] | None = None, **file_kw: Any) -> File:  # noqa: N802
+    """A File whose content comes from a packaged Jinja2 template (reads like a primitive in tasks)."""
+    return File(path=path, content=render(template, **(variables or {})), **file_kw)

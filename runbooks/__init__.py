@@ -1,0 +1,1 @@
+"""runbooks shipped inside hive_nornir (setuptools package-dir mapping)."""

@@ -1,0 +1,1 @@
+"""tasks shipped inside hive_nornir (setuptools package-dir mapping)."""

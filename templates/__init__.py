@@ -1,0 +1,1 @@
+"""templates shipped inside hive_nornir (setuptools package-dir mapping)."""
