@@ -1,0 +1,177 @@
+"""The rule tables of the site format: keys, kinds, defaults and which providers allow them."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import MISSING
+from .kinds import Address as Ip
+from .kinds import AnyOf, Bool, Choice, Int, Kind, ListOf, Mapping, Network, Obj, Problem, Str
+
+STAGE_NAMES: tuple[str, ...] = ("private", "staging", "production")
+STAGE_PREFIX: dict[str, str] = {"private": "p-", "staging": "s-", "production": ""}
+HIVE_BUILDER_PROVIDERS: tuple[str, ...] = (
+    "vagrant", "aws", "azure", "gcp", "openstack", "prepared", "kickstart",
+)
+PROVIDERS: tuple[str, ...] = (*HIVE_BUILDER_PROVIDERS, "docker")
+IAAS_PROVIDERS: tuple[str, ...] = ("aws", "gcp", "azure")
+DNS_NAME = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+CUSTOM_HOSTNAME = r"[a-z0-9][a-z0-9-]*[a-z0-9]"
+DEFAULT_HOSTNAME = "hive"
+MAX_HOSTNAME_PLUS_NAME = 54  # hive-builder: len(custom_hostname) + len(name) < 55
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One key of a mapping: its kind, whether required, and the providers that accept it."""
+
+    name: str
+    kind: Kind
+    doc: str
+    required: bool = False
+    providers: tuple[str, ...] | None = None  # None: every provider
+
+
+def _subnet_keys() -> tuple[KeySpec, ...]:
+    return (
+        KeySpec("cidr", Network(), "subnet CIDR, inside the stage cidr", required=True),
+        KeySpec("name", Str(), "subnet name (default <prefix>subnet<idx>)"),
+        KeySpec("available_zone", AnyOf((Str(), Int(1, 3))), "availability zone of hosts in this subnet"),
+    )
+
+
+def _shared_repository_keys() -> tuple[KeySpec, ...]:
+    return (
+        KeySpec("context_dir", Str(), "context dir of the shared repository on the mother", required=True),
+        KeySpec("ssh_port", Int(1, 65535), "sshd port of the repository container (default 2222)"),
+        KeySpec("dns_address", Str(), "DNS address of the shared repository"),
+    )
+
+
+def _kickstart_network_keys() -> tuple[KeySpec, ...]:
+    return (
+        KeySpec("interface", Str(), "interface name", required=True),
+        KeySpec("gateway", Ip(), "gateway address"),
+        KeySpec("nameservers", ListOf(Ip()), "name servers"),
+        KeySpec("ips", ListOf(Ip(), unique=True), "one IP per host, in hive0.. order"),
+        KeySpec("netmask", Str(), "netmask"),
+        KeySpec("vlanid", Int(1, 4095), "VLAN id"),
+        KeySpec("bonding_interfaces", ListOf(Str()), "bonded NICs"),
+    )
+
+
+def _kickstart_keys() -> tuple[KeySpec, ...]:
+    return (
+        KeySpec("iso_src", Str(), "source ISO file or device", required=True),
+        KeySpec("iso_dest", Str(), "output ISO file or device", required=True),
+        KeySpec("target", Str(), "install disk (default sda)"),
+        KeySpec("media_usb", Bool(), "the device is a USB stick rather than a CD-ROM"),
+        KeySpec("networks", ListOf(Obj(_kickstart_network_keys)), "network definitions"),
+    )
+
+
+_ALL_BUT_IAAS = tuple(p for p in PROVIDERS if p not in IAAS_PROVIDERS)
+_HB_BUT_VAGRANT = tuple(p for p in HIVE_BUILDER_PROVIDERS if p != "vagrant")
+_GB = Int(1, 65536, "GB")
+_MB = Int(128, 16 * 1024 * 1024, "MB")
+_CPUS = Int(1, 1024)
+
+STAGE_KEYS: tuple[KeySpec, ...] = (
+    KeySpec("provider", Choice(PROVIDERS), "provider that builds the hosts", required=True),
+    KeySpec("cidr", Network(), "network of the hosts", required=True),
+    KeySpec("number_of_hosts", Int(1, 1000), "server count (default 4, or 3 without separate_repository)"),
+    KeySpec("separate_repository", Bool(), "repository on its own (last) host (default true)"),
+    KeySpec("subnets", ListOf(Obj(_subnet_keys), min_items=1), "hosts are spread round-robin over them"),
+    KeySpec("ip_address_list", ListOf(Ip(), min_items=1, unique=True), "explicit host IPs; sets the count"),
+    KeySpec("disk_size", _GB, "boot disk of hives"),
+    KeySpec("repository_disk_size", _GB, "boot disk of the repository"),
+    KeySpec("mirrored_disk_size", _GB, "DRBD backing disk of each hive"),
+    KeySpec("root_password", Str(), "first root login password (prepared provider)"),
+    KeySpec("internal_cidr", Network(), "address block for docker networks"),
+    KeySpec("internal_cidr_v6", Network(6), "IPv6 block for docker_gwbridge"),
+    KeySpec("custom_hostname", Str(CUSTOM_HOSTNAME), "host name stem (default hive)"),
+    KeySpec("shared_repository", Obj(_shared_repository_keys), "repository shared by several hives"),
+    KeySpec("image_name", AnyOf((Str(), Mapping())), "VM image (AMI id, GCP image, Azure image mapping)"),
+    KeySpec("kernel_version", Str(), "kernel pinned by the base role"),
+    KeySpec("drbd_download_url", Str(r"(https?|file)://\S+"), "URL of the DRBD rpm tarball"),
+    KeySpec("kms_key_id", Str(), "KMS key ARN for EBS encryption"),
+    KeySpec("nameservers", AnyOf((ListOf(Str()), Str())), "documented by hive-builder, unused"),
+    KeySpec("memory_size", _MB, "memory of hives", providers=_ALL_BUT_IAAS),
+    KeySpec("repository_memory_size", _MB, "memory of the repository", providers=("vagrant",)),
+    KeySpec("cpus", _CPUS, "vCPUs of hives"),
+    KeySpec("repository_cpus", _CPUS, "vCPUs of the repository", providers=HIVE_BUILDER_PROVIDERS),
+    KeySpec("bridge", Str(), "host bridge for a public network", providers=("vagrant",)),
+    KeySpec("dev", Str(), "libvirt bridge device", providers=("vagrant",)),
+    KeySpec("instance_type", Str(), "instance type of hives", providers=_HB_BUT_VAGRANT),
+    KeySpec("repository_instance_type", Str(), "instance type of the repository",
+            providers=HIVE_BUILDER_PROVIDERS),
+    KeySpec("region", Str(), "cloud region", providers=_HB_BUT_VAGRANT),
+    KeySpec("az_suffix_list", ListOf(Str(), min_items=1), "AZ suffixes (default -a, -b, -c)",
+            providers=HIVE_BUILDER_PROVIDERS),
+    KeySpec("disk_encrypted", Bool(), "encrypt hive boot disks", providers=HIVE_BUILDER_PROVIDERS),
+    KeySpec("repository_disk_encrypted", Bool(), "encrypt the repository boot disk",
+            providers=HIVE_BUILDER_PROVIDERS),
+    KeySpec("mirrored_disk_encrypted", Bool(), "encrypt DRBD disks", providers=HIVE_BUILDER_PROVIDERS),
+    KeySpec("filestore_cidr", Network(), "GCP Filestore reserved range", providers=HIVE_BUILDER_PROVIDERS),
+    KeySpec("prepared_resource_group", Bool(), "Azure resource group exists already", providers=("azure",)),
+    KeySpec("not_support_az", Bool(), "Azure region without zones", providers=("azure",)),
+    KeySpec("kickstart_config", Obj(_kickstart_keys), "kickstart ISO and networks", providers=("kickstart",)),
+    KeySpec("image", Str(), "base image of the lab containers", providers=("docker",)),
+)
+
+TOP_KEYS: tuple[KeySpec, ...] = (
+    KeySpec("plugin", Choice(("hive_inventory",)), "selects the hive inventory format", required=True),
+    KeySpec("name", Str(DNS_NAME, max_length=253), "hive name, the domain of every host name", required=True),
+    KeySpec("stages", Mapping(), "private / staging / production stage definitions", required=True),
+)
+
+STAGE_SPECS: dict[str, KeySpec] = {k.name: k for k in STAGE_KEYS}
+
+
+def suggest(key: Any, known: list[str]) -> str:
+    """A did-you-mean hint for a misspelt key, or an empty string."""
+    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_keys(value: dict[Any, Any], specs: tuple[KeySpec, ...]) -> list[Problem]:
+    """Check a mapping against key specs: required keys, unknown keys and each value's kind."""
+    known = [s.name for s in specs]
+    out: list[Problem] = []
+    for spec in specs:
+        if spec.required and spec.name not in value:
+            out.append(((), f"missing required key {spec.name!r}", MISSING, spec.kind.expected))
+    by_name = {s.name: s for s in specs}
+    for key, item in value.items():
+        found = by_name.get(key)
+        if found is None:
+            out.append(((key,), "unknown key" + suggest(key, known), MISSING, "one of " + ", ".join(known)))
+            continue
+        out.extend(((key, *p), m, v, a) for p, m, v, a in found.kind.check(item))
+    return out
+
+
+def object_schema(specs: tuple[KeySpec, ...]) -> dict[str, Any]:
+    """JSON Schema of a mapping with known keys (no additional properties)."""
+    props: dict[str, Any] = {}
+    for spec in specs:
+        props[spec.name] = {**spec.kind.schema(), "description": spec.doc}
+    out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+    required = [s.name for s in specs if s.required]
+    if required:
+        out["required"] = required
+    return out
+
+
+# Variables the inventory itself reads from group_vars/host_vars; their kinds are checked too.
+VAR_KINDS: dict[str, Kind] = {
+    "hive_admin": Str(r"[a-z_][a-z0-9_-]*", max_length=32, expected="a Linux user name"),
+    "hive_sshd_port": Int(1, 65535),
+    "hive_private_ip": Ip(),
+    "hive_timezone": Str(),
+    "ansible_host": Str(),
+    "ansible_port": Int(1, 65535),
+    "hive_ssh_host": Str(),
+}
