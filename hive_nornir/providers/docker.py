@@ -1,0 +1,293 @@
+"""Provider `docker`: the stage's servers as systemd containers reached only via 127.0.0.1 ports."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from hive_nornir.lab import HOST_TAG, ensure_image
+from hive_nornir.providers.common import (
+    HostPlan,
+    Log,
+    ProviderError,
+    ensure_context_dir,
+    ensure_keypair,
+    known_hosts_name,
+    load_pkey,
+    nolog,
+    plan_hosts,
+    public_key,
+    read_state,
+    run,
+    site_name,
+    stage_cidr,
+    update_known_hosts,
+    wait_for_ssh,
+    write_state,
+)
+
+LABEL_SITE = "hive_nornir.site"
+LABEL_STAGE = "hive_nornir.stage"
+LABEL_HOST = "hive_nornir.host"
+INOTIFY_MIN = 1024
+INOTIFY_PATH = Path("/proc/sys/fs/inotify/max_user_instances")
+SSH_WAIT_S = 120.0
+
+# Runs inside the container as root; the public key arrives on stdin. Prints "changed" if it changed anything.
+INJECT_SCRIPT = r"""
+set -eu
+user="$1"; key=$(cat); changed=""
+case "$key" in ssh-*) ;; *) echo "no key on stdin" >&2; exit 2 ;; esac
+if ! id -u "$user" >/dev/null 2>&1; then useradd -m -s /bin/bash "$user"; changed=1; fi
+home=$(getent passwd "$user" | cut -d: -f6)
+add_key() {  # owner dir
+  install -d -m 700 -o "$1" -g "$(id -gn "$1")" "$2/.ssh"
+  f="$2/.ssh/authorized_keys"
+  if ! { [ -f "$f" ] && grep -qxF "$key" "$f"; }; then
+    printf '%s\n' "$key" >> "$f"; changed=1
+  fi
+  chown "$1:$(id -gn "$1")" "$f"; chmod 600 "$f"
+}
+add_key root /root
+add_key "$user" "$home"
+sud=/etc/sudoers.d/hive-admin
+line="$user ALL=(ALL) NOPASSWD:ALL"
+if ! { [ -f "$sud" ] && grep -qxF "$line" "$sud"; }; then
+  printf '%s\n' "$line" > "$sud.tmp"; chmod 440 "$sud.tmp"
+  visudo -cqf "$sud.tmp"; mv -f "$sud.tmp" "$sud"; changed=1
+fi
+[ -n "$changed" ] && echo changed || echo ok
+"""
+
+
+def names(site: Any, stage: str) -> tuple[str, str]:
+    """(site name, network name): the network is `hive-<site>-<stage>`."""
+    sname = site_name(site)
+    return sname, f"hive-{sname}-{stage}"
+
+
+def container_name(sname: str, stage: str, plan: HostPlan) -> str:
+    """`hive-<site>-<stage>-<short host name>`, unique per machine."""
+    return f"hive-{sname}-{stage}-{plan.short}"
+
+
+def raise_inotify(log: Log) -> None:
+    """~9 inotify instances per systemd host: the default 128 stalls boots at ~15 hosts (lab.md 0b)."""
+    try:
+        cur = int(INOTIFY_PATH.read_text())
+    except (OSError, ValueError):
+        return
+    if cur >= INOTIFY_MIN:
+        return
+    try:
+        INOTIFY_PATH.write_text(f"{INOTIFY_MIN}\n")
+        log(f"raised fs.inotify.max_user_instances {cur} -> {INOTIFY_MIN} (systemd hosts need ~9 each)")
+    except OSError as e:
+        log(f"WARNING: fs.inotify.max_user_instances is {cur} and cannot be raised ({e}); "
+            f"many hosts may fail to boot: run `sysctl -w fs.inotify.max_user_instances={INOTIFY_MIN}`")
+
+
+def _client() -> docker.DockerClient:
+    """Docker client with an error that says what is wrong."""
+    try:
+        c = docker.from_env()
+        c.ping()
+    except docker.errors.DockerException as e:
+        raise ProviderError(f"docker engine not reachable ({e}); is dockerd running?") from e
+    return c
+
+
+def _ensure_network(client: docker.DockerClient, net: str, cidr: str, sname: str, stage: str,
+                    log: Log) -> bool:
+    """Create the stage bridge network with the stage cidr; True when created."""
+    try:
+        n = client.networks.get(net)
+    except docker.errors.NotFound:
+        gateway = str(next(ipaddress.ip_network(cidr).hosts()))
+        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=cidr, gateway=gateway)])
+        try:
+            client.networks.create(net, driver="bridge", ipam=ipam,
+                                   labels={LABEL_SITE: sname, LABEL_STAGE: stage})
+        except docker.errors.APIError as e:
+            raise ProviderError(f"cannot create docker network {net} ({cidr}): {e.explanation or e}") from e
+        log(f"network {net}: created ({cidr}, gateway {gateway})")
+        return True
+    subnets = [c.get("Subnet") for c in (n.attrs.get("IPAM", {}).get("Config") or [])]
+    if cidr not in subnets:
+        raise ProviderError(f"docker network {net} exists with subnet {subnets}, the site says {cidr}; "
+                            f"run destroy first")
+    return False
+
+
+def _host_config(client: docker.DockerClient) -> dict[str, Any]:
+    """lab.md 2b: privileged minus SYS_RESOURCE (refused on these VMs), systemd on cgroup v1 host ns."""
+    hc = client.api.create_host_config(
+        port_bindings={22: ("127.0.0.1",)},  # ephemeral host port, loopback only
+        cap_add=["ALL"], cap_drop=["SYS_RESOURCE"],
+        security_opt=["seccomp=unconfined"],
+        device_cgroup_rules=["b 7:* rmw", "c 10:237 rmw"],  # loop devices for LVM tests
+        cgroupns="host",
+        binds={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}},
+        tmpfs={"/run": "", "/run/lock": "", "/tmp": ""},
+    )
+    # `--security-opt systempaths=unconfined` is a CLI spelling; the API wants empty path lists.
+    hc["MaskedPaths"] = []
+    hc["ReadonlyPaths"] = []
+    return dict(hc)
+
+
+def _create(client: docker.DockerClient, image: str, cname: str, net: str, plan: HostPlan, sname: str,
+            stage: str) -> Container:
+    """Create (not start) one host container on the stage network at its private IP."""
+    api = client.api
+    netcfg = api.create_networking_config({net: api.create_endpoint_config(ipv4_address=plan.private_ip)})
+    try:
+        res = api.create_container(
+            image, name=cname, hostname=plan.short, detach=True, ports=[22],
+            labels={LABEL_SITE: sname, LABEL_STAGE: stage, LABEL_HOST: plan.name},
+            volumes=["/var/lib/docker"],  # anonymous volume: inner dockerd gets overlay2, not vfs
+            host_config=_host_config(client), networking_config=netcfg,
+        )
+    except docker.errors.APIError as e:
+        raise ProviderError(f"{plan.name}: cannot create container {cname}: {e.explanation or e}") from e
+    return client.containers.get(res["Id"])
+
+
+def _container_ip(c: Container, net: str) -> str | None:
+    """The container's address on the stage network."""
+    nets = c.attrs.get("NetworkSettings", {}).get("Networks") or {}
+    ipam = (nets.get(net) or {}).get("IPAMConfig") or {}
+    return ipam.get("IPv4Address") or (nets.get(net) or {}).get("IPAddress") or None
+
+
+def _published_port(c: Container, label: str) -> int:
+    """The 127.0.0.1 host port docker assigned to container port 22 (bounded re-read)."""
+    for _ in range(50):
+        c.reload()
+        for b in (c.attrs.get("NetworkSettings", {}).get("Ports") or {}).get("22/tcp") or []:
+            if b.get("HostIp") == "127.0.0.1" and b.get("HostPort"):
+                return int(b["HostPort"])
+        time.sleep(0.1)
+    raise ProviderError(f"{label}: docker did not publish port 22 on 127.0.0.1")
+
+
+def _inject(cname: str, plan: HostPlan, pubkey: str) -> bool:
+    """Install the stage key for root and the login user with NOPASSWD sudo; True when changed."""
+    r = run(["docker", "exec", "-i", cname, "sh", "-c", INJECT_SCRIPT, "inject", plan.user],
+            stdin=pubkey + "\n", timeout=60)
+    if r.returncode != 0:
+        raise ProviderError(f"{plan.name}: injecting the stage key into {cname} failed (rc {r.returncode}): "
+                            f"{r.stderr.strip()[-500:]}")
+    return r.stdout.strip().endswith("changed")
+
+
+def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[str, Any]:
+    """Bring the stage's containers up (idempotent) and write state.json + known_hosts."""
+    t0 = time.monotonic()
+    context_dir = ensure_context_dir(Path(context_dir))
+    sname, net = names(site, stage)
+    cidr = stage_cidr(site, stage)
+    plans = plan_hosts(site, stage)
+    client = _client()
+    image = ensure_image(None, HOST_TAG, log=log)
+    raise_inotify(log)
+
+    changed = ensure_keypair(context_dir, f"hive-{sname}-{stage}", log)
+    pubkey = public_key(context_dir)
+    pkey = load_pkey(context_dir)
+    changed |= _ensure_network(client, net, cidr, sname, stage, log)
+
+    old_state = read_state(context_dir)
+    old_hosts: dict[str, Any] = old_state.get("hosts") or {}
+    actions: dict[str, list[str]] = {}
+    containers: dict[str, Container] = {}
+    for plan in plans:
+        cname = container_name(sname, stage, plan)
+        acts: list[str] = []
+        try:
+            c: Container | None = client.containers.get(cname)
+        except docker.errors.NotFound:
+            c = None
+        if c is not None and _container_ip(c, net) != plan.private_ip:
+            log(f"{plan.name}: container {cname} has address {_container_ip(c, net)}, "
+                f"want {plan.private_ip}: recreating")
+            c.remove(force=True, v=True)
+            c = None
+            acts.append("removed")
+        if c is None:
+            c = _create(client, image, cname, net, plan, sname, stage)
+            acts.append("created")
+        if c.status != "running":
+            try:
+                c.start()
+            except docker.errors.APIError as e:
+                raise ProviderError(f"{plan.name}: cannot start {cname}: {e.explanation or e}") from e
+            acts.append("started")
+        containers[plan.name] = c
+        actions[plan.name] = acts
+
+    hosts: dict[str, Any] = {}
+    kh_set: dict[str, str] = {}
+    kh_drop: list[str] = []
+    deadline = time.monotonic() + SSH_WAIT_S
+    for plan in plans:
+        c = containers[plan.name]
+        cname = container_name(sname, stage, plan)
+        port = _published_port(c, plan.name)
+        if _inject(cname, plan, pubkey):
+            actions[plan.name].append("key_injected")
+        hostkey = wait_for_ssh("127.0.0.1", port, plan.user, pkey, deadline, plan.name)
+        pattern = known_hosts_name("127.0.0.1", port)
+        kh_set[pattern] = hostkey
+        prev = old_hosts.get(plan.name) or {}
+        if prev.get("port") and int(prev["port"]) != port:
+            kh_drop.append(known_hosts_name(str(prev.get("address", "127.0.0.1")), int(prev["port"])))
+        hosts[plan.name] = {"address": "127.0.0.1", "port": port, "user": plan.user,
+                            "private_ip": plan.private_ip, "container": cname}
+
+    for name in sorted(set(old_hosts) - set(hosts)):
+        log(f"WARNING: {name} is no longer in the site; its container stays until `destroy`")
+    kh_changed = update_known_hosts(context_dir / "known_hosts", kh_set, kh_drop)
+    state = {"provider": "docker", "stage": stage, "site_name": sname, "ssh_key": "id_ed25519",
+             "network": {"name": net, "cidr": cidr}, "hosts": hosts}
+    st_changed = write_state(context_dir, state)
+    changed = changed or kh_changed or st_changed or any(actions.values())
+    elapsed = time.monotonic() - t0
+    for name, acts in actions.items():
+        log(f"{name}: {', '.join(acts) if acts else 'unchanged'} (127.0.0.1:{hosts[name]['port']})")
+    log(f"build-infra docker {sname}/{stage}: {len(hosts)} hosts, "
+        f"{'changed' if changed else 'no change'}, {elapsed:.1f} s")
+    return {"changed": changed, "hosts": {n: (a or ["unchanged"]) for n, a in actions.items()},
+            "state": state, "elapsed_s": round(elapsed, 2)}
+
+
+def destroy(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> None:
+    """Remove the stage's containers (with volumes) and network, and forget them in state/known_hosts."""
+    context_dir = Path(context_dir)
+    sname, net = names(site, stage)
+    client = _client()
+    labels = [f"{LABEL_SITE}={sname}", f"{LABEL_STAGE}={stage}"]
+    found = client.containers.list(all=True, filters={"label": labels})
+    for c in found:
+        c.remove(force=True, v=True)
+        log(f"removed container {c.name}")
+    try:
+        client.networks.get(net).remove()
+        log(f"removed network {net}")
+    except docker.errors.NotFound:
+        pass
+    state = read_state(context_dir)
+    if state:
+        drop = [known_hosts_name(str(h.get("address", "127.0.0.1")), int(h["port"]))
+                for h in (state.get("hosts") or {}).values() if h.get("port")]
+        if (context_dir / "known_hosts").exists():
+            update_known_hosts(context_dir / "known_hosts", {}, drop)
+        state["hosts"] = {}
+        write_state(context_dir, state)
+    log(f"destroy docker {sname}/{stage}: {len(found)} containers removed")

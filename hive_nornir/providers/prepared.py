@@ -1,0 +1,103 @@
+"""Provider `prepared`: servers that already exist; record where they are and check we can reach them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from hive_nornir.providers.common import (
+    HostPlan,
+    Log,
+    ProviderError,
+    ensure_context_dir,
+    ensure_keypair,
+    known_host_key,
+    known_hosts_name,
+    load_pkey,
+    nolog,
+    plan_hosts,
+    probe_ssh,
+    read_state,
+    site_name,
+    stage_cidr,
+    update_known_hosts,
+    write_state,
+)
+
+
+def _endpoint(plan: HostPlan) -> tuple[str, int]:
+    """Address and port: hive_ssh_host/ansible_host override the private IP, hive_sshd_port the port."""
+    address = plan.data.get("hive_ssh_host") or plan.data.get("ansible_host") or plan.private_ip
+    port = int(plan.data.get("hive_sshd_port") or 22)
+    return str(address), port
+
+
+def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[str, Any]:
+    """Write state.json for existing hosts, trust host keys on first contact, report who is reachable."""
+    t0 = time.monotonic()
+    context_dir = ensure_context_dir(Path(context_dir))
+    sname = site_name(site)
+    changed = ensure_keypair(context_dir, f"hive-{sname}-{stage}", log)
+    if changed:
+        log(f"install {context_dir / 'id_ed25519.pub'} in authorized_keys of the login user on every host")
+    pkey = load_pkey(context_dir)
+    kh = context_dir / "known_hosts"
+    hosts: dict[str, Any] = {}
+    status: dict[str, list[str]] = {}
+    kh_set: dict[str, str] = {}
+    problems: list[str] = []
+    for plan in plan_hosts(site, stage):
+        address, port = _endpoint(plan)
+        pattern = known_hosts_name(address, port)
+        hosts[plan.name] = {"address": address, "port": port, "user": plan.user,
+                            "private_ip": plan.private_ip}
+        try:
+            hostkey, auth_err = probe_ssh(address, port, plan.user, pkey, timeout=10.0)
+        except (OSError, paramiko.SSHException, EOFError) as e:
+            status[plan.name] = ["unreachable"]
+            problems.append(f"{plan.name}: ssh {address}:{port} unreachable: {type(e).__name__}: {e}")
+            continue
+        known = known_host_key(kh, pattern)
+        if known is None:
+            kh_set[pattern] = hostkey
+            status[plan.name] = ["host_key_recorded"]
+        elif known.split()[0] == hostkey.split()[0] and known != hostkey:
+            status[plan.name] = ["host_key_changed"]
+            problems.append(f"{plan.name}: host key of {pattern} differs from {kh}; "
+                            f"remove the old entry only if the host was really reinstalled")
+            continue
+        else:
+            status[plan.name] = []
+        if auth_err:
+            status[plan.name].append("auth_failed")
+            problems.append(f"{plan.name}: {auth_err}")
+    changed |= update_known_hosts(kh, kh_set)
+    cidr = stage_cidr(site, stage)
+    state = {"provider": "prepared", "stage": stage, "site_name": sname, "ssh_key": "id_ed25519",
+             "network": {"name": f"hive-{sname}-{stage}", "cidr": cidr}, "hosts": hosts}
+    changed |= write_state(context_dir, state)
+    for p in problems:
+        log(p)
+    log(f"build-infra prepared {sname}/{stage}: {len(hosts)} hosts, {len(problems)} problems, "
+        f"{time.monotonic() - t0:.1f} s")
+    if problems:
+        raise ProviderError("prepared hosts not ready:\n" + "\n".join(problems))
+    return {"changed": changed, "hosts": {n: (s or ["unchanged"]) for n, s in status.items()}, "state": state,
+            "elapsed_s": round(time.monotonic() - t0, 2)}
+
+
+def destroy(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> None:
+    """Prepared hosts are not ours to remove: only forget them in state.json and known_hosts."""
+    context_dir = Path(context_dir)
+    state = read_state(context_dir)
+    if not state:
+        return
+    drop = [known_hosts_name(str(h["address"]), int(h["port"])) for h in (state.get("hosts") or {}).values()]
+    if (context_dir / "known_hosts").exists():
+        update_known_hosts(context_dir / "known_hosts", {}, drop)
+    state["hosts"] = {}
+    write_state(context_dir, state)
+    log(f"destroy prepared {site_name(site)}/{stage}: forgot {len(drop)} hosts (the hosts are untouched)")
