@@ -109,7 +109,8 @@ class Hive:
             if point and point in names:
                 steps = steps[names.index(point):]
                 resumed_from = point
-        nr = self.limit(self.nornir(), limit)
+        full = self.nornir()
+        nr = self.limit(full, limit)
         report = RunReport(phase=runbook.name, stage=self.stage, check=check, resumed_from=resumed_from,
                            started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                            hosts=[h for h in nr.inventory.hosts if any(s.selects(nr.inventory.hosts[h])
@@ -117,7 +118,8 @@ class Hive:
         started = time.monotonic()
         with StageLock(self.context_dir):
             run = RunState(nornir=nr, check=check, diff=diff, context_dir=self.context_dir,
-                           handlers=HandlerJournal(self.context_dir / "handlers.json"))
+                           handlers=HandlerJournal(self.context_dir / "handlers.json"),
+                           all_hosts=dict(full.inventory.hosts))
             if not check:
                 journal.start(runbook.name, self.stage, check, [s.name for s in steps])
 

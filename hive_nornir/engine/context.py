@@ -38,6 +38,11 @@ class RunState:
     predicted: set[str] = field(default_factory=set)  # hosts with a change predicted in check mode
     shared: dict[str, Any] = field(default_factory=dict)  # cross-host values (e.g. a swarm join token)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    all_hosts: dict[str, Host] | None = None  # the whole stage, even when --limit narrows the run
+
+    def stage_hosts(self) -> dict[str, Host]:
+        """Every host of the stage: a hosts file or a peer list must not shrink because of --limit."""
+        return dict(self.all_hosts if self.all_hosts is not None else self.nornir.inventory.hosts)
 
 
 class HostContext:

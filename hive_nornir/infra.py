@@ -1,0 +1,64 @@
+"""build-infra: the stage's provider makes the machines (or forgets them with -D) and writes the stage state."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from hive_nornir.engine.lock import StageLock
+from hive_nornir.engine.outcome import CHANGED, FAILED, OK, Change, HostOutcome
+from hive_nornir.providers import ProviderError, get_provider
+from hive_nornir.report.run_report import RunReport
+
+if TYPE_CHECKING:
+    from hive_nornir.api import Hive
+    from hive_nornir.report.progress import Progress
+
+
+def build_infra(hive: Hive, *, destroy: bool = False, check: bool = False,
+                progress: Progress | None = None) -> RunReport:
+    """Run the provider under the stage lock and report per host what it did."""
+    stage = hive.site.stages[hive.stage]
+    provider = get_provider(stage.provider)
+    report = RunReport(phase="build-infra" + (" -D" if destroy else ""), stage=hive.stage, check=check,
+                       started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    started = time.monotonic()
+
+    def say(message: str) -> None:
+        if progress is not None and not progress.quiet:
+            progress._write(f"   {message}")
+
+    if progress is not None and not progress.quiet:
+        progress._write(f"== build-infra ({stage.provider}){' destroy' if destroy else ''}")
+    with StageLock(hive.context_dir):
+        if check:
+            report.outcomes = _predict(hive, destroy)
+        elif destroy:
+            before = list((hive.state or {}).get("hosts", {}))
+            provider.destroy(hive.site, hive.stage, hive.context_dir, say)
+            report.outcomes = [HostOutcome(h, "build-infra", CHANGED, [Change(h, "removed")]) for h in before]
+        else:
+            try:
+                result = provider.build(hive.site, hive.stage, hive.context_dir, say)
+            except ProviderError as exc:
+                report.outcomes = [HostOutcome("(provider)", "build-infra", FAILED, error=str(exc))]
+            else:
+                for name, actions in result.get("hosts", {}).items():
+                    changes = [Change(name, str(a)) for a in actions]
+                    report.outcomes.append(HostOutcome(name, "build-infra", CHANGED if changes else OK, changes))
+    report.hosts = [o.host for o in report.outcomes]
+    report.seconds = round(time.monotonic() - started, 2)
+    return report
+
+
+def _predict(hive: Hive, destroy: bool) -> list[HostOutcome]:
+    """Check mode: say what build-infra would do from the recorded state, touching nothing."""
+    known = (hive.state or {}).get("hosts", {})
+    outcomes = []
+    for name in hive.hosts():
+        if destroy:
+            changes = [Change(name, "would remove", assumed=True)] if name in known else []
+        else:
+            changes = [] if name in known else [Change(name, "would create", assumed=True)]
+        outcomes.append(HostOutcome(name, "build-infra", CHANGED if changes else OK, changes))
+    return outcomes
