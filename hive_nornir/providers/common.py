@@ -122,7 +122,8 @@ def _plan_hosts_fallback(site: Any, stage: str) -> list[HostPlan]:
         for _ in range(3):
             next(it)
         ips = [str(next(it)) for _ in range(n)]
-    prefix = STAGE_PREFIX.get(stage, "")
+    prefix = _get(st, "prefix")
+    prefix = STAGE_PREFIX.get(stage, "") if prefix is None else str(prefix)
     user = str(_get(st, "hive_admin", None) or "admin")
     return [HostPlan(name=f"{prefix}{custom}{i}.{name}", short=f"{prefix}{custom}{i}", private_ip=str(ips[i]),
                      user=user, data={}) for i in range(n)]

@@ -8,12 +8,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import paramiko
 import pytest
-import yaml
 
 LAB_SITE = """\
 plugin: hive_inventory
@@ -38,14 +36,9 @@ def write_site(root: Path, name: str, cidr: str, n: int, separate: bool = True,
 
 
 def load_test_site(path: Path) -> Any:
-    """The product's load_site; a plain stand-in only while hive_nornir.site has none (said in the log)."""
-    try:
-        from hive_nornir.site import load_site  # type: ignore[attr-defined]
-    except ImportError:
-        print("WARNING: hive_nornir.site.load_site missing; using a raw-YAML stand-in for the lab site")
-        raw = yaml.safe_load(path.read_text())
-        stages = {k: SimpleNamespace(raw=v, **v) for k, v in raw["stages"].items()}
-        return SimpleNamespace(name=raw["name"], stages=stages, raw=raw)
+    """Load the written site with the product's loader, so the lab checks the same path users take."""
+    from hive_nornir.site import load_site
+
     return load_site(path)
 
 
