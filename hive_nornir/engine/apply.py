@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from hive_nornir.engine.errors import CommandFailed
 from hive_nornir.primitives.base import Plan, Upload, q
-from hive_nornir.transport.ssh import SSHSession
+
+if TYPE_CHECKING:
+    from hive_nornir.transport.ssh import SSHSession
 
 VALIDATION_FAILED = 97  # exit code the script uses when a candidate is rejected
 

@@ -15,9 +15,8 @@ from hive_nornir.engine.outcome import Change, HostOutcome
 from hive_nornir.engine.probe import batch_script, split_output
 from hive_nornir.facts import FACTS_SCRIPT, Facts, parse_facts
 from hive_nornir.primitives.base import Primitive
-from hive_nornir.transport.ssh import CommandResult, SSHSession, session_for
-
 if TYPE_CHECKING:
+    from hive_nornir.transport.ssh import CommandResult, SSHSession
     from nornir.core import Nornir
     from nornir.core.inventory import Host
 
@@ -70,6 +69,8 @@ class HostContext:
     def session(self) -> SSHSession:
         """The host's SSH session, reconnected if it died (reboot, sshd restart)."""
         if self._session is None or not self._session.is_alive():
+            from hive_nornir.transport.ssh import session_for
+
             self._session = session_for(self.host, self.run_state.nornir.config)
         return self._session
 
