@@ -1,0 +1,30 @@
+"""Names shared by the inventory modules: groups, admin users per provider, secret variables."""
+
+from __future__ import annotations
+
+SERVERS = "servers"
+HIVES = "hives"
+REPOSITORY = "repository"
+FIRST_HIVE = "first_hive"
+ROLE_GROUPS: tuple[str, ...] = (SERVERS, HIVES, REPOSITORY, FIRST_HIVE)
+
+PLATFORM = "linux"
+DEFAULT_SSH_KEY = "id_ed25519"
+KNOWN_HOSTS = "known_hosts"
+STATE_FILE = "state.json"
+
+DEFAULT_ADMIN = "admin"
+ADMIN_BY_PROVIDER: dict[str, str] = {"vagrant": "vagrant", "aws": "ec2-user", "azure": "hiveadmin"}
+
+# Variables whose values are secrets: reports, tables and logs must mask them.
+SECRET_KEYS: frozenset[str] = frozenset({
+    "hive_root_password",
+    "hive_ca_key",
+    "hive_ext_repositories",
+    "credentials",
+    "ansible_password",
+    "ansible_become_password",
+    "password",
+})
+_SECRET_HINTS: tuple[str, ...] = ("password", "secret", "token", "private_key")
+MASK = "********"

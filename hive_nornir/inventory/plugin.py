@@ -1,0 +1,47 @@
+"""Nornir inventory plugin `HiveInventory`: InitNornir(inventory={"plugin": "HiveInventory", ...})."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from nornir.core.inventory import Inventory
+
+from ..site import find_site, load_site
+from .build import build_inventory, context_dir_for
+from .constants import STATE_FILE
+
+
+class StateError(ValueError):
+    """state.json exists but cannot be used; names the file so the user can fix or delete it."""
+
+
+def read_state(context_dir: Path) -> dict[str, Any] | None:
+    """The provider's state.json of a stage, or None before build-infra has run."""
+    path = Path(context_dir) / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StateError(f"{path}: cannot read provider state: {exc}") from exc
+    if not isinstance(state, dict) or not isinstance(state.get("hosts", {}), dict):
+        raise StateError(f"{path}: expected an object with a 'hosts' object")
+    return state
+
+
+class HiveInventory:
+    """Loads `<root>/inventory/hive.yml` (or the default site) and the stage state as a Nornir inventory."""
+
+    def __init__(self, root_dir: str = ".", stage: str = "private", site_file: str | None = None) -> None:
+        self.root_dir = Path(root_dir)
+        self.stage = stage
+        self.site_file = Path(site_file) if site_file else None
+
+    def load(self) -> Inventory:
+        """Nornir's InventoryPlugin protocol: build the inventory now."""
+        site_path = self.site_file or find_site(self.root_dir)
+        site = load_site(site_path, root_dir=self.root_dir)
+        context = context_dir_for(self.root_dir, self.stage)
+        return build_inventory(site, self.stage, read_state(context), context_dir=context)
