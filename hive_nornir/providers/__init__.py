@@ -20,7 +20,7 @@ class Provider(Protocol):
     """What every provider module offers."""
 
     def build(self, site: Any, stage: str, context_dir: Path, log: Log = ...) -> dict[str, Any]:
-        """Bring the stage's hosts up; return {"changed", "hosts": {name: [actions]}, "state"}."""
+        """Bring the hosts up; return {"changed", "hosts": {name: [actions] ([] = unchanged)}, "state"}."""
 
     def destroy(self, site: Any, stage: str, context_dir: Path, log: Log = ...) -> None:
         """Remove what build created and forget it in state.json/known_hosts."""

@@ -263,7 +263,7 @@ def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[st
         log(f"{name}: {', '.join(acts) if acts else 'unchanged'} (127.0.0.1:{hosts[name]['port']})")
     log(f"build-infra docker {sname}/{stage}: {len(hosts)} hosts, "
         f"{'changed' if changed else 'no change'}, {elapsed:.1f} s")
-    return {"changed": changed, "hosts": {n: (a or ["unchanged"]) for n, a in actions.items()},
+    return {"changed": changed, "hosts": actions,
             "state": state, "elapsed_s": round(elapsed, 2)}
 
 

@@ -85,7 +85,7 @@ def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[st
         f"{time.monotonic() - t0:.1f} s")
     if problems:
         raise ProviderError("prepared hosts not ready:\n" + "\n".join(problems))
-    return {"changed": changed, "hosts": {n: (s or ["unchanged"]) for n, s in status.items()}, "state": state,
+    return {"changed": changed, "hosts": status, "state": state,
             "elapsed_s": round(time.monotonic() - t0, 2)}
 
 

@@ -65,7 +65,7 @@ def test_rerun_reports_no_change(lab: Lab) -> None:
     before = (lab.context_dir / "state.json").read_text(), lab.known_hosts.read_text()
     res = lab.rebuild()
     assert res["changed"] is False, res["hosts"]
-    assert all(acts == ["unchanged"] for acts in res["hosts"].values()), res["hosts"]
+    assert all(acts == [] for acts in res["hosts"].values()), res["hosts"]
     assert ((lab.context_dir / "state.json").read_text(), lab.known_hosts.read_text()) == before
 
 
