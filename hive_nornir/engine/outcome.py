@@ -28,6 +28,7 @@ class HostOutcome:
     changes: list[Change] = field(default_factory=list)
     error: str = ""
     seconds: float = 0.0
+    started_at: float = 0.0  # epoch seconds: shows steps really ran in parallel
     round_trips: int = 0
     handlers_run: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)

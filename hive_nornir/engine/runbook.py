@@ -37,6 +37,7 @@ class Step:
     tags: tuple[str, ...] = ()
     serial: int | None = None
     timeout: float | None = None
+    flush_handlers: bool = False  # run pending handlers right after this step (default: once, at phase end)
     params: dict[str, Any] = field(default_factory=dict)
 
     def selects(self, host: Host) -> bool:
@@ -73,14 +74,14 @@ class Runbook:
 
 def execute_step(task: Task, step: Step, run: RunState) -> Result:
     """Nornir task body: run one step on one host and turn every failure into a readable outcome."""
-    outcome = HostOutcome(host=str(task.host.name), step=step.name)
+    outcome = HostOutcome(host=str(task.host.name), step=step.name, started_at=time.time())
     started = time.monotonic()
     ctx = HostContext(task.host, run, outcome, step.timeout)
     before = 0
     try:
         before = ctx.session.round_trips
         step.task(ctx, **step.params)
-        if not run.check:
+        if step.flush_handlers and not run.check:
             _run_handlers(ctx)
         outcome.status = CHANGED if outcome.changes else OK
     except (CommandTimeout, SudoPasswordRequired) as exc:
@@ -125,7 +126,25 @@ def run_steps(nr: Nornir, steps: Sequence[Step], run: RunState,
         outcomes.extend(step_outcomes)
         if on_step_done is not None:
             on_step_done(step, step_outcomes)
+    if not run.check:
+        outcomes.extend(_flush_handlers(nr, run))
     return outcomes
+
+
+def _flush(ctx: HostContext) -> None:
+    """The handlers step: everything it does happens in _run_handlers."""
+    _run_handlers(ctx)
+
+
+def _flush_handlers(nr: Nornir, run: RunState) -> list[HostOutcome]:
+    """Once per host at the end of the phase: every handler notified by any step (or left by a failed run)."""
+    owed = [n for n in nr.inventory.hosts if n not in nr.data.failed_hosts and run.handlers.pending(n)]
+    if not owed:
+        return []
+    step = Step("handlers", _flush, groups=("all",), flush_handlers=True)
+    part = nr.filter(filter_func=lambda h: h.name in owed)
+    result = part.run(task=execute_step, name="handlers", step=step, run=run)
+    return [result[n][0].result for n in owed if n in result]
 
 
 def _batches(names: list[str], size: int | None) -> list[list[str]]:
