@@ -74,7 +74,7 @@ def load_site(path: Path, root_dir: Path | None = None) -> Site:
     group_vars, group_files = _load_vars(path.parent / "group_vars", issues)
     host_vars, host_files = _load_vars(path.parent / "host_vars", issues)
     if issues:
-        raise SiteError(sorted(issues, key=lambda i: (str(i.file), i.line or 0)))
+        raise SiteError(sorted(issues, key=lambda i: (i.file != path, str(i.file), i.line or 0)))
     data = plain(doc)
     stages = {name: make_stage(name, raw) for name, raw in data["stages"].items()}
     var_files = {f"group_vars/{k}": v for k, v in group_files.items()}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from .rules import (
 )
 
 Path_ = tuple[Any, ...]
+Usable = Callable[[Path_], bool]
+MISSING_KEY = "missing required key"
 JINJA_MARKERS = ("{{", "{%", "{#")
 JINJA_ALLOWED = "a literal value (hive_nornir does not template site files)"
 
@@ -129,8 +131,12 @@ def effective_count(stage: dict[str, Any]) -> int:
 def stage_problems(stage: dict[str, Any], name: str | None) -> list[Problem]:
     """Kind checks plus the cross-key rules of one stage, with paths relative to the stage."""
     problems = check_keys(stage, STAGE_KEYS)
-    bad = {p[0] for p, *_ in problems if p}
-    ok = {k: v for k, v in stage.items() if k in STAGE_SPECS and k not in bad}
+    bad = {p for p, m, *_ in problems if not m.startswith(MISSING_KEY)}
+
+    def usable(path: Path_) -> bool:
+        return not any(path[: len(b)] == b for b in bad)
+
+    ok = {k: v for k, v in stage.items() if k in STAGE_SPECS and usable((k,))}
     provider = ok.get("provider")
     if isinstance(provider, str):
         for key in stage:
@@ -138,12 +144,12 @@ def stage_problems(stage: dict[str, Any], name: str | None) -> list[Problem]:
             if allowed is not None and provider not in allowed:
                 problems.append(((key,), f"is not allowed with provider {provider!r}", stage[key],
                                  "this key only with provider " + ", ".join(allowed)))
-    problems.extend(_host_rules(ok, name))
-    problems.extend(_address_rules(ok))
+    problems.extend(_host_rules(ok, name, usable))
+    problems.extend(_address_rules(ok, usable))
     return problems
 
 
-def _host_rules(ok: dict[str, Any], name: str | None) -> list[Problem]:
+def _host_rules(ok: dict[str, Any], name: str | None, usable: Usable) -> list[Problem]:
     out: list[Problem] = []
     custom = ok.get("custom_hostname")
     if name is not None and custom is not None and len(custom) + len(name) > MAX_HOSTNAME_PLUS_NAME:
@@ -164,13 +170,14 @@ def _host_rules(ok: dict[str, Any], name: str | None) -> list[Problem]:
                     ok["number_of_hosts"], f"{len(ips)}, or leave number_of_hosts out"))
     networks = (ok.get("kickstart_config") or {}).get("networks") or []
     for idx, net in enumerate(networks):
-        if "ips" in net and len(net["ips"]) < count:
-            out.append((("kickstart_config", "networks", idx, "ips"),
-                        f"has fewer addresses than the {count} hosts", net["ips"], "one address per host"))
+        path = ("kickstart_config", "networks", idx, "ips")
+        if usable(path) and isinstance(net, dict) and "ips" in net and len(net["ips"]) < count:
+            out.append((path, f"has fewer addresses than the {count} hosts", net["ips"],
+                        "one address per host"))
     return out
 
 
-def _address_rules(ok: dict[str, Any]) -> list[Problem]:
+def _address_rules(ok: dict[str, Any], usable: Usable) -> list[Problem]:
     out: list[Problem] = []
     if "cidr" not in ok:
         return out
@@ -186,39 +193,46 @@ def _address_rules(ok: dict[str, Any]) -> list[Problem]:
                     "a block disjoint from cidr"))
     if ips is not None:
         for idx, ip in enumerate(ips):
-            if ipaddress.ip_address(ip) not in cidr:
+            if usable(("ip_address_list", idx)) and ipaddress.ip_address(ip) not in cidr:
                 out.append((("ip_address_list", idx), f"is outside cidr {cidr}", ip, f"an address in {cidr}"))
     elif subnets is not None:
-        out.extend(_subnet_rules(subnets, cidr, count))
+        out.extend(_subnet_rules(subnets, cidr, count, usable))
     else:
-        usable = max(cidr.num_addresses - 2, 0) - 3
-        if usable < count:
-            out.append((("cidr",), f"has room for {max(usable, 0)} hosts (the first 3 are reserved), "
+        room = max(cidr.num_addresses - 2, 0) - 3
+        if room < count:
+            out.append((("cidr",), f"has room for {max(room, 0)} hosts (the first 3 are reserved), "
                         f"but the stage has {count}", ok["cidr"], "a larger network"))
     return out
 
 
-def _subnet_rules(subnets: list[dict[str, Any]], cidr: ipaddress._BaseNetwork, count: int) -> list[Problem]:
+def _subnet_rules(
+    subnets: list[dict[str, Any]], cidr: ipaddress._BaseNetwork, count: int, usable: Usable
+) -> list[Problem]:
     out: list[Problem] = []
-    nets = [ipaddress.ip_network(s["cidr"]) for s in subnets]
+    nets = [
+        ipaddress.ip_network(s["cidr"]) if "cidr" in s and usable(("subnets", i, "cidr")) else None
+        for i, s in enumerate(subnets)
+    ]
     names: dict[str, int] = {}
     for idx, (sub, net) in enumerate(zip(subnets, nets, strict=True)):
-        if net.version != cidr.version or not net.subnet_of(cidr):  # type: ignore[arg-type]
-            out.append((("subnets", idx, "cidr"), f"is outside cidr {cidr}", sub["cidr"],
-                        f"a subnet of {cidr}"))
-        for other in range(idx):
-            if nets[other].overlaps(net):
-                out.append((("subnets", idx, "cidr"), f"overlaps subnets[{other}] {nets[other]}", sub["cidr"],
-                            "disjoint subnets"))
         name = sub.get("name", f"subnet{idx}")
-        if name in names:
+        if name in names and usable(("subnets", idx, "name")):
             out.append((("subnets", idx, "name"), f"is already used by subnets[{names[name]}]", name,
                         "a unique subnet name"))
         names.setdefault(name, idx)
+        if net is None:
+            continue
+        if net.version != cidr.version or not net.subnet_of(cidr):  # type: ignore[arg-type]
+            out.append((("subnets", idx, "cidr"), f"is outside cidr {cidr}", sub["cidr"],
+                        f"a subnet of {cidr}"))
+        for other, prev in enumerate(nets[:idx]):
+            if prev is not None and prev.overlaps(net):
+                out.append((("subnets", idx, "cidr"), f"overlaps subnets[{other}] {prev}", sub["cidr"],
+                            "disjoint subnets"))
         assigned = len(range(idx, count, len(subnets)))
-        usable = max(net.num_addresses - 2, 0) - 4
-        if usable < assigned:
-            out.append((("subnets", idx, "cidr"), f"has room for {max(usable, 0)} hosts (the first 4 are "
+        room = max(net.num_addresses - 2, 0) - 4
+        if room < assigned:
+            out.append((("subnets", idx, "cidr"), f"has room for {max(room, 0)} hosts (the first 4 are "
                         f"reserved), but {assigned} are assigned to it", sub["cidr"], "a larger subnet"))
     return out
 
