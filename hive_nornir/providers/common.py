@@ -18,9 +18,10 @@ from typing import Any
 
 import paramiko
 
+from hive_nornir.inventory import build_inventory
+
 Log = Callable[[str], None]
 KEY_NAME = "id_ed25519"
-STAGE_PREFIX = {"private": "p-", "staging": "s-", "production": ""}
 
 
 class ProviderError(RuntimeError):
@@ -91,10 +92,6 @@ def _host_value(host: Any, key: str, default: Any = None) -> Any:
 
 def plan_hosts(site: Any, stage: str) -> list[HostPlan]:
     """Server names and private IPs from the inventory, so the provider and inventory never disagree."""
-    try:
-        from hive_nornir.inventory import build_inventory  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return _plan_hosts_fallback(site, stage)
     inv = build_inventory(site, stage, None)
     plans = []
     for name, host in inv.hosts.items():
@@ -105,28 +102,6 @@ def plan_hosts(site: Any, stage: str) -> list[HostPlan]:
         plans.append(HostPlan(name=name, short=name.split(".", 1)[0], private_ip=str(ip),
                               user=str(_host_value(host, "hive_admin", "admin")), data=data))
     return plans
-
-
-def _plan_hosts_fallback(site: Any, stage: str) -> list[HostPlan]:
-    """hive-builder's naming/IP rules for a plain cidr stage; only while hive_nornir.inventory is absent."""
-    st = stage_of(site, stage)
-    name = site_name(site)
-    sep = _get(st, "separate_repository", True)
-    n = int(_get(st, "number_of_hosts", 4 if sep else 3))
-    custom = _get(st, "custom_hostname", "hive")
-    ips = list(_get(st, "ip_address_list") or [])
-    if ips:
-        n = len(ips)
-    else:
-        it = ipaddress.ip_network(stage_cidr(site, stage)).hosts()
-        for _ in range(3):
-            next(it)
-        ips = [str(next(it)) for _ in range(n)]
-    prefix = _get(st, "prefix")
-    prefix = STAGE_PREFIX.get(stage, "") if prefix is None else str(prefix)
-    user = str(_get(st, "hive_admin", None) or "admin")
-    return [HostPlan(name=f"{prefix}{custom}{i}.{name}", short=f"{prefix}{custom}{i}", private_ip=str(ips[i]),
-                     user=user, data={}) for i in range(n)]
 
 
 # --- stage context dir ---------------------------------------------------------------------------
