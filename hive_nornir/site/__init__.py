@@ -1,6 +1,6 @@
 """Site definitions in hive-builder's format: load, validate, describe as JSON Schema."""
 
-from .errors import SiteError, SiteIssue
+from .errors import SiteError, SiteIssue, UnknownStageError
 from .loader import default_site_dir, find_site, load_site
 from .model import Site, Stage, Subnet
 from .rules import PROVIDERS, STAGE_NAMES, STAGE_PREFIX
@@ -15,6 +15,7 @@ __all__ = [
     "SiteIssue",
     "Stage",
     "Subnet",
+    "UnknownStageError",
     "default_site_dir",
     "find_site",
     "load_site",

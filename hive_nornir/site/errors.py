@@ -45,3 +45,10 @@ class SiteError(Exception):
 
     def __str__(self) -> str:
         return "\n".join(str(i) for i in self.issues)
+
+
+class UnknownStageError(KeyError):
+    """A stage the site does not define; a KeyError for callers, a readable line for users."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown stage"

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import UnknownStageError
 from .rules import DEFAULT_HOSTNAME, STAGE_PREFIX
 from .validate import effective_count
 
@@ -77,7 +78,8 @@ class Site:
             return self.stages[name]
         except KeyError:
             defined = ", ".join(self.stages) or "none"
-            raise KeyError(f"stage {name!r} is not defined in {self.path} (defined: {defined})") from None
+            message = f"stage {name!r} is not defined in {self.path} (defined: {defined})"
+            raise UnknownStageError(message) from None
 
 
 def make_stage(name: str, raw: dict[str, Any]) -> Stage:
