@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
-import fnmatch
 import hashlib
 import hmac
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -62,7 +62,10 @@ def _pattern_matches(pattern: str, entry: str) -> bool:
             return False
         got = hmac.new(salt, entry.encode(), hashlib.sha1).digest()
         return hmac.compare_digest(got, want)
-    return fnmatch.fnmatchcase(entry, pattern)
+    if "*" not in pattern and "?" not in pattern:
+        return pattern == entry  # the common case; `[host]:port` must not be read as a glob class
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, entry) is not None
 
 
 def _hosts_match(field: str, entry: str) -> bool:

@@ -1,0 +1,522 @@
+"""hive_ssh against a throwaway sshd on 127.0.0.1 (started here); skips without sshd/root, fails under CI."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hive_nornir.transport import (
+    AuthenticationFailed,
+    CommandTimeout,
+    ConnectionRefused,
+    HostKeyChanged,
+    HostKeyUnknown,
+    SSHSession,
+    SudoPasswordRequired,
+)
+from hive_nornir.transport.ssh import CONNECTION_NAME, HiveSSH, build_params, connect, session_for
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+SUDO_USER = "hvt_sudo"
+NOPW_USER = "hvt_nopw"
+SUDOERS = Path("/etc/sudoers.d/hive-transport-test")
+
+
+def _require(ok: bool, why: str) -> None:
+    """Skip locally, but fail in CI: there the sshd tests are the proof and must run."""
+    if ok:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{why} (CI is set: install openssh-server and sudo, run as root)")
+    pytest.skip(why)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hvt", "-f", str(path)], check=True)
+
+
+def _ssh_fp(pub: Path) -> str:
+    """Fingerprint as OpenSSH prints it, to compare against ours."""
+    out = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(pub)], check=True,
+                         capture_output=True, text=True).stdout
+    return out.split()[1]
+
+
+def _drop_user(name: str) -> None:
+    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+    subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
+
+
+@dataclass
+class LocalSSHD:
+    """A running test sshd and the keys/users to reach it."""
+
+    port: int
+    root: Path
+    key: Path
+    host_pub: Path
+    proc: subprocess.Popen[bytes]
+    sessions: list[SSHSession] = field(default_factory=list)
+
+    def extras(self, **kw: Any) -> dict[str, Any]:
+        return {"key_file": str(self.key), "known_hosts": str(self.root / "known_hosts"), **kw}
+
+    def connect(self, user: str = "root", port: int | None = None, **kw: Any) -> SSHSession:
+        s = connect(build_params("127.0.0.1", user, None, port or self.port, self.extras(**kw)))
+        self.sessions.append(s)
+        return s
+
+
+@pytest.fixture(scope="module")
+def sshd() -> Iterator[LocalSSHD]:
+    _require(Path(SSHD).exists(), "sshd binary absent (apt-get install openssh-server)")
+    _require(os.geteuid() == 0, "needs root to run sshd and create test users")
+    _require(shutil.which("sudo") is not None, "sudo absent (apt-get install sudo)")
+    # not under pytest's 0700 tmp root: sshd reads authorized_keys as the (non-root) login user
+    root = Path(tempfile.mkdtemp(prefix="hive-sshd-"))
+    root.chmod(0o755)
+    _keygen(root / "host_ed25519")
+    _keygen(root / "client")
+    ak = root / "authorized_keys"
+    ak.mkdir(mode=0o755)
+    for user in (SUDO_USER, NOPW_USER):
+        _drop_user(user)
+        subprocess.run(["useradd", "-m", "-p", "*", "-s", "/bin/sh", user], check=True)
+    for user in ("root", SUDO_USER, NOPW_USER):
+        (ak / user).write_bytes((root / "client.pub").read_bytes())
+        (ak / user).chmod(0o644)
+    SUDOERS.write_text(f"{SUDO_USER} ALL=(ALL) NOPASSWD:ALL\n")
+    SUDOERS.chmod(0o440)
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    port = _free_port()
+    cfg = root / "sshd_config"
+    cfg.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root}/host_ed25519\n"
+        f"AuthorizedKeysFile {ak}/%u\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+        f"PidFile {root}/sshd.pid\nSubsystem sftp internal-sftp\nAllowTcpForwarding yes\n"
+        "MaxStartups 100:30:200\nMaxSessions 50\nLogLevel VERBOSE\n"
+    )
+    log = (root / "sshd.log").open("wb")
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"test sshd did not start: {(root / 'sshd.log').read_text()}")
+            time.sleep(0.05)
+    server = LocalSSHD(port, root, root / "client", root / "host_ed25519.pub", proc)
+    try:
+        yield server
+    finally:
+        for s in server.sessions:
+            s.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+        SUDOERS.unlink(missing_ok=True)
+        for user in (SUDO_USER, NOPW_USER):
+            _drop_user(user)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def root_session(sshd: LocalSSHD) -> SSHSession:
+    return sshd.connect("root")
+
+
+@pytest.fixture
+def sudo_session(sshd: LocalSSHD) -> SSHSession:
+    return sshd.connect(SUDO_USER)
+
+
+# --------------------------------------------------------------------------------------------- commands
+
+
+def test_status_stdout_stderr_split(root_session: SSHSession) -> None:
+    r = root_session.run("echo out; echo err >&2; exit 7")
+    assert (r.exit_status, r.stdout, r.stderr, r.ok) == (7, "out\n", "err\n", False)
+    assert root_session.run("true").ok
+    assert root_session.is_root and root_session.user == "root"
+
+
+def test_multi_mb_stdout_and_stderr_no_deadlock(root_session: SSHSession) -> None:
+    cmd = "head -c 3000000 /dev/zero | tr '\\0' e >&2; head -c 3000000 /dev/zero | tr '\\0' o; echo -n end"
+    for _ in range(3):
+        r = root_session.run(cmd, timeout=60)
+        assert r.ok
+        assert len(r.stderr) == 3_000_000 and set(r.stderr) == {"e"}
+        assert len(r.stdout) == 3_000_003 and r.stdout.endswith("end")
+
+
+def test_large_stdin_while_output_flows(root_session: SSHSession) -> None:
+    data = os.urandom(2_000_000)
+    r = root_session.run("cat; head -c 2000000 /dev/zero >&2", stdin=data, timeout=60)
+    assert r.ok and len(r.stdout.encode("utf-8", errors="surrogateescape")) > 0 and len(r.stderr) == 2_000_000
+    r = root_session.run("sha256sum", stdin=data)
+    import hashlib
+
+    assert r.stdout.split()[0] == hashlib.sha256(data).hexdigest()
+
+
+def test_timeout_fails_cleanly_and_connection_stays_usable(root_session: SSHSession) -> None:
+    marker = f"hvt-{uuid.uuid4().hex[:8]}"
+    t0 = time.monotonic()
+    with pytest.raises(CommandTimeout) as ei:
+        root_session.run(f"sleep 30; echo {marker}", timeout=1)
+    assert time.monotonic() - t0 < 2.5
+    assert "127.0.0.1" in str(ei.value) and "timeout" in str(ei.value)
+    r = root_session.run("echo still-here")
+    assert r.ok and r.stdout == "still-here\n"
+    assert root_session.is_alive()
+
+
+def test_env_prefix(root_session: SSHSession, sudo_session: SSHSession) -> None:
+    assert root_session.run('printf %s "$FOO"', env={"FOO": "a b'c"}).stdout == "a b'c"
+    assert sudo_session.run('printf %s "$FOO"', env={"FOO": "x y"}).stdout == "x y"
+    with pytest.raises(ValueError):
+        root_session.run("true", env={"BAD-NAME": "1"})
+
+
+def test_sudo_as_non_root(sudo_session: SSHSession) -> None:
+    assert not sudo_session.is_root
+    assert sudo_session.run("id -u").stdout.strip() == "0"
+    assert sudo_session.run("echo $HOME").stdout.strip() == "/root"  # -H
+    uid = pwd.getpwnam(SUDO_USER).pw_uid
+    assert sudo_session.run("id -u", sudo=False).stdout.strip() == str(uid)
+
+
+def test_sudo_password_required(sshd: LocalSSHD) -> None:
+    s = sshd.connect(NOPW_USER)
+    with pytest.raises(SudoPasswordRequired) as ei:
+        s.run("true")
+    assert NOPW_USER in str(ei.value) and "NOPASSWD" in str(ei.value)
+    assert s.run("id -un", sudo=False).stdout.strip() == NOPW_USER
+
+
+def test_secret_on_stdin_never_in_argv_or_logs(
+    root_session: SSHSession, sudo_session: SSHSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for session in (root_session, sudo_session):
+        secret = f"s3cr3t-{uuid.uuid4().hex}"
+        seen: list[str] = []
+        done = threading.Event()
+        marker = f"hvtwait{uuid.uuid4().hex[:6]}"
+
+        def scan(
+            secret: str = secret, seen: list[str] = seen, marker: str = marker, done: threading.Event = done
+        ) -> None:
+            saw_marker = False
+            while not done.is_set():
+                for d in Path("/proc").iterdir():
+                    if not d.name.isdigit():
+                        continue
+                    try:
+                        argv = (d / "cmdline").read_bytes().decode(errors="replace")
+                    except OSError:
+                        continue
+                    saw_marker = saw_marker or marker in argv
+                    if secret in argv:
+                        seen.append(argv)
+                time.sleep(0.02)
+            seen.append(f"marker-seen={saw_marker}")
+
+        th = threading.Thread(target=scan)
+        th.start()
+        try:
+            r = session.run(f'read -r x; : {marker}; sleep 1; printf %s "$x" | wc -c', stdin=secret + "\n")
+        finally:
+            done.set()
+            th.join()
+        assert r.ok and r.stdout.strip() == str(len(secret))
+        assert seen == ["marker-seen=True"], seen
+        assert secret not in caplog.text
+
+
+# --------------------------------------------------------------------------------------------- connect
+
+
+def test_refused_port_is_fast_and_named(sshd: LocalSSHD) -> None:
+    port = _free_port()
+    t0 = time.monotonic()
+    with pytest.raises(ConnectionRefused) as ei:
+        sshd.connect("root", port=port, connect_retries=0)
+    assert time.monotonic() - t0 < 0.5
+    assert f"127.0.0.1:{port}" in str(ei.value) and "sshd not listening" in str(ei.value)
+    t0 = time.monotonic()
+    with pytest.raises(ConnectionRefused):
+        sshd.connect("root", port=port)  # default: 3 retries, back-off 0.5 + 1 + 2 s
+    assert 3.4 < time.monotonic() - t0 < 5
+
+
+def test_bad_key_is_authentication_failed_without_retry(sshd: LocalSSHD, tmp_path: Path) -> None:
+    _keygen(tmp_path / "other")
+    t0 = time.monotonic()
+    with pytest.raises(AuthenticationFailed) as ei:
+        sshd.connect(SUDO_USER, key_file=str(tmp_path / "other"))
+    assert time.monotonic() - t0 < 1.5
+    msg = str(ei.value)
+    assert SUDO_USER in msg and str(tmp_path / "other") in msg and _ssh_fp(tmp_path / "other.pub") in msg
+    assert "PRIVATE KEY" not in msg
+
+
+def test_tcp_nodelay_and_round_trips(root_session: SSHSession) -> None:
+    assert root_session.tcp_nodelay
+    before = root_session.round_trips
+    for _ in range(3):
+        root_session.run("true")
+    assert root_session.round_trips == before + 3
+
+
+def test_first_contact_recorded_then_reused(sshd: LocalSSHD, tmp_path: Path) -> None:
+    kh = tmp_path / "sub" / "known_hosts"
+    sshd.connect("root", known_hosts=str(kh)).close()
+    host_key = sshd.host_pub.read_text().split()
+    assert kh.read_text() == f"[127.0.0.1]:{sshd.port} {host_key[0]} {host_key[1]}\n"
+    sshd.connect("root", known_hosts=str(kh), strict_host_key_checking="yes").close()
+    assert len(kh.read_text().splitlines()) == 1
+
+
+def test_parallel_first_contact_writes_one_line(sshd: LocalSSHD, tmp_path: Path) -> None:
+    kh = tmp_path / "known_hosts"
+    kh.write_text("# stage known hosts\n")
+    errors: list[BaseException] = []
+
+    def go() -> None:
+        try:
+            sshd.connect("root", known_hosts=str(kh)).close()
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=go) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    lines = kh.read_text().splitlines()
+    assert lines[0] == "# stage known hosts" and len(lines) == 2
+
+
+def test_unknown_host_refused_when_strict(sshd: LocalSSHD, tmp_path: Path) -> None:
+    with pytest.raises(HostKeyUnknown):
+        sshd.connect("root", known_hosts=str(tmp_path / "kh"), strict_host_key_checking="yes")
+    assert not (tmp_path / "kh").exists()
+
+
+def test_changed_host_key_refused_with_fix(sshd: LocalSSHD, tmp_path: Path) -> None:
+    _keygen(tmp_path / "impostor")
+    old = (tmp_path / "impostor.pub").read_text().split()
+    kh = tmp_path / "known_hosts"
+    kh.write_text(f"# comment\n[127.0.0.1]:{sshd.port} {old[0]} {old[1]}\n")
+    with pytest.raises(HostKeyChanged) as ei:
+        sshd.connect("root", known_hosts=str(kh))
+    msg = str(ei.value)
+    for part in (f"[127.0.0.1]:{sshd.port}", str(kh), "line 2", _ssh_fp(tmp_path / "impostor.pub"),
+                 _ssh_fp(sshd.host_pub), "remove line 2"):
+        assert part in msg, (part, msg)
+    assert kh.read_text().count("\n") == 2  # nothing recorded
+
+
+# --------------------------------------------------------------------------------------------- files
+
+
+def _stat(path: Path) -> tuple[str, str, str]:
+    st = path.stat()
+    return oct(stat.S_IMODE(st.st_mode)), pwd.getpwuid(st.st_uid).pw_name, str(st.st_gid)
+
+
+def test_stage_and_upload_as_root(root_session: SSHSession, tmp_path: Path) -> None:
+    target = tmp_path / "etc" / "app.conf"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    cand = root_session.stage_file(b"new\n", str(target), mode="0640", owner=SUDO_USER, group=SUDO_USER)
+    assert Path(cand).parent == target.parent and Path(cand).name.startswith(".app.conf.hive-")
+    assert target.read_text() == "old\n"  # untouched until renamed
+    gid = str(pwd.getpwnam(SUDO_USER).pw_gid)
+    assert _stat(Path(cand)) == ("0o640", SUDO_USER, gid)
+    inode = Path(cand).stat().st_ino
+    assert root_session.run(f"mv -f {cand} {target}").ok
+    assert target.stat().st_ino == inode  # rename(2), not a copy
+    before = root_session.round_trips
+    root_session.upload(b"\x00bin\xff", str(target), mode="0600")
+    assert target.read_bytes() == b"\x00bin\xff" and _stat(target) == ("0o600", "root", "0")
+    assert root_session.round_trips - before == 2  # SFTP open + mv
+    assert [p.name for p in target.parent.iterdir()] == ["app.conf"]
+
+
+def test_stage_and_upload_via_sudo(sshd: LocalSSHD, tmp_path: Path) -> None:
+    s = sshd.connect(SUDO_USER)
+    target = tmp_path / "root-only" / "secret.conf"
+    target.parent.mkdir(mode=0o700)
+    before = s.round_trips
+    s.upload(b"token=42\n", str(target), mode="0600", owner="root", group="root")
+    assert target.read_bytes() == b"token=42\n" and _stat(target) == ("0o600", "root", "0")
+    assert [p.name for p in target.parent.iterdir()] == ["secret.conf"]
+    staging = [p for p in Path("/var/tmp").iterdir() if p.name.startswith(f".hive-{SUDO_USER}-")]
+    assert len(staging) == 1 and _stat(staging[0])[:2] == ("0o700", SUDO_USER)
+    assert list(staging[0].iterdir()) == []
+    print(f"\nsudo upload round trips (incl. sftp start + staging mkdir): {s.round_trips - before}")
+    before = s.round_trips
+    s.upload(b"token=43\n", str(target), mode="0640")
+    assert s.round_trips - before == 3  # SFTP open, install, mv
+    assert s.read_file(str(target)) == b"token=43\n"
+    s.close()
+    assert not staging[0].exists()
+
+
+def test_read_file(root_session: SSHSession, sudo_session: SSHSession, tmp_path: Path) -> None:
+    p = tmp_path / "blob"
+    p.write_bytes(bytes(range(256)) * 10)
+    assert root_session.read_file(str(p)) == bytes(range(256)) * 10
+    assert sudo_session.read_file(str(p)) == bytes(range(256)) * 10
+    assert root_session.read_file(str(tmp_path / "missing")) is None
+
+
+def test_stage_file_rejects_bad_arguments(root_session: SSHSession) -> None:
+    for kwargs in ({"path": "relative"}, {"path": "/x", "mode": "644; rm"}, {"path": "/x", "owner": "a b"}):
+        with pytest.raises(ValueError):
+            root_session.stage_file(b"", **kwargs)
+
+
+# --------------------------------------------------------------------------------------------- proxies
+
+
+def test_proxy_jump_and_proxy_command_from_ssh_config(sshd: LocalSSHD, tmp_path: Path) -> None:
+    pump = tmp_path / "pump.py"
+    pump.write_text(
+        "import socket, sys, threading\n"
+        "s = socket.create_connection((sys.argv[1], int(sys.argv[2])))\n"
+        "def up():\n"
+        "    while (b := sys.stdin.buffer.raw.read(65536)):\n"
+        "        s.sendall(b)\n"
+        "threading.Thread(target=up, daemon=True).start()\n"
+        "while (b := s.recv(65536)):\n"
+        "    sys.stdout.buffer.write(b); sys.stdout.buffer.flush()\n"
+    )
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(
+        f"Host viajump\n  HostName 127.0.0.1\n  Port {sshd.port}\n  User root\n"
+        f"  ProxyJump root@127.0.0.1:{sshd.port}\n"
+        f"Host viacmd\n  HostName 127.0.0.1\n  Port {sshd.port}\n  User {SUDO_USER}\n"
+        f"  ProxyCommand {sys.executable} {pump} %h %p\n"
+    )
+    extras = sshd.extras(ssh_config=str(cfg))
+    p = build_params("viajump", None, None, None, extras)
+    assert (p.hostname, p.port, p.username, len(p.proxy_jump)) == ("127.0.0.1", sshd.port, "root", 1)
+    s = connect(p)
+    try:
+        assert s.run("echo via-jump").stdout == "via-jump\n" and not s.tcp_nodelay
+    finally:
+        s.close()
+    s = connect(build_params("viacmd", None, None, None, extras))
+    try:
+        assert s.user == SUDO_USER and s.run("id -u").stdout.strip() == "0"
+    finally:
+        s.close()
+
+
+# --------------------------------------------------------------------------------------------- nornir
+
+
+def test_threaded_runner_three_hosts_reuse_one_connection_each(sshd: LocalSSHD) -> None:
+    from nornir.core import Nornir
+    from nornir.core.configuration import Config
+    from nornir.core.inventory import ConnectionOptions, Defaults, Groups, Host, Hosts, Inventory
+    from nornir.core.plugins.connections import ConnectionPluginRegister
+    from nornir.core.task import Result, Task
+    from nornir.plugins.runners import ThreadedRunner
+
+    if CONNECTION_NAME not in ConnectionPluginRegister.available:
+        ConnectionPluginRegister.register(CONNECTION_NAME, HiveSSH)
+    opts = {CONNECTION_NAME: ConnectionOptions(extras=sshd.extras())}
+    users = {"h1": "root", "h2": SUDO_USER, "h3": "root"}
+    hosts = Hosts({
+        n: Host(n, hostname="127.0.0.1", port=sshd.port, username=u, connection_options=opts)
+        for n, u in users.items()
+    })
+    nr = Nornir(inventory=Inventory(hosts=hosts, groups=Groups(), defaults=Defaults()),
+                runner=ThreadedRunner(num_workers=3), config=Config())
+
+    def task(task: Task) -> Result:
+        ids, outs = set(), []
+        for i in range(3):
+            s = session_for(task.host, task.nornir.config)
+            ids.add(id(s))
+            outs.append(s.run(f"id -u; echo {i}").stdout.split())
+        return Result(host=task.host, result=(ids, outs, threading.get_ident()))
+
+    with nr:
+        first = nr.run(task=task)
+        second = nr.run(task=task)
+        assert not first.failed and not second.failed
+        for name in users:
+            ids1, outs, _ = first[name][0].result
+            ids2, _, _ = second[name][0].result
+            assert len(ids1) == 1 and ids1 == ids2  # one connection per host, reused across runs/threads
+            assert outs == [["0", "0"], ["0", "1"], ["0", "2"]]
+        all_ids = {next(iter(first[n][0].result[0])) for n in users}
+        assert len(all_ids) == 3
+        # a dead cached session is reopened once
+        dead = nr.inventory.hosts["h1"].get_connection(CONNECTION_NAME, nr.config)
+        dead.close()
+        fresh = session_for(nr.inventory.hosts["h1"], nr.config)
+        assert fresh is not dead and fresh.run("true").ok
+
+
+def test_fresh_login(root_session: SSHSession) -> None:
+    assert root_session.fresh_login() < 2
+
+
+# --------------------------------------------------------------------------------------------- measure
+
+
+def test_measure_latency(sshd: LocalSSHD) -> None:
+    """20 sequential `true` per mode; the user's login shell is /bin/sh (root's bashrc here runs pyenv)."""
+    connects = []
+    for _ in range(5):
+        t0 = time.monotonic()
+        sshd.connect(SUDO_USER).close()
+        connects.append(time.monotonic() - t0)
+    u = sshd.connect(SUDO_USER)
+
+    def twenty(sudo: bool) -> float:
+        t0 = time.monotonic()
+        for _ in range(20):
+            assert u.run("true", sudo=sudo).ok
+        return (time.monotonic() - t0) / 20
+
+    plain, with_sudo = twenty(False), twenty(True)
+    assert u._tcp is not None
+    u._tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+    nagle = twenty(False)
+    u._tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    print(f"\nconnect+auth median {sorted(connects)[2] * 1000:.1f} ms; per command: TCP_NODELAY "
+          f"{plain * 1000:.1f} ms, with sudo -n {with_sudo * 1000:.1f} ms, Nagle on {nagle * 1000:.1f} ms")
+    assert plain < 0.035  # Nagle + delayed ACK costs ~40-50 ms per command
