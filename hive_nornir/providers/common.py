@@ -219,6 +219,16 @@ def probe_ssh(address: str, port: int, user: str | None, pkey: paramiko.PKey | N
         t.close()
 
 
+def banner_ready(address: str, port: int, timeout: float = 3.0) -> bool:
+    """True once sshd sends its banner; a plain socket, so paramiko logs no resets while hosts boot."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            return sock.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
 def wait_for_ssh(address: str, port: int, user: str, pkey: paramiko.PKey, deadline: float,
                  label: str) -> str:
     """Poll until sshd answers and accepts the key (bounded by deadline); return the host key."""
@@ -226,6 +236,12 @@ def wait_for_ssh(address: str, port: int, user: str, pkey: paramiko.PKey, deadli
     attempts = 0
     while attempts < 2000:
         attempts += 1
+        if not banner_ready(address, port):
+            last = "no SSH banner yet"
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+            continue
         try:
             hostkey, err = probe_ssh(address, port, user, pkey, timeout=3.0)
             if err is None:
