@@ -136,3 +136,44 @@ def test_unknown_provider_is_a_clear_error() -> None:
 
     with pytest.raises(ProviderNotSupported, match="provider 'aws' is not supported yet by build-infra"):
         get_provider("aws")
+
+
+def test_prepared_provider_records_existing_hosts(lab: Lab, tmp_path: Any) -> None:
+    """Provider `prepared` on hosts that already exist (the lab's, via hive_ssh_host/hive_sshd_port)."""
+    import shutil
+
+    from hive_nornir.providers import ProviderError, get_provider
+    from hive_nornir.site import load_site
+
+    inv = tmp_path / "inventory"
+    (inv / "host_vars").mkdir(parents=True)
+    (inv / "hive.yml").write_text(lab.site_path.read_text().replace("provider: docker", "provider: prepared"))
+    for host in lab.hosts:
+        (inv / "host_vars" / f"{host}.yml").write_text(
+            f"hive_ssh_host: 127.0.0.1\nhive_sshd_port: {lab.ssh_port(host)}\n")
+    ctx = tmp_path / ".hive" / "private"
+    ctx.mkdir(parents=True)
+    for f in ("id_ed25519", "id_ed25519.pub"):
+        shutil.copy2(lab.context_dir / f, ctx / f)
+    site = load_site(inv / "hive.yml")
+    prepared = get_provider("prepared")
+    res = prepared.build(site, "private", ctx)
+    assert res["changed"] is True
+    assert all(acts == ["host_key_recorded"] for acts in res["hosts"].values()), res["hosts"]
+    assert sorted((ctx / "known_hosts").read_text().splitlines()) == sorted(
+        lab.known_hosts.read_text().splitlines())
+    for host in lab.hosts:
+        assert res["state"]["hosts"][host] == {"address": "127.0.0.1", "port": lab.ssh_port(host),
+                                               "user": "admin",
+                                               "private_ip": lab.state["hosts"][host]["private_ip"]}
+    again = prepared.build(site, "private", ctx)
+    assert again["changed"] is False and all(a == [] for a in again["hosts"].values()), again["hosts"]
+    # a different host key for the same endpoint is refused, not silently replaced
+    first = lab.hosts[0]
+    pattern = f"[127.0.0.1]:{lab.ssh_port(first)}"
+    lines = (ctx / "known_hosts").read_text().splitlines()
+    other = next(ln for ln in lines if not ln.startswith(pattern + " ")).split(None, 1)[1]
+    (ctx / "known_hosts").write_text("\n".join(
+        f"{pattern} {other}" if ln.startswith(pattern + " ") else ln for ln in lines) + "\n")
+    with pytest.raises(ProviderError, match="host key"):
+        prepared.build(site, "private", ctx)
