@@ -209,12 +209,15 @@ def _subnet_rules(
     subnets: list[dict[str, Any]], cidr: ipaddress._BaseNetwork, count: int, usable: Usable
 ) -> list[Problem]:
     out: list[Problem] = []
+    items = [s if isinstance(s, dict) else {} for s in subnets]  # non-mappings are reported already
     nets = [
         ipaddress.ip_network(s["cidr"]) if "cidr" in s and usable(("subnets", i, "cidr")) else None
-        for i, s in enumerate(subnets)
+        for i, s in enumerate(items)
     ]
     names: dict[str, int] = {}
-    for idx, (sub, net) in enumerate(zip(subnets, nets, strict=True)):
+    for idx, (sub, net) in enumerate(zip(items, nets, strict=True)):
+        if not usable(("subnets", idx)):
+            continue
         name = sub.get("name", f"subnet{idx}")
         if name in names and usable(("subnets", idx, "name")):
             out.append((("subnets", idx, "name"), f"is already used by subnets[{names[name]}]", name,
