@@ -18,11 +18,11 @@ _YAML_SUFFIXES = (".yml", ".yaml")
 def default_site_dir() -> Path:
     """The embedded default site: package hive_nornir.default_site, else the repo's inventory/ dir."""
     try:
-        files = importlib.resources.files("hive_nornir.default_site")
-        candidate = Path(str(files))
-        if (candidate / SITE_FILE).is_file():
-            return candidate
-    except (ModuleNotFoundError, TypeError):
+        site_file = importlib.resources.files("hive_nornir.default_site") / SITE_FILE
+        if site_file.is_file():
+            # a plain package gives a Path, a namespace package a MultiplexedPath whose child is a Path
+            return Path(str(site_file)).parent
+    except (ModuleNotFoundError, TypeError, ValueError):
         pass
     return Path(__file__).resolve().parents[2] / "inventory"
 
