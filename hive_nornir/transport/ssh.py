@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 CONNECTION_NAME = "hive_ssh"
 
 log = logging.getLogger(__name__)
+# paramiko's transport thread logs tracebacks (e.g. "Error reading SSH protocol banner") that we turn into
+# readable TransportErrors; route them under our name with a NullHandler so they never hit stderr unasked.
+_PARAMIKO_LOG = f"{__name__}.paramiko"
+logging.getLogger(_PARAMIKO_LOG).addHandler(logging.NullHandler())
 
 _BACKOFF_S = (0.5, 1.0, 2.0)
 _SUDO_PASSWORD_RE = re.compile(r"^sudo: (a password is required|a terminal is required)", re.MULTILINE)
@@ -279,6 +283,7 @@ class _Connector:
         p = self.params
         timeout = p.connect_timeout
         t = paramiko.Transport(sock)
+        t.set_log_channel(_PARAMIKO_LOG)
         self.opened.append(t)
         t.banner_timeout = timeout
         t.handshake_timeout = timeout
@@ -554,15 +559,11 @@ class SSHSession:
         return status, bytes(out), bytes(err), time.monotonic() - start
 
     def _abort(self, chan: paramiko.Channel) -> None:
-        """Ask sshd to TERM the command (best effort, RFC 4254 signal), then close only this channel."""
-        with contextlib.suppress(Exception):
-            m = paramiko.Message()
-            m.add_byte(bytes([98]))  # SSH_MSG_CHANNEL_REQUEST
-            m.add_int(chan.remote_chanid)
-            m.add_string("signal")
-            m.add_boolean(False)
-            m.add_string("TERM")
-            getattr(self._transport, "_send_user_message")(m)  # noqa: B009 - private, best effort
+        """Close only this channel; the transport stays up for later commands.
+
+        The remote process is NOT killed (sshd neither signals nor reaps it on channel close, and OpenSSH
+        9.2 ignored an RFC 4254 `signal` request here): wrap long jobs in timeout(1) on the host.
+        """
         chan.close()
 
     # -- files ----------------------------------------------------------------------------------------
