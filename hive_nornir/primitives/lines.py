@@ -1,0 +1,259 @@
+"""Lines and blocks in files the site does not own: edited in Python, installed as a whole-file upload."""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import posixpath
+import re
+from dataclasses import dataclass
+
+from hive_nornir.facts import Facts
+from hive_nornir.primitives.base import Plan, Primitive, Upload, parse_kv, q
+
+MAX_EDIT_BYTES = 1024 * 1024  # bigger files are not edited line by line: fetching them would cost too much
+STATES = ("present", "absent")
+_MODE = re.compile(r"^0?[0-7]{3,4}$")
+
+
+class EditError(ValueError):
+    """The file cannot be edited safely (e.g. a BEGIN marker without its END); a human must look."""
+
+
+def content_probe(path: str) -> str:
+    """stat + base64 of a regular file (symlinks followed, target reported), or why there is none."""
+    p = q(path)
+    return (
+        f"if [ -f {p} ]; then set -f; set -- $(stat -L -c '%a %U %G %s' {p}); echo \"stat=$1 $2 $3 $4\"; "
+        f"if [ -L {p} ]; then echo \"realpath=$(readlink -f {p})\"; fi; "
+        f"if [ \"$4\" -le {MAX_EDIT_BYTES} ]; then printf 'content='; base64 -w0 < {p}; echo; fi; "
+        f"elif [ -e {p} ]; then echo exists=notfile; "
+        f"else echo exists=no; if [ -d {q(posixpath.dirname(path) or '/')} ]; then echo parent=yes; fi; fi"
+    )
+
+
+def text_diff(path: str, old: str | None, new: str) -> str:
+    """Unified diff `--- path (current)` / `+++ path (desired)`; a new file diffs against /dev/null."""
+    before = (old or "").splitlines(keepends=True)
+    after = new.splitlines(keepends=True)
+    source = path if old is not None else "/dev/null"
+    lines = difflib.unified_diff(before, after, fromfile=f"{source} (current)", tofile=f"{path} (desired)")
+    no_eol = "\n\\ No newline at end of file\n"
+    out = "".join(line if line.endswith("\n") else line + no_eol for line in lines)
+    return out.encode("utf-8", "replace").decode("utf-8")  # surrogates from undecodable bytes stay readable
+
+
+class _TextEdit(Primitive):
+    """Shared plan for line/block edits: subclasses only say how the text changes."""
+
+    path: str
+    mode: str
+    owner: str
+    group: str
+    create: bool
+
+    def _check(self, state: str) -> None:
+        """Absolute path, known state, octal mode: mistakes fail at construction."""
+        if not self.path.startswith("/") or self.path.endswith("/"):
+            raise ValueError(f"path must be an absolute file path, not {self.path!r}")
+        if state not in STATES:
+            raise ValueError(f"state must be one of {', '.join(STATES)}, not {state!r}")
+        if not _MODE.match(self.mode):
+            raise ValueError(f"mode must be octal like '0644', not {self.mode!r}")
+
+    def edit(self, text: str | None) -> str | None:
+        """New text for the current text (None: no file); None result means leave the file alone."""
+        raise NotImplementedError
+
+    def describe(self, old: str | None, new: str) -> str:
+        """One-line summary of what the edit does."""
+        raise NotImplementedError
+
+    def probe(self, facts: Facts) -> str:
+        """Mode/owner/size and the whole content (up to 1 MB) in one go: the edit happens in Python."""
+        return content_probe(self.path)
+
+    def plan(self, facts: Facts, probe_output: str) -> Plan:
+        """Edit the text; upload the whole new file keeping the current mode and owner."""
+        kv = parse_kv(probe_output)
+        if kv.get("exists") == "notfile":
+            return Plan(missing=f"{self.path} exists and is not a regular file")
+        current: str | None = None
+        mode, owner, group, target = self.mode, self.owner, self.group, self.path
+        if "stat" in kv:
+            fields = kv["stat"].split()
+            if len(fields) == 4:
+                mode, owner, group = fields[0].zfill(4), fields[1], fields[2]
+                if int(fields[3]) > MAX_EDIT_BYTES:
+                    return Plan(missing=f"{self.path} is {fields[3]} bytes: line/block edits are limited to "
+                                        f"{MAX_EDIT_BYTES} bytes; manage it as a whole File instead")
+            if "content" not in kv:
+                return Plan(missing=f"cannot read {self.path} (probe printed no content)")
+            current = base64.b64decode(kv["content"]).decode("utf-8", "surrogateescape")
+            target = kv.get("realpath") or self.path
+        elif kv.get("exists") != "no":
+            return Plan(missing=f"cannot stat {self.path} (probe printed nothing useful)")
+        try:
+            new = self.edit(current)
+        except EditError as exc:
+            return Plan(missing=str(exc))
+        if new is None or new == current:
+            return Plan()
+        if current is None:
+            if not self.create:
+                return Plan(missing=f"{self.path} does not exist (create=False)")
+            if kv.get("parent") != "yes":
+                return Plan(missing=f"directory of {self.path} does not exist")
+        upload = Upload(target, new.encode("utf-8", "surrogateescape"), mode, owner, group)
+        diff = text_diff(self.path, current, new)
+        if self.secret:
+            diff = f"(content of {self.path} hidden: secret)"
+        return Plan(changed=True, summary=self.describe(current, new), diff=diff, uploads=[upload])
+
+
+def _lines(text: str | None) -> list[str]:
+    """Lines with their endings, so an edit keeps the file's other bytes exactly."""
+    return (text or "").splitlines(keepends=True)
+
+
+def _bare(line: str) -> str:
+    """A line without its ending, as patterns and comparisons see it."""
+    return line.rstrip("\r\n")
+
+
+def _append(text: str | None, new_lines: list[str]) -> str:
+    """Append lines, first closing an unterminated last line."""
+    text = text or ""
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + "".join(line + "\n" for line in new_lines)
+
+
+@dataclass(eq=False)
+class LineInFile(_TextEdit):
+    """Ensure one line is in a file (replacing every line `regexp` matches), or no such line is."""
+
+    path: str
+    line: str = ""
+    regexp: str | None = None
+    state: str = "present"
+    create: bool = True
+    mode: str = "0644"  # for a file we create; an existing file keeps its mode and owner
+    owner: str = "root"
+    group: str = "root"
+    secret: bool = False
+    kind = "line"
+
+    def __post_init__(self) -> None:
+        """A line with a newline in it would be two lines and never match itself."""
+        self._check(self.state)
+        if "\n" in self.line or "\r" in self.line:
+            raise ValueError("line must not contain a line break")
+        if self.state == "present" and not self.line:
+            raise ValueError("state=present needs a line")
+        if self.state == "absent" and not (self.line or self.regexp):
+            raise ValueError("state=absent needs a line or a regexp")
+        self._pattern = re.compile(self.regexp) if self.regexp else None
+
+    @property
+    def ident(self) -> str:
+        """Reports name the file and what identifies the line."""
+        return f"line[{self.path}:{self.regexp or self.line}]"
+
+    def _matches(self, line: str) -> bool:
+        """By regexp when given (re.search), else exact text."""
+        return bool(self._pattern.search(_bare(line))) if self._pattern else _bare(line) == self.line
+
+    def edit(self, text: str | None) -> str | None:
+        """Replace every regexp match; else keep an exact copy; else append. Absent removes matches."""
+        lines = _lines(text)
+        if self.state == "absent":
+            kept = [ln for ln in lines if not self._matches(ln)]
+            return None if len(kept) == len(lines) else "".join(kept)
+        if self._pattern and any(self._matches(ln) for ln in lines):
+            ending = "\n"
+            return "".join(self.line + (ln[len(_bare(ln)):] or ending) if self._matches(ln) else ln
+                           for ln in lines)
+        if any(_bare(ln) == self.line for ln in lines):
+            return text
+        return _append(text, [self.line])
+
+    def describe(self, old: str | None, new: str) -> str:
+        """create / add / replace / remove, with the path."""
+        if self.state == "absent":
+            return f"remove line from {self.path}"
+        if old is None:
+            return f"create {self.path} with line"
+        if self._pattern and any(self._matches(ln) for ln in _lines(old)):
+            return f"replace line in {self.path}"
+        return f"add line to {self.path}"
+
+
+@dataclass(eq=False)
+class BlockInFile(_TextEdit):
+    """Ensure a marked block of lines in a file; other content (including other blocks) stays as it is."""
+
+    path: str
+    block: str = ""
+    marker: str = "# {mark} HIVE MANAGED BLOCK"
+    state: str = "present"
+    create: bool = True
+    mode: str = "0644"
+    owner: str = "root"
+    group: str = "root"
+    secret: bool = False
+    kind = "block"
+
+    def __post_init__(self) -> None:
+        """Both markers must differ and be single lines, or the block could never be found again."""
+        self._check(self.state)
+        if "{mark}" not in self.marker or "\n" in self.marker:
+            raise ValueError("marker must be one line containing {mark}")
+
+    @property
+    def begin(self) -> str:
+        """First line of the block."""
+        return self.marker.replace("{mark}", "BEGIN")
+
+    @property
+    def end(self) -> str:
+        """Last line of the block."""
+        return self.marker.replace("{mark}", "END")
+
+    @property
+    def ident(self) -> str:
+        """Reports name the file and the marker."""
+        return f"block[{self.path}:{self.begin}]"
+
+    def _span(self, lines: list[str]) -> tuple[int, int] | None:
+        """Indexes of the BEGIN and END lines, None when the block is not there."""
+        starts = [i for i, ln in enumerate(lines) if _bare(ln) == self.begin]
+        ends = [i for i, ln in enumerate(lines) if _bare(ln) == self.end]
+        if not starts and not ends:
+            return None
+        if len(starts) != 1 or len(ends) != 1 or ends[0] < starts[0]:
+            raise EditError(f"{self.path}: markers {self.begin!r}/{self.end!r} are unbalanced "
+                            f"({len(starts)} BEGIN, {len(ends)} END); fix the file by hand")
+        return starts[0], ends[0]
+
+    def edit(self, text: str | None) -> str | None:
+        """Replace the marked span, or append it; empty block or absent removes the span."""
+        lines = _lines(text)
+        span = self._span(lines)
+        body = self.block.rstrip("\n")
+        if self.state == "absent" or not body:
+            if span is None:
+                return None
+            return "".join(lines[:span[0]] + lines[span[1] + 1:])
+        wanted = [f"{line}\n" for line in (self.begin, *body.split("\n"), self.end)]
+        if span is None:
+            return _append(text, [ln[:-1] for ln in wanted])
+        return "".join(lines[:span[0]] + wanted + lines[span[1] + 1:])
+
+    def describe(self, old: str | None, new: str) -> str:
+        """insert / update / remove, with the path."""
+        if self.state == "absent" or not self.block.strip("\n"):
+            return f"remove block from {self.path}"
+        if old is None:
+            return f"create {self.path} with block"
+        return f"{'update' if self.begin in old else 'insert'} block in {self.path}"

@@ -1,0 +1,123 @@
+"""Sysctl: the running value and one persisted line per key, read without spawning a process."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+
+from hive_nornir.facts import Facts
+from hive_nornir.primitives.base import Plan, Primitive, parse_kv, q
+
+PERSIST_FILE = "/etc/sysctl.d/99-hive.conf"
+_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@/-]*$")
+
+
+def normalize(value: str | int) -> str:
+    """`4096 65000` and `4096\t65000` are the same setting; sysctl prints tabs, users type spaces."""
+    return " ".join(str(value).split())
+
+
+def proc_path(name: str) -> str:
+    """`net.core.somaxconn` -> /proc/sys/net/core/somaxconn; a name with `/` is already a path."""
+    return "/proc/sys/" + (name if "/" in name else name.replace(".", "/"))
+
+
+def _key_regex(name: str) -> str:
+    """ERE for a key in either spelling (`net.core.x` or `net/core/x`); other key chars are literal."""
+    return "".join("[./]" if c in "./" else c for c in name)
+
+
+def _sed_replacement(text: str) -> str:
+    """Escape `\\`, `&` and the `|` delimiter in a sed replacement."""
+    return text.replace("\\", "\\\\").replace("&", "\\&").replace("|", "\\|")
+
+
+@dataclass(eq=False)
+class Sysctl(Primitive):
+    """Ensure a kernel parameter has this value now and after reboot (a line in a sysctl.d file)."""
+
+    name: str
+    value: str | int
+    persist_file: str | None = PERSIST_FILE  # None: set the running value only
+    kind = "sysctl"
+
+    def __post_init__(self) -> None:
+        """Keys and values end up in sed and sysctl argv: refuse what would break either."""
+        if not _KEY.match(self.name) or ".." in self.name:
+            raise ValueError(f"invalid sysctl name {self.name!r}")
+        if not normalize(self.value) or any(c in str(self.value) for c in "\n\r="):
+            raise ValueError(f"invalid value {self.value!r} for sysctl {self.name}")
+
+    @property
+    def ident(self) -> str:
+        """Reports name the key."""
+        return f"sysctl[{self.name}]"
+
+    @property
+    def want(self) -> str:
+        """The desired value as sysctl would print it (single spaces)."""
+        return normalize(self.value)
+
+    @property
+    def line(self) -> str:
+        """The persisted line, in the `key = value` style of sysctl.conf(5)."""
+        return f"{self.name} = {self.want}"
+
+    def probe(self, facts: Facts) -> str:
+        """Shell builtins only: `read` the /proc/sys file, and the persist file's lines for this key."""
+        path = q(proc_path(self.name))
+        lines = [f"if [ -e {path} ]; then IFS= read -r v < {path}; echo \"current=$v\"; "
+                 "else echo current=MISSING; fi"]
+        if self.persist_file:
+            f = q(self.persist_file)
+            lines.append(f"if [ -f {f} ]; then while IFS= read -r l || [ -n \"$l\" ]; do "
+                         f"case \"$l\" in *=*) printf 'persisted=%s\\n' \"$l\";; esac; done < {f}; fi")
+        return "\n".join(lines)
+
+    def plan(self, facts: Facts, probe_output: str) -> Plan:
+        """sysctl -w when the running value differs; rewrite or append the key's line if not persisted."""
+        kv = parse_kv(probe_output)
+        current = kv.get("current", "MISSING")
+        if current == "MISSING":
+            return Plan(missing=f"sysctl {self.name} does not exist on this kernel ({proc_path(self.name)})")
+        current = normalize(current)
+        commands: list[str] = []
+        notes: list[str] = []
+        diff: list[str] = []
+        if current != self.want:
+            commands.append(f"sysctl -q -w {q(f'{self.name}={self.want}')}")
+            notes.append(f"{self.name} = {self.want} (was {current})")
+            diff += [f"- {self.name} = {current}", f"+ {self.line}"]
+        if self.persist_file and not self._persisted(probe_output):
+            commands.append(self._persist_command())
+            notes.append(f"persist in {self.persist_file}")
+            diff.append(f"+ {self.persist_file}: {self.line}")
+        if not commands:
+            return Plan()
+        return Plan(changed=True, summary="sysctl " + "; ".join(notes), diff="\n".join(diff) + "\n",
+                    commands=commands)
+
+    def _persisted(self, output: str) -> bool:
+        """Every line that sets this key (sysctl.d's last one wins) already carries the wanted value."""
+        found = []
+        for line in output.splitlines():
+            if not line.startswith("persisted="):
+                continue
+            key, _, value = line[len("persisted="):].partition("=")
+            key = key.strip().lstrip("-").strip()
+            if key.replace("/", ".") == self.name.replace("/", "."):
+                found.append(normalize(value))
+        return bool(found) and all(v == self.want for v in found)
+
+    def _persist_command(self) -> str:
+        """Replace this key's lines in place, or append one; other keys in the shared file are untouched."""
+        path = self.persist_file or PERSIST_FILE
+        f, folder = q(path), q(posixpath.dirname(path))
+        key = _key_regex(self.name)
+        match = q(f"^[[:space:]]*-?{key}[[:space:]]*=")
+        replace = q(f"s|^[[:space:]]*-?{key}[[:space:]]*=.*$|{_sed_replacement(self.line)}|")
+        return (f"mkdir -p {folder}; if grep -Eq {match} {f} 2>/dev/null; "
+                f"then sed -i -E {replace} {f}; "
+                f"else if [ -s {f} ] && [ -n \"$(tail -c1 {f})\" ]; then echo >> {f}; fi; "
+                f"printf '%s\\n' {q(self.line)} >> {f}; fi")
