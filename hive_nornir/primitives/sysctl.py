@@ -1,4 +1,4 @@
-"""Sysctl: the running value and one persisted line per key, read without spawning a process."""
+"""Sysctl: the running value and one persisted line per key, read with a single process spawn."""
 
 from __future__ import annotations
 
@@ -65,9 +65,10 @@ class Sysctl(Primitive):
         return f"{self.name} = {self.want}"
 
     def probe(self, facts: Facts) -> str:
-        """Shell builtins only: `read` the /proc/sys file, and the persist file's lines for this key."""
+        """One `cat` of the /proc/sys file (the shell's byte-wise `read` sees only its first byte there),
+        then the persist file's lines via builtins."""
         path = q(proc_path(self.name))
-        lines = [f"if [ -e {path} ]; then IFS= read -r v < {path}; echo \"current=$v\"; "
+        lines = [f"set -f; if [ -e {path} ]; then v=$(cat {path}); echo current=$v; "  # unquoted: one line
                  "else echo current=MISSING; fi"]
         if self.persist_file:
             f = q(self.persist_file)
