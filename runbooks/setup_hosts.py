@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from hive_nornir.engine.runbook import Runbook, Step
 from hive_nornir.tasks.base import base
 from hive_nornir.tasks.hostsfile import hostsfile
 from hive_nornir.tasks.ssh_connection import ssh_connection
 from hive_nornir.tasks.users import users
+
+from hive_nornir.engine.runbook import Runbook, Step
 
 RUNBOOK = Runbook(
     name="setup-hosts",

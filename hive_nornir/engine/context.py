@@ -15,10 +15,12 @@ from hive_nornir.engine.outcome import Change, HostOutcome
 from hive_nornir.engine.probe import batch_script, split_output
 from hive_nornir.facts import FACTS_SCRIPT, Facts, parse_facts
 from hive_nornir.primitives.base import Primitive
+
 if TYPE_CHECKING:
-    from hive_nornir.transport.ssh import CommandResult, SSHSession
     from nornir.core import Nornir
     from nornir.core.inventory import Host
+
+    from hive_nornir.transport.ssh import CommandResult, SSHSession
 
 PROBE_TIMEOUT = 120.0
 APPLY_TIMEOUT = 900.0

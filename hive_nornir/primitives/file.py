@@ -123,6 +123,6 @@ def render(template: str, **variables: Any) -> str:
     return template_env().get_template(template).render(**variables)
 
 
-def Template(path: str, template: str, variables: dict[str, Any] | None = None, **file_kw: Any) -> File:  # noqa: N802
+def Template(path: str, template: str, variables: dict[str, Any] | None = None, **file_kw: Any) -> File:
     """A File whose content comes from a packaged Jinja2 template (reads like a primitive in tasks)."""
     return File(path=path, content=render(template, **(variables or {})), **file_kw)

@@ -23,11 +23,11 @@ def test_example_notebook_cells_run_in_order(lab, monkeypatch: pytest.MonkeyPatc
     last = None
     for source in cells:
         *body, tail = source.rstrip().splitlines()
-        exec("\n".join(body), namespace)  # noqa: S102 - running our own notebook is the point
+        exec("\n".join(body), namespace)
         try:
-            last = eval(tail, namespace)  # noqa: S307 - the cell's displayed value, as Jupyter would
+            last = eval(tail, namespace)
         except SyntaxError:
-            exec(tail, namespace)  # noqa: S102
+            exec(tail, namespace)
     report = namespace["report"]
     assert report.check and "<table>" in report._repr_html_()  # type: ignore[attr-defined]
     assert isinstance(last, dict) and set(last) == set(lab.hosts)  # uptime per host

@@ -16,7 +16,7 @@ from hive_nornir.engine.lock import StageLock, StageLocked
 from hive_nornir.engine.outcome import CHANGED, FAILED, OK, UNREACHABLE, Change, HostOutcome
 from hive_nornir.engine.probe import ProbeError, batch_script, split_output
 from hive_nornir.engine.runbook import Runbook, Step
-from hive_nornir.facts import canned, family_of, parse_facts, FACTS_SCRIPT
+from hive_nornir.facts import FACTS_SCRIPT, canned, family_of, parse_facts
 from hive_nornir.primitives.file import File, render
 from hive_nornir.report.run_report import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, RunReport
 
@@ -76,7 +76,7 @@ def test_batch_splits_outputs_per_primitive(tmp_path: Path) -> None:
     (tmp_path / "f1").write_text("1")
     script, marker = batch_script(files, canned())
     outputs = split_output(sh(script), marker, 3)
-    assert [f.plan(canned(), o).changed for f, o in zip(files, outputs)] == [True, False, True]
+    assert [f.plan(canned(), o).changed for f, o in zip(files, outputs, strict=True)] == [True, False, True]
     want = hashlib.sha256(b"1").hexdigest()
     assert f"sha={want}" in outputs[1]
 
@@ -116,11 +116,10 @@ def test_handler_journal_survives_restart(tmp_path: Path) -> None:
 
 
 def test_stage_lock_excludes_second_run(tmp_path: Path) -> None:
-    with StageLock(tmp_path):
-        with pytest.raises(StageLocked, match="locked by another run"):
-            # a second process would see the same: flock locks per open file description
-            with StageLock(tmp_path):
-                pass
+    with StageLock(tmp_path), pytest.raises(StageLocked, match="locked by another run"):
+        # a second process would see the same: flock locks per open file description
+        with StageLock(tmp_path):
+            pass
     with StageLock(tmp_path):
         pass
 
@@ -169,5 +168,5 @@ def test_base64_roundtrip_matches_probe(tmp_path: Path) -> None:
     target = tmp_path / "t"
     target.write_bytes("héllo\n".encode())
     out = sh(File(path=str(target), content="x").probe(canned()))
-    old = [l for l in out.splitlines() if l.startswith("old=")][0][4:]
+    old = next(line for line in out.splitlines() if line.startswith("old="))[4:]
     assert base64.b64decode(old) == "héllo\n".encode()
