@@ -116,10 +116,9 @@ def test_handler_journal_survives_restart(tmp_path: Path) -> None:
 
 
 def test_stage_lock_excludes_second_run(tmp_path: Path) -> None:
-    with StageLock(tmp_path), pytest.raises(StageLocked, match="locked by another run"):
-        # a second process would see the same: flock locks per open file description
-        with StageLock(tmp_path):
-            pass
+    # a second process sees what this second open sees: flock locks per open file description
+    with StageLock(tmp_path), pytest.raises(StageLocked, match="locked by another run"), StageLock(tmp_path):
+        pass
     with StageLock(tmp_path):
         pass
 
