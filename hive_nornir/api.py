@@ -55,6 +55,19 @@ class Hive:
         loaded: dict[str, Any] | None = json.loads(path.read_text()) if path.exists() else None
         return loaded
 
+    def require_state(self) -> None:
+        """Lab hosts are only reachable through the ports build-infra recorded; never guess an address."""
+        stage = self.site.stages[self.stage]
+        if stage.provider != "docker":
+            return
+        recorded = set((self.state or {}).get("hosts", {}))
+        missing = [h for h in self.hosts() if h not in recorded]
+        if missing:
+            raise BadInput(
+                f"stage {self.stage} (provider docker) has no recorded address for {', '.join(missing)}: "
+                f"run `python -m hive_nornir -s {self.stage} run build-infra` first"
+            )
+
     def nornir(self) -> Nornir:
         """A fresh Nornir over this stage's hosts (threaded runner, no nornir.log in the cwd)."""
         return InitNornir(
@@ -101,6 +114,7 @@ class Hive:
         """Run a phase (its name or a Runbook) under the stage lock, journalled for --resume."""
         runbook = phase if isinstance(phase, Runbook) else load_runbook(phase)
         steps = runbook.select_steps(tags)
+        self.require_state()
         journal = RunJournal(self.context_dir, runbook.name)
         resumed_from = ""
         if resume:
