@@ -199,3 +199,38 @@ def test_bad_site_file_changes_nothing_anywhere(lab, tmp_path: Path) -> None:  #
     assert proc.returncode == EXIT_BAD_INPUT
     assert f"{site}:" in proc.stderr and "number_of_hosts" in proc.stderr and "four" in proc.stderr
     assert before == {h: fingerprint(lab, h) for h in lab.hosts}
+
+
+def test_serial_batches_do_not_overlap(lab, hive: Hive) -> None:  # type: ignore[no-untyped-def]
+    def pause(ctx: HostContext) -> None:
+        ctx.run("sleep 0.5", sudo=False)
+
+    report = hive.run(Runbook("serial-test", (Step("rolling", pause, serial=1),)))
+    spans = sorted((o.started_at, o.started_at + o.seconds) for o in report.outcomes)
+    assert len(spans) == 4
+    assert all(prev_end <= start for (_, prev_end), (start, _) in zip(spans, spans[1:], strict=False))
+
+
+def test_resume_restarts_at_the_failed_step(lab, hive: Hive) -> None:  # type: ignore[no-untyped-def]
+    victim = lab.hosts[0]
+    marker = "/var/tmp/hive-resume-ok"
+    for host in lab.hosts:
+        lab.docker_exec(host, f"rm -f {marker}" if host == victim else f"touch {marker}")
+    ran: list[str] = []
+
+    def first(ctx: HostContext) -> None:
+        ran.append("first")
+
+    def second(ctx: HostContext) -> None:
+        ran.append("second")
+        ctx.run(f"test -e {marker}")
+
+    book = Runbook("resume-test", (Step("first", first), Step("second", second)))
+    failed = hive.run(book)
+    assert failed.exit_code == EXIT_FAILED and failed.failed_hosts == [victim]
+    lab.docker_exec(victim, f"touch {marker}")
+    ran.clear()
+    resumed = hive.run(book, resume=True)
+    assert resumed.exit_code == EXIT_OK and resumed.resumed_from == "second"
+    assert set(ran) == {"second"}
+    assert hive.run(book, resume=True).resumed_from == ""  # the last run finished cleanly: nothing to resume
