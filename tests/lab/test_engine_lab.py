@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import paramiko
@@ -208,7 +209,7 @@ def test_serial_batches_do_not_overlap(lab, hive: Hive) -> None:  # type: ignore
     report = hive.run(Runbook("serial-test", (Step("rolling", pause, serial=1),)))
     spans = sorted((o.started_at, o.started_at + o.seconds) for o in report.outcomes)
     assert len(spans) == 4
-    assert all(prev_end <= start for (_, prev_end), (start, _) in zip(spans, spans[1:], strict=False))
+    assert all(prev_end <= start for (_, prev_end), (start, _) in pairwise(spans))
 
 
 def test_resume_restarts_at_the_failed_step(lab, hive: Hive) -> None:  # type: ignore[no-untyped-def]

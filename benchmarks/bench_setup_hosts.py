@@ -1,0 +1,81 @@
+"""Benchmark: setup-hosts first run and no-change run on 1, 5 and 20 lab hosts, with SSH round trips per host.
+
+    .venv/bin/python benchmarks/bench_setup_hosts.py [--sizes 1,5,20] [--repeat 5] [--out benchmarks/results.json]
+
+Each size gets its own docker stage (site `benchN`), built by the real provider and destroyed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from hive_nornir.api import Hive
+from hive_nornir.providers import get_provider
+from hive_nornir.site import load_site
+
+SITE = """plugin: hive_inventory
+name: bench{n}
+stages:
+  private:
+    provider: docker
+    cidr: 10.9{i}.0.0/24
+    number_of_hosts: {n}
+    separate_repository: {sep}
+"""
+
+
+def bench(n: int, index: int, repeat: int) -> dict[str, object]:
+    """Build an n-host stage, time setup-hosts twice over, tear it down."""
+    root = Path(tempfile.mkdtemp(prefix=f"hive-bench{n}-"))
+    (root / "inventory").mkdir()
+    (root / "inventory" / "hive.yml").write_text(SITE.format(n=n, i=index, sep="true" if n > 1 else "false"))
+    site = load_site(root / "inventory" / "hive.yml")
+    provider = get_provider("docker")
+    context = root / ".hive" / "private"
+    t0 = time.monotonic()
+    provider.build(site, "private", context, lambda m: None)
+    build_s = time.monotonic() - t0
+    try:
+        hive = Hive(root=root, stage="private")
+        first = hive.run("setup-hosts")
+        assert first.exit_code == 0, first.text()
+        nochange = []
+        trips: list[int] = []
+        for _ in range(repeat):
+            t = time.monotonic()
+            report = hive.run("setup-hosts")
+            nochange.append(time.monotonic() - t)
+            assert report.changed == 0 and report.exit_code == 0, report.text()
+            trips = [s.round_trips for s in report.summaries()]
+        return {"hosts": n, "build_infra_s": round(build_s, 2), "first_run_s": round(first.seconds, 2),
+                "first_run_changes": first.changed, "nochange_median_s": round(statistics.median(nochange), 3),
+                "nochange_min_s": round(min(nochange), 3), "round_trips_per_host": max(trips),
+                "steps": len({o.step for o in report.outcomes})}
+    finally:
+        provider.destroy(site, "private", context, lambda m: None)
+
+
+def main() -> None:
+    """Run every size and print a markdown table for the README."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1,5,20")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--out", default="benchmarks/results.json")
+    args = parser.parse_args()
+    rows = [bench(int(n), i, args.repeat) for i, n in enumerate(args.sizes.split(","))]
+    Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
+    print("| hosts | build-infra | first setup-hosts | no-change run (median / min) | round trips per host |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['hosts']} | {r['build_infra_s']} s | {r['first_run_s']} s ({r['first_run_changes']} changes) | "
+              f"{r['nochange_median_s']} s / {r['nochange_min_s']} s | {r['round_trips_per_host']} "
+              f"({r['steps']} steps) |")
+
+
+if __name__ == "__main__":
+    main()
