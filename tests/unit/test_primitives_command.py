@@ -1,0 +1,88 @@
+"""Command: guards evaluated by the probe decide "changed"; probes run for real against temp paths."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hive_nornir.engine.probe import batch_script, split_output
+from hive_nornir.facts import Facts, canned
+from hive_nornir.primitives.base import Primitive
+from hive_nornir.primitives.command import Command
+
+FAMILIES = [canned("debian"), canned("redhat")]
+
+
+def run_probe(primitive: Primitive, facts: Facts) -> str:
+    """Run the probe exactly as the engine batches it, with the system /bin/sh."""
+    script, marker = batch_script([primitive], facts)
+    syntax = subprocess.run(["/bin/sh", "-n", "-c", primitive.probe(facts)], capture_output=True, text=True)
+    assert syntax.returncode == 0, syntax.stderr
+    done = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=60)
+    return split_output(done.stdout, marker, 1)[0]
+
+
+@pytest.mark.parametrize("facts", FAMILIES)
+def test_unguarded_command_always_runs(facts: Facts) -> None:
+    cmd = Command("update-ca-certificates")
+    plan = cmd.plan(facts, run_probe(cmd, facts))
+    assert plan.changed and plan.commands == ["update-ca-certificates"]
+    assert plan.summary == "run: update-ca-certificates"
+
+
+def test_guards_from_canned_output() -> None:
+    cmd = Command("make install", creates="/usr/local/bin/tool")
+    assert not cmd.plan(canned(), "run=no\nwhy=/usr/local/bin/tool exists").changed
+    assert cmd.plan(canned(), "run=yes").commands == ["make install"]
+    assert "printed nothing" in cmd.plan(canned(), "").missing
+
+
+@pytest.mark.parametrize("facts", FAMILIES)
+def test_real_creates_and_removes(tmp_path: Path, facts: Facts) -> None:
+    marker = tmp_path / "done it"
+    creates = Command(f"touch '{marker}'", creates=str(marker))
+    plan = creates.plan(facts, run_probe(creates, facts))
+    assert plan.changed
+    subprocess.run(["/bin/sh", "-ec", "\n".join(plan.commands)], check=True)
+    out = run_probe(creates, facts)
+    assert "why=" in out and not creates.plan(facts, out).changed
+    removes = Command(f"rm '{marker}'", removes=str(marker))
+    assert removes.plan(facts, run_probe(removes, facts)).changed
+    marker.unlink()
+    assert not removes.plan(facts, run_probe(removes, facts)).changed
+
+
+@pytest.mark.parametrize(("unless", "onlyif", "runs"), [
+    ("true", None, False), ("false", None, True), (None, "true", True), (None, "false", False),
+    ("false", "true", True), ("false", "false", False), ("test 1 = 1 && exit 0", None, False),
+])
+def test_real_unless_onlyif(unless: str | None, onlyif: str | None, runs: bool) -> None:
+    cmd = Command("echo hi", unless=unless, onlyif=onlyif)
+    assert cmd.plan(canned(), run_probe(cmd, canned())).changed is runs
+
+
+def test_real_guard_output_does_not_leak_into_parse() -> None:
+    """A check that prints `run=yes` must not fool the plan: its output goes to /dev/null."""
+    cmd = Command("echo hi", unless="echo run=yes; true")
+    assert not cmd.plan(canned(), run_probe(cmd, canned())).changed
+
+
+def test_first_skipping_guard_stops_the_rest(tmp_path: Path) -> None:
+    witness = tmp_path / "ran"
+    cmd = Command("echo hi", creates=str(tmp_path), unless=f"touch '{witness}'")
+    run_probe(cmd, canned())
+    assert not witness.exists()
+
+
+def test_secret_command_is_hidden() -> None:
+    cmd = Command("mysql -psecret -e 'select 1'", secret=True)
+    plan = cmd.plan(canned(), "run=yes")
+    assert "secret" not in plan.summary.replace("(secret)", "") and "-psecret" not in cmd.ident
+    assert plan.commands == ["mysql -psecret -e 'select 1'"]
+
+
+def test_empty_command_rejected() -> None:
+    with pytest.raises(ValueError):
+        Command("  ")
