@@ -37,5 +37,8 @@ def connection_extras(context_dir: Path, state: dict[str, Any] | None) -> dict[s
     known_hosts = str(context / KNOWN_HOSTS)
     return {
         "hive_ssh": {"key_file": key_file, "known_hosts": known_hosts},
-        "netmiko": {"use_keys": True, "key_file": key_file, "allow_agent": False, "device_type": PLATFORM},
+        "netmiko": {"use_keys": True, "key_file": key_file, "allow_agent": False, "device_type": PLATFORM,
+                    # check host keys against the stage's known_hosts, as hive_ssh does
+                    "ssh_strict": True, "system_host_keys": False, "alt_host_keys": True,
+                    "alt_key_file": known_hosts},
     }

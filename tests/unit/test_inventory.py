@@ -304,7 +304,8 @@ def test_hive_inventory_plugin_reads_state_json(tmp_path: Path) -> None:
     nm = h0.get_connection_parameters("netmiko")
     assert nm.platform == "linux"
     assert nm.extras == {"use_keys": True, "key_file": str(ctx / "lab_key"), "allow_agent": False,
-                         "device_type": "linux"}
+                         "device_type": "linux", "ssh_strict": True, "system_host_keys": False,
+                         "alt_host_keys": True, "alt_key_file": str(ctx / "known_hosts")}
 
 
 def test_relative_root_gives_absolute_key_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
