@@ -157,8 +157,8 @@ class LineInFile(_TextEdit):
 
     @property
     def ident(self) -> str:
-        """Reports name the file and what identifies the line."""
-        return f"line[{self.path}:{self.regexp or self.line}]"
+        """Reports name the file and what identifies the line (never a secret line's text)."""
+        return f"line[{self.path}:{self.regexp or ('(secret)' if self.secret else self.line)}]"
 
     def _matches(self, line: str) -> bool:
         """By regexp when given (re.search), else exact text."""

@@ -112,6 +112,7 @@ def test_line_preserves_undecodable_bytes() -> None:
 def test_secret_line_hides_diff() -> None:
     plan = LineInFile("/etc/x", "password=hunter2", secret=True).plan(canned(), out("a\n"))
     assert "hunter2" not in plan.diff and "hunter2" not in plan.summary
+    assert "hunter2" not in LineInFile("/etc/x", "password=hunter2", secret=True).ident
 
 
 @pytest.mark.parametrize("kwargs", [{"path": "etc/x", "line": "a"}, {"path": "/etc/x", "line": "a\nb"},
