@@ -102,6 +102,8 @@ class HostContext:
             rest: list[Primitive] = []
             for index, primitive in enumerate(pending):
                 plan = primitive.plan(self.facts, outputs[index])
+                if plan.error:
+                    raise StepFailed(f"{primitive.ident}: {plan.error}")
                 if plan.missing and not self._can_assume():
                     raise StepFailed(f"{primitive.ident}: {plan.missing}")
                 if not plan.changed and not plan.missing:

@@ -33,6 +33,7 @@ class Plan:
     commands: list[str] = field(default_factory=list)  # run as root, in order, under `set -e`
     uploads: list[Upload] = field(default_factory=list)  # installed before the commands run
     missing: str = ""  # a prerequisite is absent (unit/group not there yet); check mode may assume it
+    error: str = ""  # the host's state cannot be handled (file too large, broken markers): always a failure
 
 
 class Primitive(ABC):

@@ -62,7 +62,7 @@ class File(Primitive):
         kv = parse_kv(probe_output)
         exists = kv.get("exists", "no")
         if exists == "notfile":
-            return Plan(missing=f"{self.path} exists and is not a regular file")
+            return Plan(error=f"{self.path} exists and is not a regular file")
         want_sha = hashlib.sha256(self.data).hexdigest()
         upload = Upload(self.path, self.data, self.mode, self.owner, self.group, self.validate, self.backup)
         if exists == "no":

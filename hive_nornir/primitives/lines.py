@@ -77,7 +77,7 @@ class _TextEdit(Primitive):
         """Edit the text; upload the whole new file keeping the current mode and owner."""
         kv = parse_kv(probe_output)
         if kv.get("exists") == "notfile":
-            return Plan(missing=f"{self.path} exists and is not a regular file")
+            return Plan(error=f"{self.path} exists and is not a regular file")
         current: str | None = None
         mode, owner, group, target = self.mode, self.owner, self.group, self.path
         if "stat" in kv:
@@ -85,18 +85,18 @@ class _TextEdit(Primitive):
             if len(fields) == 4:
                 mode, owner, group = fields[0].zfill(4), fields[1], fields[2]
                 if int(fields[3]) > MAX_EDIT_BYTES:
-                    return Plan(missing=f"{self.path} is {fields[3]} bytes: line/block edits are limited to "
+                    return Plan(error=f"{self.path} is {fields[3]} bytes: line/block edits are limited to "
                                         f"{MAX_EDIT_BYTES} bytes; manage it as a whole File instead")
             if "content" not in kv:
-                return Plan(missing=f"cannot read {self.path} (probe printed no content)")
+                return Plan(error=f"cannot read {self.path} (probe printed no content)")
             current = base64.b64decode(kv["content"]).decode("utf-8", "surrogateescape")
             target = kv.get("realpath") or self.path
         elif kv.get("exists") != "no":
-            return Plan(missing=f"cannot stat {self.path} (probe printed nothing useful)")
+            return Plan(error=f"cannot stat {self.path} (probe printed nothing useful)")
         try:
             new = self.edit(current)
         except EditError as exc:
-            return Plan(missing=str(exc))
+            return Plan(error=str(exc))
         if new is None or new == current:
             return Plan()
         if current is None:

@@ -94,8 +94,8 @@ def test_line_creates_missing_file_with_given_mode() -> None:
 
 def test_line_refuses_large_and_non_regular_files() -> None:
     big = LineInFile("/var/log/huge", "x").plan(canned(), f"stat=644 root root {MAX_EDIT_BYTES + 1}")
-    assert "limited to" in big.missing and not big.uploads
-    assert "not a regular file" in LineInFile("/etc", "x").plan(canned(), "exists=notfile").missing
+    assert "limited to" in big.error and not big.uploads
+    assert "not a regular file" in LineInFile("/etc", "x").plan(canned(), "exists=notfile").error
 
 
 def test_line_uploads_to_symlink_target() -> None:
@@ -157,7 +157,7 @@ def test_block_custom_marker_leaves_other_blocks() -> None:
 
 def test_block_unbalanced_markers_need_a_human() -> None:
     plan = BlockInFile("/etc/hosts", "x").plan(canned(), out(f"{BEGIN}\nhalf\n"))
-    assert "unbalanced" in plan.missing and not plan.uploads
+    assert "unbalanced" in plan.error and not plan.uploads
 
 
 def test_block_marker_must_have_mark() -> None:
@@ -196,6 +196,6 @@ def test_real_probe_missing_and_large(tmp_path: Path) -> None:
     big.write_bytes(b"x" * (MAX_EDIT_BYTES + 10))
     out_text = run_probe(LineInFile(str(big), "a"), canned())
     assert "content=" not in out_text  # the probe does not ship big files
-    assert "limited to" in LineInFile(str(big), "a").plan(canned(), out_text).missing
+    assert "limited to" in LineInFile(str(big), "a").plan(canned(), out_text).error
     assert "not a regular file" in LineInFile(str(tmp_path), "a").plan(
-        canned(), run_probe(LineInFile(str(tmp_path), "a"), canned())).missing
+        canned(), run_probe(LineInFile(str(tmp_path), "a"), canned())).error
