@@ -63,7 +63,7 @@ def debian_mirror(sources: tuple[Path, ...] = (Path("/etc/apt/sources.list"),),
     return DEFAULT_MIRROR
 
 
-def _client() -> docker.DockerClient:
+def docker_client() -> docker.DockerClient:
     """A docker client, with an error that says what to check when the engine is down."""
     try:
         client = docker.from_env()
@@ -146,7 +146,7 @@ def build_host(client: docker.DockerClient, base: str, tag: str, log: Log) -> No
 
 def ensure_image(base_image: str | None = None, tag: str = HOST_TAG, log: Log = _nolog) -> str:
     """Return the host image tag, building base and host image only when absent or outdated."""
-    client = _client()
+    client = docker_client()
     want = image_hash()
     if _has_image(client, tag):
         labels = client.images.get(tag).labels or {}

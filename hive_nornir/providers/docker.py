@@ -12,6 +12,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from hive_nornir.lab import HOST_TAG, ensure_image
+from hive_nornir.lab.build import LabImageError, docker_client
 from hive_nornir.providers.common import (
     HostPlan,
     Log,
@@ -94,13 +95,11 @@ def raise_inotify(log: Log) -> None:
 
 
 def _client() -> docker.DockerClient:
-    """Docker client with an error that says what is wrong."""
+    """The lab's docker client, its error turned into a provider error (build-infra reports those)."""
     try:
-        c = docker.from_env()
-        c.ping()
-    except docker.errors.DockerException as e:
-        raise ProviderError(f"docker engine not reachable ({e}); is dockerd running?") from e
-    return c
+        return docker_client()
+    except LabImageError as e:
+        raise ProviderError(str(e)) from e
 
 
 def _ensure_network(client: docker.DockerClient, net: str, cidr: str, sname: str, stage: str,

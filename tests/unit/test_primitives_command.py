@@ -6,22 +6,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from probe_runner import run_probe
 
-from hive_nornir.engine.probe import batch_script, split_output
 from hive_nornir.facts import Facts, canned
-from hive_nornir.primitives.base import Primitive
 from hive_nornir.primitives.command import Command
 
 FAMILIES = [canned("debian"), canned("redhat")]
 
-
-def run_probe(primitive: Primitive, facts: Facts) -> str:
-    """Run the probe exactly as the engine batches it, with the system /bin/sh."""
-    script, marker = batch_script([primitive], facts)
-    syntax = subprocess.run(["/bin/sh", "-n", "-c", primitive.probe(facts)], capture_output=True, text=True)
-    assert syntax.returncode == 0, syntax.stderr
-    done = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=60)
-    return split_output(done.stdout, marker, 1)[0]
 
 
 @pytest.mark.parametrize("facts", FAMILIES)

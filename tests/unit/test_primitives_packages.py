@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import pytest
+from probe_runner import run_probe
 
-from hive_nornir.engine.probe import batch_script, split_output
-from hive_nornir.facts import Facts, canned
-from hive_nornir.primitives.base import Primitive
+from hive_nornir.facts import canned
 from hive_nornir.primitives.packages import Packages
 
 DEB, RH = canned("debian"), canned("redhat")
@@ -17,14 +15,6 @@ INSTALL = "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-rec
 UPDATE = ("apt-get update -q && mkdir -p /var/lib/apt/periodic"
           " && touch /var/lib/apt/periodic/update-success-stamp")
 
-
-def run_probe(primitive: Primitive, facts: Facts) -> str:
-    """Run the probe exactly as the engine batches it, with the system /bin/sh (dash on Debian)."""
-    script, marker = batch_script([primitive], facts)
-    syntax = subprocess.run(["/bin/sh", "-n", "-c", primitive.probe(facts)], capture_output=True, text=True)
-    assert syntax.returncode == 0, syntax.stderr
-    done = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=60)
-    return split_output(done.stdout, marker, 1)[0]
 
 
 def test_debian_probe_queries_dpkg_and_cache_age() -> None:
