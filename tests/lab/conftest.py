@@ -26,12 +26,16 @@ stages:
 
 
 def write_site(root: Path, name: str, cidr: str, n: int, separate: bool = True,
-               stage: str = "private") -> Path:
-    """Write a minimal hive-builder site into <root>/inventory/hive.yml."""
+               stage: str = "private", stage_extra: str = "", group_vars: str = "") -> Path:
+    """Write a minimal hive-builder site (plus extra stage keys and group_vars/all.yml) under <root>/inventory."""
     inv = root / "inventory"
     inv.mkdir(parents=True, exist_ok=True)
     path = inv / "hive.yml"
-    path.write_text(LAB_SITE.format(name=name, stage=stage, cidr=cidr, n=n, separate=str(separate)))
+    extra = "".join(f"    {line}\n" for line in stage_extra.splitlines() if line.strip())
+    path.write_text(LAB_SITE.format(name=name, stage=stage, cidr=cidr, n=n, separate=str(separate)) + extra)
+    if group_vars:
+        (inv / "group_vars").mkdir(exist_ok=True)
+        (inv / "group_vars" / "all.yml").write_text(group_vars)
     return path
 
 
@@ -126,13 +130,13 @@ class Lab:
 
 
 def start_lab(root: Path, name: str, cidr: str, n: int, separate: bool = True,
-              stage: str = "private") -> Lab:
+              stage: str = "private", stage_extra: str = "", group_vars: str = "") -> Lab:
     """Write a site and build it with the docker provider; cannot_start() when that is impossible."""
     try:
         from hive_nornir.providers import get_provider
 
         provider = get_provider("docker")
-        site_path = write_site(root, name, cidr, n, separate, stage)
+        site_path = write_site(root, name, cidr, n, separate, stage, stage_extra, group_vars)
         site = load_test_site(site_path)
     except Exception as e:
         cannot_start(f"{type(e).__name__}: {e}")
@@ -178,8 +182,11 @@ def make_lab(tmp_path: Path) -> Iterator[Callable[..., Lab]]:
     """Build extra small labs in a test; whatever the test leaves up is destroyed afterwards."""
     made: list[Lab] = []
 
-    def make(name: str, cidr: str, n: int, separate: bool = True, stage: str = "private") -> Lab:
-        made.append(start_lab(tmp_path / name, name, cidr, n, separate, stage))
+    def make(name: str, cidr: str, n: int, separate: bool = True, stage: str = "private",
+             stage_extra: str = "", group_vars: str = "") -> Lab:
+        """stage_extra: YAML lines added to the stage (e.g. "internal_cidr: 172.31.252.0/22");
+        group_vars: the text of inventory/group_vars/all.yml."""
+        made.append(start_lab(tmp_path / name, name, cidr, n, separate, stage, stage_extra, group_vars))
         return made[-1]
 
     yield make
