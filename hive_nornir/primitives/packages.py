@@ -13,6 +13,8 @@ STATES = ("present", "absent", "latest")
 APT_LISTS = "/var/lib/apt/lists"
 APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"  # the stamp Ubuntu's apt hook and Ansible use
 APT_ENV = "DEBIAN_FRONTEND=noninteractive"
+# A config file the operator (or an earlier step) wrote before the package arrived is kept, never a prompt.
+APT_KEEP_CONFIG = "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
 POLICY = "--candidates--"  # what follows it is apt-cache policy / dnf list output, unprefixed
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+._:~@-]*$")
 
@@ -96,7 +98,7 @@ class Packages(Primitive):
             if self.update_cache and not self._apt_cache_fresh(probe_output):
                 commands.append(f"apt-get update -q && mkdir -p {q(APT_STAMP.rsplit('/', 1)[0])} "
                                 f"&& touch {q(APT_STAMP)}")
-            commands.append(f"{APT_ENV} apt-get install -y -q --no-install-recommends "
+            commands.append(f"{APT_ENV} apt-get install -y -q --no-install-recommends {APT_KEEP_CONFIG} "
                             + " ".join(q(n) for n in todo))
         else:
             commands.append(f"{facts.pkg_manager} install -y " + " ".join(q(n) for n in todo))

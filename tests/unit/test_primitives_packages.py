@@ -11,7 +11,8 @@ from hive_nornir.facts import canned
 from hive_nornir.primitives.packages import Packages
 
 DEB, RH = canned("debian"), canned("redhat")
-INSTALL = "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
+INSTALL = ("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
+           " -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold")
 UPDATE = ("apt-get update -q && mkdir -p /var/lib/apt/periodic"
           " && touch /var/lib/apt/periodic/update-success-stamp")
 
