@@ -174,4 +174,16 @@ VAR_KINDS: dict[str, Kind] = {
     "ansible_host": Str(),
     "ansible_port": Int(1, 65535),
     "hive_ssh_host": Str(),
+    # setup-hosts settings: a wrong kind is a site error before any host is touched.
+    "hive_selinux": Choice(("enforcing", "permissive", "disabled")),
+    "hive_swarm_mode": Choice(("manager", "worker")),
+    "hive_locale": Str(),
+    "hive_yum_url": Str(),
+    "hive_kernel_version": Str(),
+    "hive_http_proxy": Str(),
+    "hive_http_proxy_port": Int(1, 65535),
+    "hive_pip_index_url": Str(),
+    "hive_pip_trusted_host": Str(),
+    "hive_ntp_servers": ListOf(Str(), min_items=1),
+    "hive_ssh_source_ips": ListOf(Str(), min_items=1),
 }

@@ -417,6 +417,18 @@ def test_vars_files_are_checked(tmp_path: Path) -> None:
     assert any("a vars file must be a mapping" in str(i) and i.file.name == "hives.yml" for i in found)
 
 
+def test_setup_hosts_settings_are_checked_before_any_host_is_touched(tmp_path: Path) -> None:
+    found = issues(tmp_path, BASE, {
+        "group_vars/all.yml": "hive_locale: ja_JP.utf8\nhive_selinux: strict\nhive_ntp_servers: ntp.example\n",
+        "host_vars/p-hive0.pdns.yml": "hive_swarm_mode: leader\n",
+    })
+    selinux = only(found, "hive_selinux")
+    assert (selinux.line, selinux.problem) == (2, "is not allowed")
+    assert "enforcing, permissive, disabled" in str(selinux)
+    assert only(found, "hive_ntp_servers").line == 3
+    assert "manager, worker" in str(only(found, "hive_swarm_mode"))
+
+
 def test_group_vars_directory_layout_is_merged(tmp_path: Path) -> None:
     site = load_site(write_site(tmp_path, BASE, {
         "group_vars/servers/a.yml": "x: 1\ny: 1\n",
