@@ -11,6 +11,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
+from hive_nornir.inventory import build_inventory
 from hive_nornir.lab import HOST_TAG, ensure_image
 from hive_nornir.lab.build import LabImageError, docker_client
 from hive_nornir.providers.common import (
@@ -39,6 +40,8 @@ LABEL_HOST = "hive_nornir.host"
 INOTIFY_MIN = 1024
 INOTIFY_PATH = Path("/proc/sys/fs/inotify/max_user_instances")
 SSH_WAIT_S = 120.0
+DISK_DIR = "disks"  # under the stage context dir: one sparse <short>.img per hive with a mirrored disk
+DISK_DEVICE = "/dev/vdb"  # where the hive sees it (hive-builder's device order finds /dev/vdb)
 
 # Runs inside the container as root; the public key arrives on stdin. Prints "changed" if it changed anything.
 INJECT_SCRIPT = r"""
@@ -124,13 +127,16 @@ def _ensure_network(client: docker.DockerClient, net: str, cidr: str, sname: str
     return False
 
 
-def _host_config(client: docker.DockerClient) -> dict[str, Any]:
-    """lab.md 2b: privileged minus SYS_RESOURCE (refused on these VMs), systemd on cgroup v1 host ns."""
+def _host_config(client: docker.DockerClient, disk: str | None = None) -> dict[str, Any]:
+    """lab.md 2b: privileged minus SYS_RESOURCE (refused on these VMs), systemd on cgroup v1 host ns;
+    `disk` (a loop device) is passed in as /dev/vdb."""
     hc = client.api.create_host_config(
         port_bindings={22: ("127.0.0.1",)},  # ephemeral host port, loopback only
         cap_add=["ALL"], cap_drop=["SYS_RESOURCE"],
         security_opt=["seccomp=unconfined"],
-        device_cgroup_rules=["b 7:* rmw", "c 10:237 rmw"],  # loop devices for LVM tests
+        # loop devices for LVM tests; 259 (blkext) for the partitions of a loop disk, whose nodes the hive mknods
+        device_cgroup_rules=["b 7:* rmw", "c 10:237 rmw", "b 259:* rmw"],
+        devices=[f"{disk}:{DISK_DEVICE}:rwm"] if disk else None,
         cgroupns="host",
         binds={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}},
         tmpfs={"/run": "", "/run/lock": "", "/tmp": ""},
@@ -142,7 +148,7 @@ def _host_config(client: docker.DockerClient) -> dict[str, Any]:
 
 
 def _create(client: docker.DockerClient, image: str, cname: str, net: str, plan: HostPlan, sname: str,
-            stage: str) -> Container:
+            stage: str, disk: str | None = None) -> Container:
     """Create (not start) one host container on the stage network at its private IP."""
     api = client.api
     netcfg = api.create_networking_config({net: api.create_endpoint_config(ipv4_address=plan.private_ip)})
@@ -151,7 +157,7 @@ def _create(client: docker.DockerClient, image: str, cname: str, net: str, plan:
             image, name=cname, hostname=plan.short, detach=True, ports=[22],
             labels={LABEL_SITE: sname, LABEL_STAGE: stage, LABEL_HOST: plan.name},
             volumes=["/var/lib/docker"],  # anonymous volume: inner dockerd gets overlay2, not vfs
-            host_config=_host_config(client), networking_config=netcfg,
+            host_config=_host_config(client, disk), networking_config=netcfg,
         )
     except docker.errors.APIError as e:
         raise ProviderError(f"{plan.name}: cannot create container {cname}: {e.explanation or e}") from e
@@ -186,6 +192,103 @@ def _inject(cname: str, plan: HostPlan, pubkey: str) -> bool:
     return r.stdout.strip().endswith("changed")
 
 
+# --- mirrored disks: a sparse file per hive on a loop device (loop devices are host-global) ---------
+
+def mirrored_disk_sizes(site: Any, stage: str) -> dict[str, int]:
+    """GB of the secondary disk per host: hives with hive_mirrored_disk_size, minus hive_no_mirrored_device."""
+    inv = build_inventory(site, stage, None)
+    sizes: dict[str, int] = {}
+    for name, host in inv.hosts.items():
+        size = host.get("hive_mirrored_disk_size", None)
+        if size and not host.get("hive_no_mirrored_device", None):
+            sizes[str(name)] = int(size)
+    return sizes
+
+
+def disk_file(context_dir: Path, plan: HostPlan) -> Path:
+    """`<context>/disks/<short>.img`: destroy finds every disk of the stage by listing this directory."""
+    return Path(context_dir) / DISK_DIR / f"{plan.short}.img"
+
+
+def _losetup(args: list[str], label: str) -> str:
+    """Run losetup (root on the controller); its failure is a provider error that names the host."""
+    try:
+        r = run(["losetup", *args], timeout=60)
+    except OSError as e:
+        raise ProviderError(f"{label}: losetup is not available on the controller: {e}") from e
+    if r.returncode != 0:
+        raise ProviderError(f"{label}: losetup {' '.join(args)} failed (rc {r.returncode}): {r.stderr.strip()}")
+    return r.stdout.strip()
+
+
+def loop_of(path: Path) -> str | None:
+    """The loop device the file is attached to, if any (`losetup -j`), so a rebuild reuses it."""
+    out = _losetup(["-n", "-O", "NAME", "-j", str(path)], str(path))
+    names = out.split()
+    return names[0] if names else None
+
+
+def _ensure_disk_file(path: Path, size_gb: int, label: str, log: Log) -> list[str]:
+    """Create (or grow) the sparse file; a smaller wanted size never shrinks a disk that may hold data."""
+    want = size_gb * 1024**3
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    if not path.exists():
+        with path.open("wb") as f:
+            f.truncate(want)
+        log(f"{label}: mirrored disk {path.name} created ({size_gb} GB sparse)")
+        return ["disk_created"]
+    have = path.stat().st_size
+    if have < want:
+        with path.open("r+b") as f:
+            f.truncate(want)
+        log(f"{label}: mirrored disk {path.name} grown to {size_gb} GB")
+        return ["disk_grown"]
+    if have > want:
+        log(f"WARNING: {label}: mirrored disk {path.name} is larger than {size_gb} GB; it is never shrunk")
+    return []
+
+
+def ensure_disk(context_dir: Path, plan: HostPlan, size_gb: int, log: Log = nolog) -> tuple[str, list[str]]:
+    """The hive's loop device (attached with partition scanning so parted can add partitions) and actions."""
+    path = disk_file(context_dir, plan)
+    acts = _ensure_disk_file(path, size_gb, plan.name, log)
+    loop = loop_of(path)
+    if loop is None:
+        loop = _losetup(["--find", "--show", "-P", str(path)], plan.name)
+        # The kernel may lack partition-table parsers: tell it about partitions an earlier run made.
+        run(["partx", "-a", loop], timeout=60)
+        log(f"{plan.name}: mirrored disk attached as {loop}")
+        acts.append("disk_attached")
+    elif "disk_grown" in acts:
+        _losetup(["-c", loop], plan.name)
+    return loop, acts
+
+
+def _container_disk(c: Container) -> str | None:
+    """The host device the container sees as /dev/vdb (None: no disk)."""
+    for d in c.attrs.get("HostConfig", {}).get("Devices") or []:
+        if d.get("PathInContainer") == DISK_DEVICE:
+            return str(d.get("PathOnHost"))
+    return None
+
+
+def remove_disks(context_dir: Path, log: Log = nolog) -> int:
+    """Detach every stage disk from its loop device(s) and delete the files; the number removed."""
+    folder = Path(context_dir) / DISK_DIR
+    if not folder.is_dir():
+        return 0
+    count = 0
+    for path in sorted(folder.glob("*.img")):
+        out = _losetup(["-n", "-O", "NAME", "-j", str(path)], str(path))
+        for loop in out.split():
+            _losetup(["-d", loop], str(path))
+            log(f"detached {loop} ({path.name})")
+        path.unlink()
+        count += 1
+    folder.rmdir()
+    return count
+
+
 def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[str, Any]:
     """Bring the stage's containers up (idempotent) and write state.json + known_hosts."""
     t0 = time.monotonic()
@@ -193,6 +296,7 @@ def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[st
     sname, net = names(site, stage)
     cidr = stage_cidr(site, stage)
     plans = plan_hosts(site, stage)
+    disk_sizes = mirrored_disk_sizes(site, stage)
     client = _client()
     image = ensure_image(None, HOST_TAG, log=log)
     raise_inotify(log)
@@ -209,6 +313,10 @@ def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[st
     for plan in plans:
         cname = container_name(sname, stage, plan)
         acts: list[str] = []
+        disk: str | None = None
+        if plan.name in disk_sizes:
+            disk, disk_acts = ensure_disk(context_dir, plan, disk_sizes[plan.name], log)
+            acts += disk_acts
         try:
             c: Container | None = client.containers.get(cname)
         except docker.errors.NotFound:
@@ -219,8 +327,13 @@ def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[st
             c.remove(force=True, v=True)
             c = None
             acts.append("removed")
+        if c is not None and _container_disk(c) != disk:
+            log(f"{plan.name}: container {cname} has {_container_disk(c)} as {DISK_DEVICE}, want {disk}: recreating")
+            c.remove(force=True, v=True)
+            c = None
+            acts.append("removed")
         if c is None:
-            c = _create(client, image, cname, net, plan, sname, stage)
+            c = _create(client, image, cname, net, plan, sname, stage, disk)
             acts.append("created")
         if c.status != "running":
             try:
@@ -281,6 +394,7 @@ def destroy(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> None:
         log(f"removed network {net}")
     except docker.errors.NotFound:
         pass
+    disks = remove_disks(context_dir, log)
     state = read_state(context_dir)
     if state:
         drop = [known_hosts_name(str(h.get("address", "127.0.0.1")), int(h["port"]))
@@ -289,4 +403,4 @@ def destroy(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> None:
             update_known_hosts(context_dir / "known_hosts", {}, drop)
         state["hosts"] = {}
         write_state(context_dir, state)
-    log(f"destroy docker {sname}/{stage}: {len(found)} containers removed")
+    log(f"destroy docker {sname}/{stage}: {len(found)} containers and {disks} mirrored disks removed")
