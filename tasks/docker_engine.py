@@ -1,0 +1,129 @@
+"""docker: the engine from the family's packages, TLS API on 2376 from the stage CA, docker0 from internal_cidr.
+
+hive-builder.md §3.13. Firewall rule sets are not written here (tasks/firewall.py owns them).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hive_nornir.engine.context import HostContext
+from hive_nornir.facts import Facts
+from hive_nornir.netslice import slice_internal_cidr
+from hive_nornir.pki_paths import ca_anchor_path, host_cert_path, host_key_path
+from hive_nornir.primitives.base import Primitive
+from hive_nornir.primitives.command import Command
+from hive_nornir.primitives.file import File
+from hive_nornir.primitives.filesystem import Directory
+from hive_nornir.primitives.packages import Packages
+from hive_nornir.primitives.service import Service
+from hive_nornir.primitives.users import Group, User
+
+DOCKER_API_PORT = 2376
+DAEMON_JSON = "/etc/docker/daemon.json"
+OVERRIDE_DIR = "/usr/lib/systemd/system/docker.service.d"  # hive-builder's path (merged /usr on both families)
+OVERRIDE_CONF = f"{OVERRIDE_DIR}/override.conf"
+EL_REPO_FILE = "/etc/yum.repos.d/docker-ce.repo"
+EL_REPO = """\
+[docker-ce-stable]
+name=Docker CE Stable - $basearch
+baseurl=https://download.docker.com/linux/centos/$releasever/$basearch/stable
+enabled=1
+gpgcheck=1
+gpgkey=https://download.docker.com/linux/centos/gpg
+"""
+# dockerd >= 23 can vet a config file; 20.10 (Debian 12's docker.io) cannot, so ask it first.
+VALIDATE = ("if dockerd --help 2>&1 | grep -q -- --validate; "
+            "then dockerd --validate --config-file %s; fi")
+# systemd flags edited drop-ins (NeedDaemonReload) but not a new drop-in dir: also ask whether it loaded ours.
+LOADED = ("s=$(systemctl show -p NeedDaemonReload -p DropInPaths docker.service); "
+          f"case \"$s\" in *NeedDaemonReload=yes*) false;; *{OVERRIDE_CONF}*) true;; *) false;; esac")
+
+
+def docker_packages(facts: Facts) -> list[str]:
+    """Debian ships docker.io; EL gets docker-ce (and the libseccomp it needs) from docker's repo."""
+    if facts.is_redhat:
+        return ["libseccomp", "docker-ce"]
+    return ["docker.io"]
+
+
+def dockerd_path(facts: Facts) -> str:
+    """docker.io installs /usr/sbin/dockerd, docker-ce /usr/bin/dockerd."""
+    return "/usr/bin/dockerd" if facts.is_redhat else "/usr/sbin/dockerd"
+
+
+def daemon_config(host: str, facts: Facts, registry_mirror: str | None = None,
+                  vfs: bool = False) -> dict[str, Any]:
+    """§3.13's daemon.json: unix socket + TLS-verified TCP on 2376 with the stage CA and the host's cert."""
+    config: dict[str, Any] = {
+        "hosts": ["unix:///var/run/docker.sock", f"tcp://0.0.0.0:{DOCKER_API_PORT}"],
+        "tls": True,
+        "tlsverify": True,
+        "tlscacert": ca_anchor_path(facts),
+        "tlscert": host_cert_path(host),
+        "tlskey": host_key_path(host),
+    }
+    if registry_mirror:
+        config["registry-mirrors"] = [registry_mirror]
+    if vfs:
+        config["storage-driver"] = "vfs"
+    config["iptables"] = True
+    return config
+
+
+def daemon_json(host: str, facts: Facts, registry_mirror: str | None = None, vfs: bool = False) -> str:
+    """The file's exact text (stable key order, so an unchanged config never shows a diff)."""
+    return json.dumps(daemon_config(host, facts, registry_mirror, vfs), indent=2) + "\n"
+
+
+def override_conf(facts: Facts, bip: str) -> str:
+    """Drop-in: dockerd without `-H fd://` (it conflicts with "hosts" in daemon.json) and with docker0's --bip."""
+    return ("[Service]\n"
+            "RestartSec=15s\n"
+            "EnvironmentFile=-/etc/environment\n"
+            "ExecStart=\n"
+            f"ExecStart={dockerd_path(facts)} --bip={bip}\n")
+
+
+def admin_user(ctx: HostContext) -> str | None:
+    """hive_admin (the login user unless the site names another); root needs no docker group."""
+    name = str(ctx.var("hive_admin") or getattr(ctx.host, "username", None) or "admin")
+    return None if name == "root" else name
+
+
+def uses_vfs(ctx: HostContext) -> bool:
+    """§3.13: storage-driver vfs only on a shared-repository container (overlay on overlay fails there)."""
+    groups = {str(getattr(g, "name", g)) for g in ctx.host.groups}
+    return bool(ctx.var("hive_shared_repository")) and "repository" in groups
+
+
+def engine_primitives(host: str, facts: Facts, admin: str | None, internal_cidr: str | None,
+                      registry_mirror: str | None = None, vfs: bool = False) -> list[Primitive]:
+    """Repo, packages, group, config, unit drop-in, then the service; config changes restart docker once."""
+    nets = slice_internal_cidr(internal_cidr)
+    items: list[Primitive] = []
+    if facts.is_redhat:
+        items.append(File(path=EL_REPO_FILE, content=EL_REPO))
+    items.append(Packages(names=docker_packages(facts)))
+    items.append(Group(name="docker", system=True))
+    if admin:
+        items.append(User(name=admin, groups=("docker",), shell=None))
+    items.extend([
+        Directory(path=OVERRIDE_DIR, mode="0755"),
+        # drop-in before daemon.json: a restart with "hosts" set but `-H fd://` still in the unit would fail
+        File(path=OVERRIDE_CONF, content=override_conf(facts, nets.bip)).with_notify("restart:docker"),
+        Directory(path="/etc/docker", mode="0700"),
+        File(path=DAEMON_JSON, content=daemon_json(host, facts, registry_mirror, vfs), mode="0644",
+             validate=VALIDATE).with_notify("restart:docker"),
+        Command(cmd="systemctl daemon-reload", unless=LOADED),
+        Service(name="docker", enabled=True, state="started"),
+    ])
+    return items
+
+
+def docker_engine(ctx: HostContext) -> None:
+    """Runs on every server; the lead's Step flushes handlers so swarm sees the restarted engine."""
+    mirror = ctx.var("hive_registry_mirror")
+    ctx.ensure(engine_primitives(ctx.name, ctx.facts, admin_user(ctx), ctx.var("hive_internal_cidr"),
+                                 str(mirror) if mirror else None, uses_vfs(ctx)))
