@@ -1,0 +1,430 @@
+"""Firewall building blocks: hive-builder's saved-rules blocks and live rules, inserted one by one, never restored.
+
+Other tasks open their ports with `ctx.ensure(rule_set_for(ctx, "drbd"))` (sources: every server's private IP,
+or the internal network) or the pure `rule_set(facts, name, proto, dports, sources, internal_net)`.
+Each rule set is a marked block of `-A HIVE-SERVICE ...` lines in the saved rules file (validated with
+`iptables-restore --test` before it lands) plus the same rules inserted live when `iptables -C` misses them.
+The live table is never flushed or restored: dockerd owns chains in it and the SSH session must survive.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import posixpath
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hive_nornir.facts import Facts
+from hive_nornir.primitives.base import Plan, Primitive, Upload, parse_kv, q
+from hive_nornir.primitives.lines import MAX_EDIT_BYTES, content_probe, text_diff
+
+if TYPE_CHECKING:
+    from hive_nornir.engine.context import HostContext
+
+HIVE_CHAIN = "HIVE-SERVICE"
+RULES_FILE = {"redhat": "/etc/sysconfig/iptables", "debian": "/etc/iptables/rules.v4"}
+VALIDATE = "iptables-restore --test %s"
+IPT = "iptables -w"  # -w: wait for the xtables lock (dockerd edits the table too)
+
+# Rules as `iptables -S` prints them (without `-A CHAIN`), so the probe can find them by text.
+ESTABLISHED = "-m state --state RELATED,ESTABLISHED -j ACCEPT"
+ICMP = "-p icmp -j ACCEPT"
+LOOPBACK = "-i lo -j ACCEPT"
+SSH_OPEN = "-p tcp -m state --state NEW -m tcp --dport 22 -j ACCEPT"
+REJECT = "-j REJECT --reject-with icmp-host-prohibited"
+GWBRIDGE = "-i docker_gwbridge -m state --state NEW -j ACCEPT"
+JUMP_HIVE = f"-j {HIVE_CHAIN}"
+
+HIVE_MARKER = "# {mark} HIVE-BUILDER MANAGED BLOCK setup HIVE-SERVICE chain"
+HIVE_END = HIVE_MARKER.replace("{mark}", "END")
+
+# EL's stock /etc/sysconfig/iptables (iptables-services); Debian gets the same rules when it has no file yet.
+STOCK_RULES = """\
+# sample configuration for iptables service
+# you can edit this manually or use system-config-firewall
+# please do not ask us to add additional ports/services to this default configuration
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -p icmp -j ACCEPT
+-A INPUT -i lo -j ACCEPT
+-A INPUT -p tcp -m state --state NEW -m tcp --dport 22 -j ACCEPT
+-A INPUT -j REJECT --reject-with icmp-host-prohibited
+-A FORWARD -j REJECT --reject-with icmp-host-prohibited
+COMMIT
+"""
+DEBIAN_HEADER = "# hive_nornir base ruleset: the rules of EL's stock /etc/sysconfig/iptables (iptables-services)\n"
+
+
+@dataclass(frozen=True)
+class RuleSetSpec:
+    """A hive-builder rule set: protocol and destination ports."""
+
+    proto: str
+    dports: tuple[str, ...]
+
+
+# hive-builder's rule sets (docker, drbd, zabbix-agent, rsyslogd roles); syslog is tcp when tls_logging.
+RULE_SETS: dict[str, RuleSetSpec] = {
+    "docker_api_swarm": RuleSetSpec("tcp", ("2376", "2377", "7946")),
+    "docker_swarm_udp": RuleSetSpec("udp", ("7946", "4789")),
+    "drbd": RuleSetSpec("tcp", ("7000:7999",)),
+    "zabbix_tcp": RuleSetSpec("tcp", ("10050",)),
+    "syslog": RuleSetSpec("udp", ("10514",)),
+}
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+_IFACE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
+_CATCH_ALL = re.compile(r"^-j (REJECT|DROP)\b")
+
+
+# -- pure rule text -------------------------------------------------------------------------------------------
+def rules_path(facts: Facts) -> str:
+    """The file the boot-time service restores: iptables-services on EL, netfilter-persistent on Debian."""
+    return RULES_FILE["redhat" if facts.is_redhat else "debian"]
+
+
+def base_rules(facts: Facts) -> str:
+    """Content for a host without a saved rules file: EL's stock file (same rules on Debian)."""
+    return STOCK_RULES if facts.is_redhat else DEBIAN_HEADER + STOCK_RULES.split("\n", 3)[3]
+
+
+def source(value: str) -> str:
+    """An address or network as `iptables -S` prints it (`10.0.0.1/32`); anything else is refused."""
+    try:
+        return str(ipaddress.ip_network(str(value).strip(), strict=False))
+    except ValueError as exc:
+        raise ValueError(f"not an IPv4 address or network: {value!r}") from exc
+
+
+def port_list(dports: Iterable[str | int]) -> str:
+    """`2376,2377` / `7000:7999` for -m multiport (at most 15 ports, a range counts twice)."""
+    items = [str(p).strip() for p in dports]
+    if not items:
+        raise ValueError("a rule set needs at least one port")
+    weight = 0
+    for item in items:
+        bounds = item.split(":")
+        if len(bounds) > 2 or not all(b.isdigit() and 0 < int(b) < 65536 for b in bounds):
+            raise ValueError(f"not a port or port range: {item!r}")
+        weight += len(bounds)
+    if weight > 15:
+        raise ValueError(f"multiport takes at most 15 ports: {','.join(items)}")
+    return ",".join(items)
+
+
+def service_rule(name: str, proto: str, dports: Iterable[str | int], src: str) -> str:
+    """One HIVE-SERVICE rule (canonical `iptables -S` form, minus `-A HIVE-SERVICE`)."""
+    if not _NAME.match(name):
+        raise ValueError(f"rule set name must be letters, digits, _ . - : {name!r}")
+    if proto not in ("tcp", "udp"):
+        raise ValueError(f"protocol must be tcp or udp, not {proto!r}")
+    return (f"-s {source(src)} -p {proto} -m multiport --dports {port_list(dports)} "
+            f'-m conntrack --ctstate NEW -m comment --comment "allow {name}" -j ACCEPT')
+
+
+def ssh_rule(src: str, port: int = 22) -> str:
+    """strict-source-ip: NEW ssh connections from one source, rate-limited like hive-builder (5/s, burst 20)."""
+    return (f"-s {source(src)} -p tcp -m state --state NEW -m multiport --dports {port_list([port])} "
+            f"-m limit --limit 5/sec --limit-burst 20 -j ACCEPT")
+
+
+def internal_rule(iface: str, net: str) -> str:
+    """internal-network: every NEW connection from the internal network on its interface."""
+    if not _IFACE.match(iface):
+        raise ValueError(f"not an interface name: {iface!r}")
+    return f"-s {source(net)} -i {iface} -m state --state NEW -j ACCEPT"
+
+
+def saved(chain: str, rules: Iterable[str]) -> tuple[str, ...]:
+    """The lines of rules as they stand in a saved rules file."""
+    return tuple(f"-A {chain} {rule}" for rule in rules)
+
+
+def input_rules(strict_sources: Sequence[str] = (), ssh_port: int = 22) -> tuple[str, ...]:
+    """INPUT as the iptables step wants it live: ACCEPTs for established and ssh always before the REJECT."""
+    ssh = [ssh_rule(s, ssh_port) for s in strict_sources] if strict_sources else []
+    tail = [ICMP, LOOPBACK, *([] if strict_sources else [SSH_OPEN]), REJECT]
+    return (ESTABLISHED, *ssh, GWBRIDGE, JUMP_HIVE, *tail)
+
+
+# -- the saved rules file -------------------------------------------------------------------------------------
+def _bare(line: str) -> str:
+    return line.rstrip("\r\n")
+
+
+def _fallback_index(lines: list[str]) -> int | None:
+    """Where a block goes without its anchor: after the chain declarations of *filter (top of its rules)."""
+    start = next((i for i, ln in enumerate(lines) if _bare(ln) == "*filter"), None)
+    if start is None:
+        return None
+    index = start + 1
+    for i in range(start + 1, len(lines)):
+        text = _bare(lines[i])
+        if text.startswith(":"):
+            index = i + 1
+        elif text == "COMMIT" or text.startswith("-"):
+            break
+    return index
+
+
+@dataclass(eq=False)
+class RulesBlock(Primitive):
+    """A marked block in the saved rules file, inserted after an anchor line; the candidate must pass validate."""
+
+    path: str
+    marker: str
+    lines: tuple[str, ...] = ()
+    after: str | None = None  # exact anchor line; the block goes right after it (like blockinfile insertafter)
+    require_anchor: bool = False  # without it, the block would be invalid (e.g. -A HIVE-SERVICE before -N)
+    base: str | None = None  # content used when the file does not exist yet
+    remove: tuple[str, ...] = ()  # exact lines to drop outside blocks (strict-source-ip drops the open ssh rule)
+    mode: str = "0600"
+    validate: str | None = VALIDATE
+    kind = "rules"
+
+    def __post_init__(self) -> None:
+        """Markers must be single distinct lines, or the block could never be found again."""
+        if "{mark}" not in self.marker or "\n" in self.marker:
+            raise ValueError("marker must be one line containing {mark}")
+        self.lines = tuple(self.lines)
+        self.remove = tuple(self.remove)
+
+    @property
+    def ident(self) -> str:
+        """Reports name the file and the block."""
+        return f"rules[{self.path}:{self.marker.replace('{mark} ', '')}]"
+
+    def probe(self, facts: Facts) -> str:
+        """Mode/owner and the whole content: the edit happens in Python."""
+        return content_probe(self.path)
+
+    def edit(self, text: str) -> str:
+        """Drop `remove` lines, then replace the marked span or insert it after the anchor."""
+        lines = [ln for ln in text.splitlines(keepends=True) if _bare(ln) not in self.remove]
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        begin, end = self.marker.replace("{mark}", "BEGIN"), self.marker.replace("{mark}", "END")
+        starts = [i for i, ln in enumerate(lines) if _bare(ln) == begin]
+        ends = [i for i, ln in enumerate(lines) if _bare(ln) == end]
+        wanted = [f"{ln}\n" for ln in (begin, *self.lines, end)] if self.lines else []
+        if starts or ends:
+            if len(starts) != 1 or len(ends) != 1 or ends[0] < starts[0]:
+                raise ValueError(f"{self.path}: markers {begin!r}/{end!r} are unbalanced; fix the file by hand")
+            return "".join(lines[:starts[0]] + wanted + lines[ends[0] + 1:])
+        if not wanted:
+            return "".join(lines)
+        anchor = next((i + 1 for i, ln in enumerate(lines) if self.after and _bare(ln) == self.after), None)
+        if anchor is None:
+            if self.require_anchor:
+                raise LookupError(f"{self.path} has no line {self.after!r} (the iptables step writes it)")
+            anchor = _fallback_index(lines)
+            if anchor is None:
+                raise ValueError(f"{self.path} has no *filter table; fix the file by hand")
+        return "".join(lines[:anchor] + wanted + lines[anchor:])
+
+    def plan(self, facts: Facts, probe_output: str) -> Plan:
+        """Edit the text (or the base for a new file); upload the whole file, keeping mode and owner."""
+        kv = parse_kv(probe_output)
+        mode, owner, group, target = self.mode, "root", "root", self.path
+        if kv.get("exists") == "notfile":
+            return Plan(error=f"{self.path} exists and is not a regular file")
+        if "stat" in kv:
+            fields = kv["stat"].split()
+            if len(fields) != 4 or "content" not in kv:
+                return Plan(error=f"cannot read {self.path} (larger than {MAX_EDIT_BYTES} bytes?)")
+            mode, owner, group = fields[0].zfill(4), fields[1], fields[2]
+            current: str | None = base64.b64decode(kv["content"]).decode("utf-8", "surrogateescape")
+            target = kv.get("realpath") or self.path
+        elif kv.get("exists") == "no":
+            current = None
+            if self.base is None:
+                return Plan(missing=f"{self.path} does not exist (the iptables step creates it)")
+            if kv.get("parent") != "yes":
+                return Plan(missing=f"directory {posixpath.dirname(self.path)} does not exist")
+        else:
+            return Plan(error=f"cannot stat {self.path} (probe printed nothing useful)")
+        try:
+            new = self.edit(current if current is not None else str(self.base))
+        except LookupError as exc:
+            return Plan(missing=str(exc))
+        except ValueError as exc:
+            return Plan(error=str(exc))
+        if new == current:
+            return Plan()
+        upload = Upload(target, new.encode("utf-8", "surrogateescape"), mode, owner, group, self.validate)
+        verb = "create" if current is None else "update"
+        return Plan(changed=True, summary=f"{verb} {self.path}: {self.marker.replace('# {mark} ', '')}",
+                    diff=text_diff(self.path, current, new), uploads=[upload])
+
+
+# -- the live table ---------------------------------------------------------------------------------------------
+def _position(sim: list[str], wanted: Sequence[str], i: int) -> int:
+    """Insert index for wanted[i]: after the nearest earlier wanted rule, else before a later one, never after
+    a catch-all REJECT/DROP (unless the rule is the catch-all itself)."""
+    catch = next((k for k, r in enumerate(sim) if _CATCH_ALL.match(r)), len(sim))
+    if _CATCH_ALL.match(wanted[i]):
+        return len(sim)
+    pos = None
+    for k in range(i - 1, -1, -1):
+        if wanted[k] in sim:
+            pos = sim.index(wanted[k]) + 1
+            break
+    if pos is None:
+        pos = next((sim.index(w) for w in wanted[i + 1:] if w in sim), catch)
+    return min(pos, catch)
+
+
+def client_address(output: str) -> str:
+    """The address our SSH session comes from, as the host sees it (from the probe), or ''."""
+    return parse_kv(output).get("ssh_client", "").strip()
+
+
+@dataclass(eq=False)
+class LiveRules(Primitive):
+    """Rules present (in this order) and absent in one live chain; missing ones are inserted one by one."""
+
+    chain: str
+    rules: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
+    create_chain: bool = False
+    label: str = ""
+    ssh_sources: tuple[str, ...] = ()  # when set: refuse changes that would lock out this SSH session's address
+    kind = "iptables"
+
+    def __post_init__(self) -> None:
+        """Plain tuples: the plan indexes them."""
+        self.rules, self.absent, self.ssh_sources = tuple(self.rules), tuple(self.absent), tuple(self.ssh_sources)
+
+    @property
+    def ident(self) -> str:
+        """Reports name the chain and what the rules are for."""
+        return f"iptables[{self.chain}{':' + self.label if self.label else ''}]"
+
+    def probe(self, facts: Facts) -> str:
+        """`iptables -S CHAIN` for positions, `iptables -C` per rule for presence (format-proof); read-only."""
+        c = q(self.chain)
+        lines = ["if ! command -v iptables >/dev/null 2>&1; then echo iptables=no; else",
+                 f"if {IPT} -S {c} >/dev/null 2>&1; then echo chain=yes; {IPT} -S {c} | sed 's/^/rule=/'; "
+                 f"else echo chain=no; fi"]
+        for i, rule in enumerate(self.rules):
+            lines.append(f"{IPT} -C {c} {rule} >/dev/null 2>&1 && echo has={i}")
+        for i, rule in enumerate(self.absent):
+            lines.append(f"{IPT} -C {c} {rule} >/dev/null 2>&1 && echo stale={i}")
+        if self.ssh_sources:
+            lines.append(_CLIENT_PROBE)
+        lines.append("fi; true")
+        return "\n".join(lines)
+
+    def plan(self, facts: Facts, probe_output: str) -> Plan:
+        """Insert what -C misses at its place, delete stale rules after, then verify every rule with -C."""
+        out = probe_output.splitlines()
+        if "iptables=no" in out:
+            return Plan(missing="iptables is not installed")
+        commands: list[str] = []
+        c = q(self.chain)
+        if "chain=yes" not in out:
+            if not self.create_chain:
+                return Plan(missing=f"chain {self.chain} does not exist (the iptables step creates it)")
+            commands.append(f"{IPT} -N {c}")
+        prefix = f"-A {self.chain} "
+        sim = [ln[5 + len(prefix):] for ln in out if ln.startswith("rule=" + prefix)]
+        has = {int(ln[4:]) for ln in out if ln.startswith("has=") and ln[4:].isdigit()}
+        stale = [self.absent[int(ln[6:])] for ln in out if ln.startswith("stale=") and ln[6:].isdigit()]
+        diff: list[str] = [f"+ -N {self.chain}\n"] if commands else []
+        added = 0
+        for i, rule in enumerate(self.rules):
+            if i in has:
+                continue
+            pos = _position(sim, self.rules, i)
+            sim.insert(pos, rule)
+            commands.append(f"{IPT} -I {c} {pos + 1} {rule}" if pos < len(sim) - 1 else f"{IPT} -A {c} {rule}")
+            diff.append(f"+ {prefix}{rule}\n")
+            added += 1
+        for rule in stale:
+            commands.append(f"{IPT} -D {c} {rule}")
+            diff.append(f"- {prefix}{rule}\n")
+        if not commands:
+            return Plan()
+        problem = self._unsafe(sim, client_address(probe_output))
+        if problem:
+            return Plan(error=problem)
+        commands += [f"{IPT} -C {c} {r} || {{ echo {q(f'hive: rule missing after insert: {prefix}{r}')} >&2; "
+                     f"exit 1; }}" for r in self.rules]
+        commands += [f"if {IPT} -C {c} {r} 2>/dev/null; then echo {q(f'hive: rule still there: {prefix}{r}')} "
+                     f">&2; exit 1; fi" for r in stale]
+        parts = [f"insert {added} rule(s)"] if added else []
+        parts += [f"delete {len(stale)} rule(s)"] if stale else []
+        summary = f"{self.chain}: " + (", ".join(parts) or "create chain")
+        return Plan(changed=True, summary=summary, diff="".join(diff), commands=commands)
+
+    def _unsafe(self, sim: list[str], client: str) -> str:
+        """Why the planned chain could cut the session: a REJECT before the established ACCEPT, or a
+        strict ssh list that does not cover the address this session comes from."""
+        catch = next((k for k, r in enumerate(sim) if _CATCH_ALL.match(r)), None)
+        if self.chain == "INPUT" and catch is not None and ESTABLISHED not in sim[:catch]:
+            return f"refusing: INPUT would REJECT before `{ESTABLISHED}` (the SSH session would be cut)"
+        if self.ssh_sources and client:
+            try:
+                addr = ipaddress.ip_address(client)
+            except ValueError:
+                return ""
+            if not any(addr in ipaddress.ip_network(s, strict=False) for s in self.ssh_sources):
+                return (f"refusing: this SSH session comes from {client}, which hive_ssh_source_ips "
+                        f"({', '.join(self.ssh_sources)}) does not cover; the next login would be rejected")
+        return ""
+
+
+# The login shell (an ancestor of the probe) holds SSH_CONNECTION; sudo drops it from our own environment.
+_CLIENT_PROBE = (
+    "p=$$; while [ \"${p:-1}\" -gt 1 ]; do "
+    "e=$(tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p'); "
+    "if [ -n \"$e\" ]; then echo \"ssh_client=${e%% *}\"; break; fi; "
+    "p=$(sed 's/^.*) //' /proc/$p/stat 2>/dev/null | cut -d' ' -f2); done"
+)
+
+
+# -- rule sets (called by the docker, drbd, zabbix-agent and rsyslogd tasks) ---------------------------------
+def rule_set(facts: Facts, name: str, proto: str | None = None, dports: Sequence[str | int] | None = None,
+             sources: Sequence[str] = (), internal_net: str | None = None) -> list[Primitive]:
+    """hive-builder's iptables.yml: a saved block `for <name>` plus the same rules live in HIVE-SERVICE.
+
+    proto/dports default to RULE_SETS[name]; with internal_net (`addr/cidr`) that network is the only source.
+    """
+    spec = RULE_SETS.get(name)
+    proto = proto or (spec.proto if spec else "")
+    ports = tuple(dports) if dports else (spec.dports if spec else ())
+    if not proto or not ports:
+        raise ValueError(f"rule set {name!r} is not one of {', '.join(RULE_SETS)}: give proto and dports")
+    srcs = [internal_net] if internal_net else list(dict.fromkeys(sources))
+    if not srcs:
+        raise ValueError(f"rule set {name!r} has no sources")
+    rules = tuple(dict.fromkeys(service_rule(name, proto, ports, s) for s in srcs))
+    return [
+        RulesBlock(path=rules_path(facts), marker=f"# {{mark}} HIVE-BUILDER MANAGED BLOCK for {name}",
+                   lines=saved(HIVE_CHAIN, rules), after=HIVE_END, require_anchor=True),
+        LiveRules(chain=HIVE_CHAIN, rules=rules, label=f"allow {name}"),
+    ]
+
+
+def default_sources(ctx: HostContext) -> list[str]:
+    """Private IPs of every server of the stage (not narrowed by --limit), in site order."""
+    return [str(h.get("hive_private_ip")) for h in ctx.run_state.stage_hosts().values()
+            if "servers" in h.groups and h.get("hive_private_ip")]
+
+
+def internal_net(ctx: HostContext) -> str | None:
+    """`hive_internal_net_addr/hive_internal_net_cidr` when the site has an internal network, else None."""
+    addr, cidr = ctx.var("hive_internal_net_addr"), ctx.var("hive_internal_net_cidr")
+    return f"{addr}/{cidr}" if addr and cidr is not None else None
+
+
+def rule_set_for(ctx: HostContext, name: str, proto: str | None = None, dports: Sequence[str | int] | None = None,
+                 extra_sources: Sequence[str] = ()) -> list[Primitive]:
+    """rule_set() with hive-builder's default sources (all servers + extras) or the internal network."""
+    return rule_set(ctx.facts, name, proto, dports, [*default_sources(ctx), *extra_sources], internal_net(ctx))
