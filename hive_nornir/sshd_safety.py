@@ -1,0 +1,350 @@
+"""Pure sshd hardening planning: wanted settings, drop-in text, lock-out pre-flight, effective-value checks.
+
+Everything here is facts and text in, decisions out, so both OS families are unit-tested without a host.
+sshd_config(5): "for each keyword, the first obtained value will be used", so the drop-in is only trusted
+once `sshd -T` (which evaluates Include order and Match blocks) reports the wanted values.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from hive_nornir.facts import Facts
+from hive_nornir.primitives.base import q
+from hive_nornir.primitives.lines import text_diff
+
+SSHD = "/usr/sbin/sshd"
+MAIN_CONFIG = "/etc/ssh/sshd_config"
+DROPIN_DIR = "/etc/ssh/sshd_config.d"
+DROPIN = f"{DROPIN_DIR}/10-hive.conf"  # sorts before 50-cloud-init.conf, which often sets PasswordAuthentication
+INCLUDE_LINE = f"Include {DROPIN_DIR}/*.conf"
+HEADER = "# managed by hive_nornir (sshd step); a fresh login was proven before this file was kept\n"
+REGRESSHION = ((8, 5, 1), (9, 8, 1))  # CVE-2024-6387 range hive-builder mitigates with LoginGraceTime 0
+KBD_ONLY = (8, 7)  # from 8.7 ChallengeResponseAuthentication is only an alias of KbdInteractiveAuthentication
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)(?:p(\d+))?")
+_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_INCLUDE = re.compile(r"^\s*include\s+(?:\S*/)?sshd_config\.d/\*(?:\.conf)?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One sshd keyword and value; `check` says whether `sshd -T` must report it (aliases are not printed)."""
+
+    keyword: str
+    value: str
+    check: bool = True
+
+    @property
+    def key(self) -> str:
+        """How `sshd -T` names the keyword: lower case."""
+        return self.keyword.lower()
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Our own SSH connection as sshd sees it ($SSH_CONNECTION), which can differ from what the controller dials."""
+
+    client_addr: str
+    client_port: int
+    server_addr: str
+    server_port: int
+
+
+def openssh_version(text: str) -> tuple[int, int, int] | None:
+    """`9.2p1` -> (9, 2, 1); a release without `pN` (some builds print `OpenSSH_9.2`) counts as p1."""
+    m = _VERSION.match(text.strip())
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
+
+
+def regresshion_exposed(text: str) -> bool:
+    """OpenSSH 8.5p1 to 9.8p1 (hive-builder's range): LoginGraceTime 0 closes the signal-handler race."""
+    version = openssh_version(text)
+    return version is not None and REGRESSHION[0] <= version <= REGRESSHION[1]
+
+
+def sshd_port(value: Any) -> int | None:
+    """hive_sshd_port as an int (None when unset); anything else is a site error, caught before the host."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not str(value).isdigit() or not 1 <= int(value) <= 65535:
+        raise ValueError(f"hive_sshd_port must be a TCP port 1-65535, not {value!r}")
+    return int(value)
+
+
+def wanted_settings(facts: Facts, users_managed: bool, port: int | None) -> list[Setting]:
+    """hive-builder's base (§3.4 step 14), users (§3.11) and strict-source-ip (§3.12) sshd lines, in one place."""
+    version = openssh_version(facts.openssh)
+    items = [Setting("PasswordAuthentication", "no"), Setting("KbdInteractiveAuthentication", "no")]
+    if version is None or version[:2] < KBD_ONLY:
+        # old hosts: a separate keyword; unknown version: write it too, but only check what every sshd prints
+        items.append(Setting("ChallengeResponseAuthentication", "no", check=version is not None))
+    items.append(Setting("UseDNS", "no"))
+    if regresshion_exposed(facts.openssh):
+        items.append(Setting("LoginGraceTime", "0"))
+    if users_managed:
+        items.append(Setting("PermitRootLogin", "no"))
+    if port is not None:
+        items.append(Setting("Port", str(port)))
+    return items
+
+
+def dropin_text(settings: list[Setting]) -> str:
+    """The drop-in: a header and one `Keyword value` line per setting, no Match blocks."""
+    return HEADER + "".join(f"{s.keyword} {s.value}\n" for s in settings)
+
+
+def has_include(main_text: str) -> bool:
+    """Whether the main file includes sshd_config.d (Debian 12 and EL9 do; EL8 does not)."""
+    return any(_INCLUDE.match(line) for line in main_text.splitlines())
+
+
+def with_include(main_text: str) -> str:
+    """The main file with the Include at the very top, so drop-ins come first and win (first value wins)."""
+    if has_include(main_text):
+        return main_text
+    return f"# added by hive_nornir: drop-ins must be read first\n{INCLUDE_LINE}\n\n{main_text}"
+
+
+def parse_connection(text: str) -> Connection | None:
+    """`client_addr client_port server_addr server_port` from $SSH_CONNECTION; None when unknown."""
+    parts = text.split()
+    if len(parts) != 4 or not parts[1].isdigit() or not parts[3].isdigit():
+        return None
+    return Connection(parts[0], int(parts[1]), parts[2], int(parts[3]))
+
+
+def match_spec(user: str, conn: Connection | None) -> str:
+    """`sshd -T -C` connection spec for our own login, so Match blocks are evaluated the way they will apply."""
+    spec = f"user={user}"
+    if conn is not None:
+        spec += f",host={conn.client_addr},addr={conn.client_addr},laddr={conn.server_addr},lport={conn.server_port}"
+    return spec
+
+
+def lockout_reasons(settings: list[Setting], login_user: str, conn: Connection | None,
+                    password_only: bool) -> list[str]:
+    """Why these settings would lock out the login hive_nornir itself uses (empty: safe to try)."""
+    wanted = {s.key: s.value for s in settings}
+    reasons = []
+    if wanted.get("permitrootlogin") == "no" and login_user == "root":
+        reasons.append("hive_nornir logs in as root and PermitRootLogin no would apply (hive_users is set): "
+                       "log in as the admin user (hive_admin) instead")
+    if wanted.get("passwordauthentication") == "no" and password_only:
+        reasons.append(f"hive_nornir logs in as {login_user} with a password and no key, "
+                       "and PasswordAuthentication no would apply: give it a key first")
+    port = wanted.get("port")
+    if port is not None:
+        if conn is None:
+            reasons.append(f"Port {port} wanted, but the port sshd receives our connection on is unknown "
+                           "($SSH_CONNECTION not found), so reachability after the change cannot be shown")
+        elif int(port) != conn.server_port:
+            reasons.append(f"Port {port} wanted, but the controller reaches sshd on port {conn.server_port}: "
+                           f"sshd would stop listening there (open port {port} and point the inventory at it "
+                           "first)")
+    return reasons
+
+
+def parse_effective(text: str) -> dict[str, list[str]]:
+    """`sshd -T` lines (`key value`) into key -> values; `port` can repeat, sshd listens on each."""
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key:
+            out.setdefault(key.lower(), []).append(value.strip())
+    return out
+
+
+def mismatches(settings: list[Setting], effective: dict[str, list[str]]) -> list[str]:
+    """Each wanted value sshd will not use, as `key: wanted X, sshd uses Y` (empty: all effective)."""
+    wrong = []
+    for s in settings:
+        if not s.check:
+            continue
+        got = effective.get(s.key, [])
+        ok = s.value in got if s.key == "port" else got == [s.value]
+        if not ok:
+            wrong.append(f"{s.keyword}: wanted {s.value}, sshd uses {' '.join(got) or '(nothing)'}")
+    return wrong
+
+
+def effective_grep(settings: list[Setting]) -> str:
+    """An ERE for the `sshd -T` lines we compare, so the probe output stays short."""
+    keys = sorted({s.key for s in settings})
+    return "^(" + "|".join(keys) + ") "
+
+
+def effective_command(settings: list[Setting], user: str, spec_var: str = "") -> str:
+    """`sshd -T -C <spec>` filtered to our keys; spec_var lets a probe build the spec in shell."""
+    spec = spec_var or q(match_spec(user, None))
+    return f"{SSHD} -T -C {spec} 2>&1 | grep -Ei {q(effective_grep(settings))}"
+
+
+def setters_command(settings: list[Setting]) -> str:
+    """grep for every file line that sets one of our keywords: names the file that overrides the drop-in."""
+    words = "|".join(sorted({s.keyword for s in settings}))
+    return (f"grep -HniE {q(r'^[[:space:]]*(' + words + r')[[:space:]]')} {MAIN_CONFIG} "
+            f"{DROPIN_DIR}/*.conf 2>/dev/null | grep -v {q('^' + DROPIN + ':')} || true")
+
+
+def service_name(facts: Facts) -> str:
+    """The unit is `ssh` on Debian and Ubuntu, `sshd` on EL."""
+    return "ssh" if facts.is_debian else "sshd"
+
+
+# Walk up from this shell to the first ancestor that has SSH_CONNECTION: sudo resets the environment, but
+# the login shell it was started from still holds it (root logins find it in the first process).
+_CONNECTION_WALK = r"""p=$$; c=""
+while [ -n "$p" ] && [ "$p" -gt 1 ]; do
+  c=$(tr '\0' '\n' < /proc/$p/environ 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p')
+  [ -n "$c" ] && break
+  p=$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$p/status 2>/dev/null)
+done
+echo "conn=$c"
+"""
+
+
+def probe_script(settings: list[Setting], user: str) -> str:
+    """Read-only, one exec: main file, drop-in, our connection as sshd sees it, and sshd's effective values."""
+    if not _USER.match(user):
+        raise ValueError(f"login user {user!r} is not a plain user name")
+    m, d = q(MAIN_CONFIG), q(DROPIN)
+    return (
+        f"if [ -f {m} ]; then stat -c 'mainstat=%a %U %G' {m}; printf 'main='; base64 -w0 < {m}; echo; "
+        f"else echo main=missing; fi\n"
+        f"if [ -f {d} ]; then printf 'dropin='; base64 -w0 < {d}; echo; fi\n"
+        f"if [ -d {q(DROPIN_DIR)} ]; then echo dir=yes; fi\n"
+        + _CONNECTION_WALK
+        + "set -- $c\n"
+        + f"if [ $# -eq 4 ]; then spec=\"user={user},host=$1,addr=$1,laddr=$3,lport=$4\"; "
+        + f"else spec=\"user={user}\"; fi\n"
+        + f"out=$({SSHD} -T -C \"$spec\" 2>&1); echo \"trc=$?\"\n"
+        + f"printf '%s\\n' \"$out\" | grep -Ei {q(effective_grep(settings))} | sed 's/^/eff=/'\n"
+        + "printf '%s\\n' \"$out\" | grep -vEi '^[a-z0-9]+ ' | tail -n 3 | sed 's/^/terr=/'\n"
+    )
+
+
+@dataclass(frozen=True)
+class HostState:
+    """What the probe found: file texts (None: absent), our connection, and what sshd -T reports."""
+
+    main: str | None
+    main_stat: tuple[str, str, str]
+    dropin: str | None
+    dir_exists: bool
+    conn: Connection | None
+    t_ok: bool
+    effective: dict[str, list[str]] = field(default_factory=dict)
+    t_error: str = ""
+
+
+def parse_probe(output: str) -> HostState:
+    """probe_script output -> HostState; base64 keeps arbitrary config bytes intact."""
+    kv: dict[str, str] = {}
+    eff: list[str] = []
+    err: list[str] = []
+    for line in output.splitlines():
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        if key == "eff":
+            eff.append(value)
+        elif key == "terr":
+            err.append(value)
+        else:
+            kv[key] = value
+    main = kv.get("main")
+    stat = ([*kv.get("mainstat", "644 root root").split(), "root", "root"])[:3]
+    return HostState(
+        main=None if main in (None, "missing") else _b64(main or ""),
+        main_stat=(stat[0].zfill(4), stat[1], stat[2]),
+        dropin=_b64(kv["dropin"]) if "dropin" in kv else None,
+        dir_exists=kv.get("dir") == "yes",
+        conn=parse_connection(kv.get("conn", "")),
+        t_ok=kv.get("trc") == "0",
+        effective=parse_effective("\n".join(eff)),
+        t_error="\n".join(err),
+    )
+
+
+def _b64(text: str) -> str:
+    """Decode probe base64 to text, keeping undecodable bytes round-trippable."""
+    return base64.b64decode(text).decode("utf-8", "surrogateescape")
+
+
+def backup_path(path: str, stamp: str) -> str:
+    """Where the old file is kept (not matched by `*.conf`, so sshd never reads a backup)."""
+    return f"{path}.{stamp}.hive~"
+
+
+def install_script(stamp: str, dropin_cand: str | None, main_cand: str | None, dropin_existed: bool) -> str:
+    """Back up what exists, then rename the validated candidates into place (same dir: atomic)."""
+    lines = ["set -e"]
+    if main_cand is not None:
+        lines.append(f"cp -p {q(MAIN_CONFIG)} {q(backup_path(MAIN_CONFIG, stamp))}")
+        lines.append(f"mv -f {q(main_cand)} {q(MAIN_CONFIG)}")
+    if dropin_cand is not None:
+        if dropin_existed:
+            lines.append(f"cp -p {q(DROPIN)} {q(backup_path(DROPIN, stamp))}")
+        lines.append(f"mv -f {q(dropin_cand)} {q(DROPIN)}")
+    return "\n".join(lines)
+
+
+def rollback_script(stamp: str, service: str, dropin: str, main_changed: bool, dir_created: bool,
+                    reload: bool) -> str:
+    """Put every file back as it was and (after a reload) make sshd read it again; safe to run twice.
+
+    dropin: "new" (remove ours), "replaced" (restore the backup) or "same" (not touched).
+    """
+    lines = []
+    if dropin == "replaced":
+        bak = q(backup_path(DROPIN, stamp))
+        lines.append(f"if [ -f {bak} ]; then mv -f {bak} {q(DROPIN)}; fi")
+    elif dropin == "new":
+        lines.append(f"rm -f {q(DROPIN)}")
+    if main_changed:
+        bak = q(backup_path(MAIN_CONFIG, stamp))
+        lines.append(f"if [ -f {bak} ]; then mv -f {bak} {q(MAIN_CONFIG)}; fi")
+    if dir_created:
+        lines.append(f"rmdir {q(DROPIN_DIR)} 2>/dev/null || true")
+    if reload:
+        lines.append(f"{SSHD} -t && systemctl reload {q(service)}")
+    return "\n".join(lines) or "true"
+
+
+def deadman_command(unit: str, script: str, seconds: int) -> str:
+    """Commit-confirmed: systemd runs the rollback by itself unless we cancel it after a fresh login."""
+    return f"systemd-run --quiet --unit={q(unit)} --on-active={seconds} /bin/sh {q(script)}"
+
+
+@dataclass(frozen=True)
+class HardeningPlan:
+    """New file texts (None: leave the file alone) and the report lines (ident, summary, diff) for each."""
+
+    main_new: str | None
+    dropin_new: str | None
+    changes: tuple[tuple[str, str, str], ...]
+
+
+def plan_changes(state: HostState, settings: list[Setting]) -> HardeningPlan:
+    """Compare the host's files with the wanted ones; nothing to do means no report line at all."""
+    if state.main is None:
+        raise ValueError(f"{MAIN_CONFIG} does not exist: is openssh-server installed?")
+    changes: list[tuple[str, str, str]] = []
+    main_new = None
+    if not has_include(state.main):
+        main_new = with_include(state.main)
+        changes.append((f"line[{MAIN_CONFIG}:Include]", f"add `{INCLUDE_LINE}` at the top of {MAIN_CONFIG}",
+                        text_diff(MAIN_CONFIG, state.main, main_new)))
+    want = dropin_text(settings)
+    dropin_new = None
+    if state.dropin != want:
+        dropin_new = want
+        verb = "create" if state.dropin is None else "update"
+        changes.append((f"file[{DROPIN}]", f"{verb} {DROPIN}", text_diff(DROPIN, state.dropin, want)))
+    return HardeningPlan(main_new, dropin_new, tuple(changes))

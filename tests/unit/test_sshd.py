@@ -1,0 +1,354 @@
+"""sshd hardening planned offline: canned facts of both families in, exact drop-in, commands and refusals out."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from hive_nornir.tasks.sshd import sshd
+
+from hive_nornir.engine.errors import StepFailed
+from hive_nornir.facts import Facts, canned
+from hive_nornir.sshd_safety import (
+    _CONNECTION_WALK,
+    DROPIN,
+    HEADER,
+    INCLUDE_LINE,
+    Connection,
+    HostState,
+    Setting,
+    dropin_text,
+    has_include,
+    install_script,
+    lockout_reasons,
+    match_spec,
+    mismatches,
+    openssh_version,
+    parse_connection,
+    parse_effective,
+    parse_probe,
+    plan_changes,
+    probe_script,
+    regresshion_exposed,
+    rollback_script,
+    service_name,
+    setters_command,
+    sshd_port,
+    wanted_settings,
+    with_include,
+)
+
+DEBIAN = canned("debian")  # OpenSSH 9.2p1
+EL9 = canned("redhat")  # OpenSSH 8.7p1
+EL8 = canned("redhat", os_version="8.10", openssh="8.0p1")
+DEBIAN_MAIN = "Include /etc/ssh/sshd_config.d/*.conf\n\nKbdInteractiveAuthentication no\nUsePAM yes\n"
+EL8_MAIN = "HostKey /etc/ssh/ssh_host_rsa_key\nPasswordAuthentication yes\nChallengeResponseAuthentication no\n"
+CONN = Connection("10.81.0.1", 40000, "10.81.0.4", 22)
+
+
+def keywords(settings: list[Setting]) -> list[str]:
+    return [f"{s.keyword} {s.value}" for s in settings]
+
+
+# -- what is wanted ---------------------------------------------------------------------------------------------
+
+
+def test_debian_12_gets_login_grace_time_and_no_challenge_response_alias() -> None:
+    assert keywords(wanted_settings(DEBIAN, users_managed=False, port=None)) == [
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UseDNS no", "LoginGraceTime 0"]
+
+
+def test_el9_is_exposed_too_and_users_and_port_add_their_lines() -> None:
+    assert keywords(wanted_settings(EL9, users_managed=True, port=2222)) == [
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UseDNS no", "LoginGraceTime 0",
+        "PermitRootLogin no", "Port 2222"]
+
+
+def test_el8_writes_challenge_response_and_is_not_in_the_regresshion_range() -> None:
+    settings = wanted_settings(EL8, users_managed=False, port=None)
+    assert keywords(settings) == ["PasswordAuthentication no", "KbdInteractiveAuthentication no",
+                                  "ChallengeResponseAuthentication no", "UseDNS no"]
+    assert all(s.check for s in settings)
+
+
+def test_unknown_version_writes_both_but_checks_only_what_every_sshd_prints() -> None:
+    settings = wanted_settings(canned("debian", openssh=""), users_managed=False, port=None)
+    cra = [s for s in settings if s.keyword == "ChallengeResponseAuthentication"]
+    assert len(cra) == 1 and not cra[0].check
+    assert "LoginGraceTime" not in {s.keyword for s in settings}
+
+
+@pytest.mark.parametrize(("version", "exposed"), [
+    ("8.4p1", False), ("8.5p1", True), ("9.2p1", True), ("9.2", True), ("9.8p1", True), ("9.8p2", False),
+    ("9.9p1", False), ("7.4p1", False), ("", False), ("garbage", False)])
+def test_regresshion_range_is_hive_builders(version: str, exposed: bool) -> None:
+    assert regresshion_exposed(version) is exposed
+
+
+def test_version_parse() -> None:
+    assert openssh_version("9.2p1") == (9, 2, 1)
+    assert openssh_version("9.2") == (9, 2, 1)
+    assert openssh_version("x") is None
+
+
+@pytest.mark.parametrize("bad", ["abc", 0, 70000, True, "22x", -1])
+def test_bad_port_is_a_site_error(bad: Any) -> None:
+    with pytest.raises(ValueError, match="hive_sshd_port"):
+        sshd_port(bad)
+
+
+def test_port_unset_or_numeric() -> None:
+    assert sshd_port(None) is None and sshd_port("") is None
+    assert sshd_port("2222") == 2222 and sshd_port(22) == 22
+
+
+def test_dropin_text_is_exact() -> None:
+    text = dropin_text(wanted_settings(DEBIAN, users_managed=True, port=22))
+    assert text == HEADER + ("PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\n"
+                             "LoginGraceTime 0\nPermitRootLogin no\nPort 22\n")
+    assert DROPIN == "/etc/ssh/sshd_config.d/10-hive.conf"
+
+
+def test_service_per_family() -> None:
+    assert service_name(DEBIAN) == "ssh"
+    assert service_name(EL9) == "sshd"
+
+
+# -- Include -----------------------------------------------------------------------------------------------------
+
+
+def test_include_detection() -> None:
+    assert has_include(DEBIAN_MAIN)
+    assert has_include("include sshd_config.d/*.conf\n")
+    assert not has_include(EL8_MAIN)
+    assert not has_include("#Include /etc/ssh/sshd_config.d/*.conf\n")
+
+
+def test_include_goes_on_top_of_el8_main_file() -> None:
+    new = with_include(EL8_MAIN)
+    assert new.splitlines()[1] == INCLUDE_LINE == "Include /etc/ssh/sshd_config.d/*.conf"
+    assert new.endswith(EL8_MAIN)
+    assert with_include(DEBIAN_MAIN) == DEBIAN_MAIN
+
+
+# -- lock-out pre-flight ------------------------------------------------------------------------------------------
+
+
+def test_root_login_with_users_managed_is_refused() -> None:
+    settings = wanted_settings(DEBIAN, users_managed=True, port=None)
+    reasons = lockout_reasons(settings, "root", CONN, password_only=False)
+    assert len(reasons) == 1 and "root" in reasons[0] and "PermitRootLogin no" in reasons[0]
+    assert lockout_reasons(settings, "admin", CONN, password_only=False) == []
+    assert lockout_reasons(wanted_settings(DEBIAN, False, None), "root", CONN, password_only=False) == []
+
+
+def test_port_the_controller_does_not_land_on_is_refused() -> None:
+    reasons = lockout_reasons(wanted_settings(DEBIAN, False, 2222), "admin", CONN, password_only=False)
+    assert len(reasons) == 1 and "Port 2222" in reasons[0] and "port 22" in reasons[0]
+    assert lockout_reasons(wanted_settings(DEBIAN, False, 22), "admin", CONN, password_only=False) == []
+    unknown = lockout_reasons(wanted_settings(DEBIAN, False, 22), "admin", None, password_only=False)
+    assert len(unknown) == 1 and "unknown" in unknown[0]
+
+
+def test_password_only_login_is_refused() -> None:
+    reasons = lockout_reasons(wanted_settings(EL9, False, None), "admin", CONN, password_only=True)
+    assert len(reasons) == 1 and "password" in reasons[0]
+
+
+# -- effective values --------------------------------------------------------------------------------------------
+
+
+def test_connection_and_match_spec() -> None:
+    assert parse_connection("10.81.0.1 40000 10.81.0.4 22") == CONN
+    assert parse_connection("") is None and parse_connection("a b c") is None
+    assert match_spec("admin", CONN) == "user=admin,host=10.81.0.1,addr=10.81.0.1,laddr=10.81.0.4,lport=22"
+    assert match_spec("admin", None) == "user=admin"
+
+
+def test_mismatches_name_the_value_sshd_uses() -> None:
+    settings = wanted_settings(DEBIAN, users_managed=True, port=22)
+    good = parse_effective("port 2200\nport 22\npasswordauthentication no\nkbdinteractiveauthentication no\n"
+                           "usedns no\nlogingracetime 0\npermitrootlogin no\n")
+    assert mismatches(settings, good) == []
+    bad = dict(good, passwordauthentication=["yes"], port=["2200"])
+    assert mismatches(settings, bad) == ["PasswordAuthentication: wanted no, sshd uses yes",
+                                         "Port: wanted 22, sshd uses 2200"]
+    assert mismatches(settings, {}) [0] == "PasswordAuthentication: wanted no, sshd uses (nothing)"
+
+
+def test_setters_command_greps_every_file_but_ours() -> None:
+    cmd = setters_command(wanted_settings(DEBIAN, False, None))
+    assert cmd.startswith("grep -HniE '^[[:space:]]*(KbdInteractiveAuthentication|LoginGraceTime|"
+                          "PasswordAuthentication|UseDNS)[[:space:]]' "
+                          "/etc/ssh/sshd_config /etc/ssh/sshd_config.d/*.conf")
+    assert "grep -v '^/etc/ssh/sshd_config.d/10-hive.conf:'" in cmd
+
+
+# -- probe ---------------------------------------------------------------------------------------------------------
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def probe_output(main: str | None = DEBIAN_MAIN, dropin: str | None = None, conn: str = "10.81.0.1 40000 10.81.0.4 22",
+                 eff: str = "passwordauthentication yes\nkbdinteractiveauthentication no\nusedns no\n"
+                            "logingracetime 120\npermitrootlogin without-password\nport 22",
+                 trc: int = 0, stat: str = "644 root root") -> str:
+    lines = [f"mainstat={stat}", f"main={b64(main)}" if main is not None else "main=missing"]
+    if dropin is not None:
+        lines.append(f"dropin={b64(dropin)}")
+    lines += ["dir=yes", f"conn={conn}", f"trc={trc}", *(f"eff={e}" for e in eff.splitlines())]
+    return "\n".join(lines) + "\n"
+
+
+def test_parse_probe() -> None:
+    state = parse_probe(probe_output(main=EL8_MAIN, stat="600 root root"))
+    assert state.main == EL8_MAIN and state.main_stat == ("0600", "root", "root")
+    assert state.dropin is None and state.dir_exists and state.conn == CONN and state.t_ok
+    assert state.effective["logingracetime"] == ["120"]
+    assert parse_probe("main=missing\nconn=\ntrc=255\nterr=line 3: Bad option\n").main is None
+
+
+def test_probe_script_is_read_only_and_asks_sshd_for_our_own_login() -> None:
+    script = probe_script(wanted_settings(DEBIAN, True, None), "admin")
+    assert "spec=\"user=admin,host=$1,addr=$1,laddr=$3,lport=$4\"" in script
+    assert "/usr/sbin/sshd -T -C \"$spec\"" in script
+    for verb in ("mv ", "rm ", "cp ", "tee ", "systemctl", " > /", "sed -i"):
+        assert verb not in script
+    with pytest.raises(ValueError, match="user name"):
+        probe_script([], "x;reboot")
+
+
+def test_connection_walk_finds_ssh_connection_in_an_ancestor() -> None:
+    """sudo drops SSH_CONNECTION; the walk must find it in the login shell that started sudo."""
+    out = subprocess.run(["sh", "-c", 'env -u SSH_CONNECTION sh -c "$WALK"; true'],
+                         env={"PATH": "/usr/bin:/bin", "WALK": _CONNECTION_WALK,
+                              "SSH_CONNECTION": "10.81.0.1 40000 10.81.0.4 22"},
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "conn=10.81.0.1 40000 10.81.0.4 22"
+
+
+# -- plan, install, rollback ----------------------------------------------------------------------------------------
+
+
+def test_plan_creates_the_dropin_on_debian() -> None:
+    settings = wanted_settings(DEBIAN, False, None)
+    plan = plan_changes(parse_probe(probe_output()), settings)
+    assert plan.main_new is None and plan.dropin_new == dropin_text(settings)
+    assert [c[0] for c in plan.changes] == [f"file[{DROPIN}]"]
+    assert "+PasswordAuthentication no" in plan.changes[0][2]
+
+
+def test_plan_adds_include_on_el8() -> None:
+    settings = wanted_settings(EL8, False, None)
+    plan = plan_changes(parse_probe(probe_output(main=EL8_MAIN)), settings)
+    assert plan.main_new == with_include(EL8_MAIN)
+    assert [c[0] for c in plan.changes] == ["line[/etc/ssh/sshd_config:Include]", f"file[{DROPIN}]"]
+    assert f"+{INCLUDE_LINE}" in plan.changes[0][2]
+
+
+def test_plan_is_empty_when_everything_is_in_place() -> None:
+    settings = wanted_settings(DEBIAN, False, None)
+    state = parse_probe(probe_output(dropin=dropin_text(settings)))
+    assert plan_changes(state, settings).changes == ()
+    with pytest.raises(ValueError, match="openssh-server"):
+        plan_changes(HostState(None, ("0644", "root", "root"), None, True, None, True), settings)
+
+
+def test_install_and_rollback_scripts_are_exact() -> None:
+    assert install_script("S", "/etc/ssh/sshd_config.d/.c1", "/etc/ssh/.c2", dropin_existed=True).splitlines() == [
+        "set -e",
+        "cp -p /etc/ssh/sshd_config '/etc/ssh/sshd_config.S.hive~'",
+        "mv -f /etc/ssh/.c2 /etc/ssh/sshd_config",
+        "cp -p /etc/ssh/sshd_config.d/10-hive.conf '/etc/ssh/sshd_config.d/10-hive.conf.S.hive~'",
+        "mv -f /etc/ssh/sshd_config.d/.c1 /etc/ssh/sshd_config.d/10-hive.conf",
+    ]
+    assert rollback_script("S", "sshd", "new", main_changed=True, dir_created=True, reload=True).splitlines() == [
+        "rm -f /etc/ssh/sshd_config.d/10-hive.conf",
+        "if [ -f '/etc/ssh/sshd_config.S.hive~' ]; then mv -f '/etc/ssh/sshd_config.S.hive~' /etc/ssh/sshd_config; fi",
+        "rmdir /etc/ssh/sshd_config.d 2>/dev/null || true",
+        "/usr/sbin/sshd -t && systemctl reload sshd",
+    ]
+    assert rollback_script("S", "ssh", "replaced", False, False, reload=False) == (
+        "if [ -f '/etc/ssh/sshd_config.d/10-hive.conf.S.hive~' ]; "
+        "then mv -f '/etc/ssh/sshd_config.d/10-hive.conf.S.hive~' /etc/ssh/sshd_config.d/10-hive.conf; fi")
+
+
+# -- the task on a fake host -------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeCtx:
+    """Just what the sshd task touches: facts, vars, the session's user/params, run and changed."""
+
+    facts: Facts
+    probe: str
+    vars: dict[str, Any] = field(default_factory=dict)
+    user: str = "admin"
+    check: bool = True
+    ran: list[str] = field(default_factory=list)
+    changes: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.session = SimpleNamespace(user=self.user, params=SimpleNamespace(password=None, key_files=("k",)))
+
+    def var(self, key: str, default: Any = None) -> Any:
+        return self.vars.get(key, default)
+
+    def run(self, command: str, **_: Any) -> Any:
+        self.ran.append(command)
+        out = self.probe if "SSH_CONNECTION" in command else ""
+        return SimpleNamespace(ok=True, stdout=out, stderr="", exit_status=0)
+
+    def changed(self, ident: str, summary: str, diff: str = "") -> None:
+        self.changes.append((ident, summary))
+
+
+@pytest.mark.parametrize(("facts", "service"), [(DEBIAN, "ssh"), (EL9, "sshd")])
+def test_check_mode_predicts_and_runs_only_the_probe(facts: Facts, service: str) -> None:
+    ctx = FakeCtx(facts, probe_output(), vars={"hive_users": {"alice": {}}})
+    sshd(ctx)  # type: ignore[arg-type]
+    assert len(ctx.ran) == 1
+    assert [c[0] for c in ctx.changes] == [f"file[{DROPIN}]", f"service[{service}]"]
+    assert "reload" in ctx.changes[1][1] and "restart" in ctx.changes[1][1]
+
+
+def test_el8_check_mode_predicts_the_include_line() -> None:
+    ctx = FakeCtx(EL8, probe_output(main=EL8_MAIN, stat="600 root root"))
+    sshd(ctx)  # type: ignore[arg-type]
+    assert [c[0] for c in ctx.changes] == ["line[/etc/ssh/sshd_config:Include]", f"file[{DROPIN}]", "service[sshd]"]
+
+
+def test_root_login_is_refused_before_anything_changes() -> None:
+    ctx = FakeCtx(DEBIAN, probe_output(), vars={"hive_users": {"alice": {}}}, user="root", check=False)
+    with pytest.raises(StepFailed, match=r"refused, nothing changed.*root"):
+        sshd(ctx)  # type: ignore[arg-type]
+    assert len(ctx.ran) == 1 and ctx.changes == []
+
+
+def test_port_change_is_refused_before_anything_changes() -> None:
+    ctx = FakeCtx(DEBIAN, probe_output(), vars={"hive_sshd_port": 2222}, check=False)
+    with pytest.raises(StepFailed, match="Port 2222 wanted, but the controller reaches sshd on port 22"):
+        sshd(ctx)  # type: ignore[arg-type]
+    assert len(ctx.ran) == 1
+
+
+def test_in_place_and_effective_is_zero_changes() -> None:
+    settings = wanted_settings(DEBIAN, False, None)
+    eff = "passwordauthentication no\nkbdinteractiveauthentication no\nusedns no\nlogingracetime 0"
+    ctx = FakeCtx(DEBIAN, probe_output(dropin=dropin_text(settings), eff=eff), check=False)
+    sshd(ctx)  # type: ignore[arg-type]
+    assert ctx.changes == [] and len(ctx.ran) == 1
+
+
+def test_in_place_but_overridden_fails_and_says_first_value_wins() -> None:
+    settings = wanted_settings(DEBIAN, False, None)
+    eff = "passwordauthentication yes\nkbdinteractiveauthentication no\nusedns no\nlogingracetime 0"
+    ctx = FakeCtx(DEBIAN, probe_output(dropin=dropin_text(settings), eff=eff), check=False)
+    with pytest.raises(StepFailed, match=r"PasswordAuthentication: wanted no, sshd uses yes.*FIRST value"):
+        sshd(ctx)  # type: ignore[arg-type]
