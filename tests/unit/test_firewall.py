@@ -1,0 +1,303 @@
+"""Firewall planning from canned facts and probe output: exact saved-file content and live iptables commands."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from hive_nornir.tasks.firewall import (
+    ESTABLISHED,
+    REJECT,
+    RULE_SETS,
+    SSH_OPEN,
+    STOCK_RULES,
+    LiveRules,
+    RulesBlock,
+    base_rules,
+    input_rules,
+    port_list,
+    rule_set,
+    rules_path,
+    service_rule,
+    source,
+)
+from hive_nornir.tasks.internal_network import firewall_primitives, interface_primitives
+from hive_nornir.tasks.iptables import PRESEED_CMD, hive_block, iptables_primitives
+from hive_nornir.tasks.strict_source_ip import strict_primitives
+from probe_runner import run_probe
+
+from hive_nornir.facts import Facts, canned
+from hive_nornir.primitives.base import Plan
+from hive_nornir.primitives.command import Command
+from hive_nornir.primitives.packages import Packages
+from hive_nornir.primitives.service import Service
+
+DEB, EL = canned("debian"), canned("redhat")
+FAMILIES = [DEB, EL]
+IPS = ["10.83.0.4", "10.83.0.5", "10.83.0.6"]
+HIVE_BLOCK = ("# BEGIN HIVE-BUILDER MANAGED BLOCK setup HIVE-SERVICE chain\n-N HIVE-SERVICE\n"
+              "-A INPUT -i docker_gwbridge -m state --state NEW -j ACCEPT\n-A INPUT -j HIVE-SERVICE\n"
+              "# END HIVE-BUILDER MANAGED BLOCK setup HIVE-SERVICE chain\n")
+EST_LINE = "-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT\n"
+STOCK_WITH_HIVE = STOCK_RULES.replace(EST_LINE, EST_LINE + HIVE_BLOCK)
+
+
+def file_out(content: str | None, stat: str = "600 root root", parent: bool = True) -> str:
+    """Probe output of the saved rules file as content_probe prints it."""
+    if content is None:
+        return "exists=no" + ("\nparent=yes" if parent else "")
+    data = content.encode()
+    return f"stat={stat} {len(data)}\ncontent={base64.b64encode(data).decode()}"
+
+
+def live_out(chain: str, rules: list[str], has: list[int] | None = None, stale: list[int] | None = None,
+             client: str = "") -> str:
+    """Probe output of LiveRules: `iptables -S CHAIN` lines, then -C hits by index."""
+    head = f"-P {chain} ACCEPT" if chain in ("INPUT", "FORWARD", "OUTPUT") else f"-N {chain}"
+    lines = ["chain=yes", f"rule={head}", *(f"rule=-A {chain} {r}" for r in rules)]
+    lines += [f"has={i}" for i in has or []] + [f"stale={i}" for i in stale or []]
+    return "\n".join(lines + ([f"ssh_client={client}"] if client else []))
+
+
+def text_of(plan: Plan) -> str:
+    [upload] = plan.uploads
+    return upload.content.decode()
+
+
+# -- rule text --------------------------------------------------------------------------------------------------
+def test_rule_sets_table_is_hive_builders() -> None:
+    assert {k: (v.proto, v.dports) for k, v in RULE_SETS.items()} == {
+        "docker_api_swarm": ("tcp", ("2376", "2377", "7946")),
+        "docker_swarm_udp": ("udp", ("7946", "4789")),
+        "drbd": ("tcp", ("7000:7999",)),
+        "zabbix_tcp": ("tcp", ("10050",)),
+        "syslog": ("udp", ("10514",)),
+    }
+
+
+def test_rules_are_written_as_iptables_s_prints_them() -> None:
+    assert service_rule("drbd", "tcp", ["7000:7999"], "10.83.0.4") == (
+        '-s 10.83.0.4/32 -p tcp -m multiport --dports 7000:7999 -m conntrack --ctstate NEW '
+        '-m comment --comment "allow drbd" -j ACCEPT')
+    assert source("203.0.113.9/24") == "203.0.113.0/24"
+    with pytest.raises(ValueError, match="not an IPv4"):
+        source("example.com")
+    with pytest.raises(ValueError, match="not a port"):
+        port_list(["22; reboot"])
+    with pytest.raises(ValueError, match="at most 15"):
+        port_list([str(p) for p in range(1000, 1016)])
+    with pytest.raises(ValueError, match="tcp or udp"):
+        service_rule("x", "icmp", [1], "10.0.0.1")
+
+
+@pytest.mark.parametrize(("facts", "path"), [(DEB, "/etc/iptables/rules.v4"), (EL, "/etc/sysconfig/iptables")])
+def test_saved_file_per_family(facts: Facts, path: str) -> None:
+    assert rules_path(facts) == path
+    body = base_rules(facts)
+    assert body.endswith("-A INPUT -j REJECT --reject-with icmp-host-prohibited\n"
+                         "-A FORWARD -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n")
+    assert (body == STOCK_RULES) == facts.is_redhat
+
+
+# -- the iptables step -------------------------------------------------------------------------------------------
+def test_iptables_step_on_el_installs_services_removes_firewalld_enables_only() -> None:
+    items = iptables_primitives(EL)
+    assert isinstance(items[0], Packages) and items[0].names == ("iptables-services",)
+    assert isinstance(items[1], Packages) and items[1].names == ("firewalld",) and items[1].state == "absent"
+    service = next(p for p in items if isinstance(p, Service))
+    assert (service.name, service.enabled, service.state) == ("iptables", True, None)  # never a live restore
+    assert [p.ident for p in items if isinstance(p, LiveRules)] == [
+        "iptables[HIVE-SERVICE:chain]", "iptables[INPUT:hive base]", "iptables[FORWARD:hive base]"]
+
+
+def test_iptables_step_on_debian_preseeds_then_installs_persistent() -> None:
+    items = iptables_primitives(DEB)
+    assert isinstance(items[0], Command) and items[0].cmd == PRESEED_CMD
+    assert PRESEED_CMD == ("printf 'iptables-persistent iptables-persistent/autosave_v4 boolean false\\n"
+                           "iptables-persistent iptables-persistent/autosave_v6 boolean false\\n' "
+                           "| debconf-set-selections")
+    assert items[0].unless and "iptables-persistent" in items[0].unless
+    assert isinstance(items[1], Packages) and items[1].names == ("iptables", "iptables-persistent")
+    service = next(p for p in items if isinstance(p, Service))
+    assert (service.name, service.enabled, service.state) == ("netfilter-persistent", True, None)
+
+
+def test_debian_without_a_file_gets_the_base_ruleset_plus_hive_block_validated() -> None:
+    plan = hive_block(DEB).plan(DEB, file_out(None))
+    [upload] = plan.uploads
+    assert upload.path == "/etc/iptables/rules.v4" and upload.mode == "0600"
+    assert upload.validate == "iptables-restore --test %s"
+    assert upload.content.decode() == (
+        "# hive_nornir base ruleset: the rules of EL's stock /etc/sysconfig/iptables (iptables-services)\n"
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" + EST_LINE + HIVE_BLOCK +
+        "-A INPUT -p icmp -j ACCEPT\n-A INPUT -i lo -j ACCEPT\n"
+        "-A INPUT -p tcp -m state --state NEW -m tcp --dport 22 -j ACCEPT\n"
+        "-A INPUT -j REJECT --reject-with icmp-host-prohibited\n"
+        "-A FORWARD -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n")
+
+
+def test_el_stock_file_gets_the_block_after_established_keeping_mode_then_no_change() -> None:
+    plan = hive_block(EL).plan(EL, file_out(STOCK_RULES, "600 root root"))
+    assert text_of(plan) == STOCK_WITH_HIVE and plan.uploads[0].mode == "0600"
+    assert "+-N HIVE-SERVICE\n" in plan.diff
+    assert not hive_block(EL).plan(EL, file_out(STOCK_WITH_HIVE)).changed
+
+
+def test_debian_file_dir_missing_is_a_prerequisite_and_bad_markers_an_error() -> None:
+    assert hive_block(DEB).plan(DEB, file_out(None, parent=False)).missing
+    broken = STOCK_RULES + "# BEGIN HIVE-BUILDER MANAGED BLOCK setup HIVE-SERVICE chain\n"
+    assert "unbalanced" in hive_block(EL).plan(EL, file_out(broken)).error
+
+
+@pytest.mark.parametrize("facts", FAMILIES)
+def test_live_input_on_an_empty_table_keeps_established_and_ssh_before_reject(facts: Facts) -> None:
+    [chain, inp, fwd] = iptables_primitives(facts)[-3:]
+    assert chain.plan(facts, "chain=no").commands == ["iptables -w -N HIVE-SERVICE"]
+    plan = inp.plan(facts, live_out("INPUT", []))
+    inserts = [c for c in plan.commands if " -C " not in c]
+    assert inserts == [
+        "iptables -w -A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT",
+        "iptables -w -A INPUT -i docker_gwbridge -m state --state NEW -j ACCEPT",
+        "iptables -w -A INPUT -j HIVE-SERVICE",
+        "iptables -w -A INPUT -p icmp -j ACCEPT",
+        "iptables -w -A INPUT -i lo -j ACCEPT",
+        "iptables -w -A INPUT -p tcp -m state --state NEW -m tcp --dport 22 -j ACCEPT",
+        "iptables -w -A INPUT -j REJECT --reject-with icmp-host-prohibited",
+    ]
+    # every rule is verified with -C afterwards, in the same exec (set -e fails the step)
+    assert plan.commands[len(inserts)].startswith("iptables -w -C INPUT -m state --state RELATED,ESTABLISHED")
+    assert fwd.plan(facts, live_out("FORWARD", [])).commands[0] == f"iptables -w -A FORWARD {REJECT}"
+
+
+def test_live_input_on_el_stock_rules_inserts_the_hive_jump_after_established() -> None:
+    stock = [ESTABLISHED, "-p icmp -j ACCEPT", "-i lo -j ACCEPT", SSH_OPEN, REJECT]
+    rules = input_rules()
+    has = [i for i, r in enumerate(rules) if r in stock]
+    plan = LiveRules(chain="INPUT", rules=rules).plan(EL, live_out("INPUT", stock, has))
+    assert [c for c in plan.commands if " -C " not in c] == [
+        "iptables -w -I INPUT 2 -i docker_gwbridge -m state --state NEW -j ACCEPT",
+        "iptables -w -I INPUT 3 -j HIVE-SERVICE",
+    ]
+    assert plan.summary == "INPUT: insert 2 rule(s)"
+    assert not LiveRules(chain="INPUT", rules=rules).plan(EL, live_out("INPUT", [], list(range(len(rules))))).changed
+
+
+def test_live_rules_never_insert_a_reject_ahead_of_established() -> None:
+    plan = LiveRules(chain="INPUT", rules=(REJECT,)).plan(DEB, live_out("INPUT", []))
+    assert "refusing" in plan.error
+    # existing REJECT first: the ACCEPTs go in front of it, the session survives
+    plan = LiveRules(chain="INPUT", rules=(ESTABLISHED, SSH_OPEN, REJECT)).plan(DEB, live_out("INPUT", [REJECT], [2]))
+    assert [c for c in plan.commands if " -C " not in c] == [
+        f"iptables -w -I INPUT 1 {ESTABLISHED}", f"iptables -w -I INPUT 2 {SSH_OPEN}"]
+
+
+def test_live_rules_missing_chain_or_iptables_is_a_prerequisite() -> None:
+    assert "does not exist" in LiveRules(chain="HIVE-SERVICE", rules=("-j ACCEPT",)).plan(DEB, "chain=no").missing
+    assert LiveRules(chain="INPUT").plan(DEB, "iptables=no").missing == "iptables is not installed"
+
+
+def test_live_probe_is_read_only_sh() -> None:
+    probe = LiveRules(chain="INPUT", rules=(ESTABLISHED,), absent=(SSH_OPEN,), ssh_sources=("10.0.0.1/32",)).probe(DEB)
+    assert f"iptables -w -C INPUT {ESTABLISHED} >/dev/null 2>&1 && echo has=0" in probe
+    assert f"iptables -w -C INPUT {SSH_OPEN} >/dev/null 2>&1 && echo stale=0" in probe
+    assert " -I " not in probe and " -A " not in probe and " -D " not in probe and " -N " not in probe
+    out = run_probe(LiveRules(chain="INPUT", rules=(ESTABLISHED,)), DEB)  # real sh here; iptables may be absent
+    assert "iptables=no" in out or "chain=" in out
+
+
+# -- rule sets (called by other tasks) ---------------------------------------------------------------------------
+@pytest.mark.parametrize("facts", FAMILIES)
+def test_rule_set_has_one_rule_per_source_in_file_and_live(facts: Facts) -> None:
+    block, live = rule_set(facts, "docker_api_swarm", sources=IPS)
+    assert isinstance(block, RulesBlock) and isinstance(live, LiveRules)
+    plan = block.plan(facts, file_out(STOCK_WITH_HIVE))
+    wanted = "".join(
+        f'-A HIVE-SERVICE -s {ip}/32 -p tcp -m multiport --dports 2376,2377,7946 -m conntrack --ctstate NEW '
+        f'-m comment --comment "allow docker_api_swarm" -j ACCEPT\n' for ip in IPS)
+    block_text = ("# BEGIN HIVE-BUILDER MANAGED BLOCK for docker_api_swarm\n" + wanted +
+                  "# END HIVE-BUILDER MANAGED BLOCK for docker_api_swarm\n")
+    assert text_of(plan) == STOCK_WITH_HIVE.replace(HIVE_BLOCK, HIVE_BLOCK + block_text)
+    assert plan.uploads[0].path == rules_path(facts) and plan.uploads[0].validate == "iptables-restore --test %s"
+    lplan = live.plan(facts, live_out("HIVE-SERVICE", []))
+    assert [c for c in lplan.commands if " -C " not in c] == [
+        f"iptables -w -A HIVE-SERVICE {line[len('-A HIVE-SERVICE '):]}" for line in wanted.splitlines()]
+
+
+def test_rule_set_before_the_iptables_step_is_a_prerequisite_not_a_broken_file() -> None:
+    block, live = rule_set(EL, "drbd", sources=IPS)
+    assert "no line" in block.plan(EL, file_out(STOCK_RULES)).missing
+    assert block.plan(EL, file_out(None)).missing
+    assert live.plan(EL, "chain=no").missing
+
+
+def test_rule_set_custom_ports_and_internal_net_source() -> None:
+    _, live = rule_set(DEB, "http_proxy", "tcp", [3128], IPS, internal_net="172.16.0.0/16")
+    assert live.rules == (service_rule("http_proxy", "tcp", ["3128"], "172.16.0.0/16"),)
+    with pytest.raises(ValueError, match="give proto and dports"):
+        rule_set(DEB, "unknown", sources=IPS)
+    with pytest.raises(ValueError, match="no sources"):
+        rule_set(DEB, "drbd")
+
+
+# -- strict-source-ip --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("facts", FAMILIES)
+def test_strict_keeps_every_source_and_drops_the_open_ssh_rule(facts: Facts) -> None:
+    block, live = strict_primitives(facts, ["203.0.113.0/24", "198.51.100.7/32"], 2222)
+    plan = block.plan(facts, file_out(STOCK_WITH_HIVE))
+    rules = [f"-A INPUT -s {s} -p tcp -m state --state NEW -m multiport --dports 2222 "
+             f"-m limit --limit 5/sec --limit-burst 20 -j ACCEPT\n" for s in ("203.0.113.0/24", "198.51.100.7/32")]
+    strict = ("# BEGIN HIVE-BUILDER MANAGED BLOCK for SSH SOURCE IP STRICT\n" + "".join(rules) +
+              "# END HIVE-BUILDER MANAGED BLOCK for SSH SOURCE IP STRICT\n")
+    assert text_of(plan) == STOCK_WITH_HIVE.replace(EST_LINE, EST_LINE + strict).replace(f"-A INPUT {SSH_OPEN}\n", "")
+    current = [ESTABLISHED, "-p icmp -j ACCEPT", SSH_OPEN, REJECT]
+    lplan = live.plan(facts, live_out("INPUT", current, [0], [0], client="198.51.100.7"))
+    assert [c for c in lplan.commands if " -C " not in c] == [
+        f"iptables -w -I INPUT 2 {rules[0][len('-A INPUT '):-1]}",
+        f"iptables -w -I INPUT 3 {rules[1][len('-A INPUT '):-1]}",
+        f"iptables -w -D INPUT {SSH_OPEN}",
+    ]
+    assert lplan.commands[-1].startswith(f"if iptables -w -C INPUT {SSH_OPEN} 2>/dev/null; then")
+
+
+def test_strict_refuses_when_this_session_is_not_a_source() -> None:
+    _, live = strict_primitives(DEB, ["198.51.100.7"])
+    plan = live.plan(DEB, live_out("INPUT", [ESTABLISHED, SSH_OPEN, REJECT], [0], [0], client="10.83.0.1"))
+    assert "comes from 10.83.0.1" in plan.error
+    [_, inp, _] = iptables_primitives(DEB, ["198.51.100.7/32"])[-3:]
+    assert "comes from 10.83.0.1" in inp.plan(DEB, live_out("INPUT", [], client="10.83.0.1")).error
+    assert SSH_OPEN not in inp.rules  # with strict sources the iptables step never opens ssh to everyone
+
+
+# -- internal-network --------------------------------------------------------------------------------------------
+def test_internal_network_el_uses_networkmanager() -> None:
+    items = interface_primitives(EL, "eth1", "10.1.0.4", 24)
+    assert isinstance(items[0], Packages) and items[0].names == ("NetworkManager",)
+    add, up = items[2], items[3]
+    assert isinstance(add, Command) and isinstance(up, Command)
+    assert add.cmd == ("nmcli conn add type ethernet ifname eth1 con-name internal_net && "
+                       "nmcli conn modify internal_net ipv4.method manual ipv4.addresses 10.1.0.4/24")
+    assert add.unless == "nmcli -t conn show internal_net"
+    assert up.cmd == "nmcli conn up internal_net"
+    assert up.unless == "ip -4 -o addr show dev eth1 | grep -qF ' 10.1.0.4/24 '"
+
+
+def test_internal_network_debian_uses_an_ifupdown_stanza() -> None:
+    items = interface_primitives(DEB, "eth1", "10.1.0.4", 24)
+    assert isinstance(items[0], Packages) and items[0].names == ("ifupdown",)
+    stanza = items[2]
+    assert stanza.ident == "file[/etc/network/interfaces.d/internal_net]"
+    assert getattr(stanza, "content", "") == ("# hive internal network\nauto eth1\niface eth1 inet static\n"
+                                              "    address 10.1.0.4/24\n")
+    assert isinstance(items[3], Command) and items[3].cmd == "ifup eth1"
+
+
+@pytest.mark.parametrize("facts", FAMILIES)
+def test_internal_network_rule_follows_icmp(facts: Facts) -> None:
+    block, live = firewall_primitives(facts, "eth1", "10.1.0.0/24")
+    rule = "-A INPUT -s 10.1.0.0/24 -i eth1 -m state --state NEW -j ACCEPT\n"
+    icmp = "-A INPUT -p icmp -j ACCEPT\n"
+    assert text_of(block.plan(facts, file_out(STOCK_WITH_HIVE))) == STOCK_WITH_HIVE.replace(
+        icmp, icmp + "# BEGIN ANSIBLE MANAGED BLOCK INPUT\n" + rule + "# END ANSIBLE MANAGED BLOCK INPUT\n")
+    stock = [ESTABLISHED, "-p icmp -j ACCEPT", "-i lo -j ACCEPT", REJECT]
+    plan = live.plan(facts, live_out("INPUT", stock, [0]))
+    assert plan.commands[0] == f"iptables -w -I INPUT 3 {rule[len('-A INPUT '):-1]}"
