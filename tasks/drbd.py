@@ -346,7 +346,7 @@ chgrp disk "$p" 2>/dev/null || true
 # metadata only (vgcfgrestore), exactly as lvcreate would record it: what `activation = 0` does for plain LVs.
 THINPOOL = r"""(
 vg={vg}; pool={pool}; mib={mib}
-if grep -qw device-mapper /proc/devices || [ "$(lvmconfig --type full global/activation 2>/dev/null)" != activation=0 ]
+if grep -qw device-mapper {proc_devices} || [ "$(lvmconfig --type full global/activation 2>/dev/null)" != activation=0 ]
 then
   lvcreate -y -L "${{mib}}M" --chunksize 1024K --zero n -T "$vg/$pool"; exit
 fi
@@ -405,11 +405,13 @@ def lvm_uuid(seed: str) -> str:
     return "-".join(out)
 
 
-def thinpool_command(vg: str, pool: str, mib: int, host: str) -> str:
+def thinpool_command(vg: str, pool: str, mib: int, host: str, proc_devices: str = "/proc/devices") -> str:
     """lvcreate the thin pool (chunk 1 MiB, no zeroing); the metadata-only branch is for dm-less kernels."""
+    if not re.fullmatch(r"[A-Za-z0-9+_.-]+", pool):
+        raise StepFailed(f"invalid thin pool name {pool!r}")
     ids = " ".join(lvm_uuid(f"{host}/{vg}/{name}") for name in
                    (pool, "lvol0_pmspare", f"{pool}_tmeta", f"{pool}_tdata"))
-    return THINPOOL.format(vg=q(vg), pool=pool, mib=int(mib), ids=ids).strip("\n")
+    return THINPOOL.format(vg=q(vg), pool=pool, mib=int(mib), ids=ids, proc_devices=q(proc_devices)).strip("\n")
 
 
 def pool_primitives(plan: PoolPlan, vg: str, pool: str, host: str, label: str | None = None) -> list[Primitive]:
