@@ -1,0 +1,228 @@
+"""The repository play on a real host: registry over TLS with the stage password, service logs on 10514, backups.
+
+Site `hrepo`, 10.86.0.0/24: one hive and one separate repository. The host certificate comes from a stand-in
+step (a throwaway CA made here with `cryptography`, key and cert uploaded to the pki_paths locations), so this
+test does not depend on tasks/tls_certificate.py; the registry only reads those paths.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import subprocess
+import time
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from hive_nornir.tasks.backup_tools import backup_tools
+from hive_nornir.tasks.registry import PASSWORD_FILE, registry
+from hive_nornir.tasks.rsyslogd import rsyslogd
+
+from hive_nornir.api import Hive
+from hive_nornir.engine.context import HostContext
+from hive_nornir.engine.outcome import OK
+from hive_nornir.engine.runbook import Runbook, Step
+from hive_nornir.pki_paths import host_cert_path, host_key_path
+from hive_nornir.primitives.file import File
+from hive_nornir.primitives.filesystem import Directory
+from hive_nornir.primitives.packages import Packages
+from hive_nornir.report.run_report import EXIT_OK
+
+pytestmark = pytest.mark.lab
+
+CA_ON_HOST = "/etc/pki/tls/certs/hrepo-test-ca.pem"
+WATCHED = ("/etc/docker /etc/systemd/system /usr/lib/systemd/system/backup.service "
+           "/usr/lib/systemd/system/backup.timer /usr/bin/hive-backup.sh /etc/rsyslog.d /etc/logrotate.d "
+           "/var/lib/dpkg/status /etc/pki/tls")
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def standin_pki(host: str, ip: str) -> tuple[bytes, bytes, bytes]:
+    """A throwaway CA and a host cert (SANs: name, private IP, 127.0.0.1) in place of tls-certificate."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(_name("ca.hrepo")).issuer_name(_name("ca.hrepo"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans = [x509.DNSName(host), x509.IPAddress(ipaddress.ip_address(ip)),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (x509.CertificateBuilder().subject_name(_name(host)).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    pem = serialization.Encoding.PEM
+    return ca.public_bytes(pem), cert.public_bytes(pem), key_pem
+
+
+def standin_tls_task(pki: dict[str, tuple[bytes, bytes, bytes]]):  # type: ignore[no-untyped-def]
+    """Test setup step: the stand-in CA/cert/key where pki_paths says, plus curl for the checks."""
+    def standin_tls(ctx: HostContext) -> None:
+        ca, cert, key = pki[ctx.name]
+        ctx.ensure([
+            Packages(names=["curl"]),
+            *(Directory(path=f"/etc/pki/tls/{d}", mode=m) for d, m in (("certs", "0755"), ("private", "0700"))),
+            File(path=CA_ON_HOST, content=ca),
+            File(path=host_cert_path(ctx.name), content=cert),
+            File(path=host_key_path(ctx.name), content=key, mode="0600", secret=True),
+        ])
+    return standin_tls
+
+
+def runbook(pki: dict[str, tuple[bytes, bytes, bytes]]) -> Runbook:
+    """The repository play as the lead wires it, after the stand-in TLS step."""
+    return Runbook("repository-test", (
+        Step("tls-standin", standin_tls_task(pki), groups=("repository",), tags=("tls-certificate",)),
+        Step("registry", registry, groups=("repository",), tags=("registry", "repository", "setup-hosts")),
+        Step("backup-tools", backup_tools, groups=("repository",),
+             tags=("backup-tools", "repository", "setup-hosts")),
+        Step("rsyslogd", rsyslogd, groups=("repository",), tags=("rsyslogd", "repository", "setup-hosts")),
+    ))
+
+
+def fingerprint(lab: Any, host: str) -> str:
+    """Every file the play touches, hashed (observed via docker exec)."""
+    _, out = lab.docker_exec(host, f"find {WATCHED} -type f 2>/dev/null | sort | xargs -r md5sum; "
+                                   "systemctl is-enabled backup.timer docker-registry 2>&1")
+    return out
+
+
+def exec_stdin(lab: Any, host: str, cmd: str, data: str) -> tuple[int, str]:
+    """docker exec with a secret on stdin (never in argv)."""
+    r = subprocess.run(["docker", "exec", "-i", lab.container(host), "sh", "-c", cmd], input=data,
+                       capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stdout + r.stderr
+
+
+def check_mode_on_a_fresh_host_changes_nothing(lab: Any, hive: Hive, book: Runbook, host: str) -> None:
+    before = fingerprint(lab, host)
+    t0 = time.monotonic()
+    report = hive.run(book, check=True)
+    print(f"check run on a fresh host: {time.monotonic() - t0:.1f} s, {report.changed} predicted changes")
+    assert report.exit_code == EXIT_OK, report.text()
+    assert fingerprint(lab, host) == before
+    assert {o.step for o in report.outcomes} == {"tls-standin", "registry", "backup-tools", "rsyslogd"}
+    assert {o.host for o in report.outcomes} == {host}  # the hive is not in the repository play
+    assert all(o.changes for o in report.outcomes if o.step != "tls-standin")
+    assert not (lab.context_dir / PASSWORD_FILE).exists()  # check mode makes no secret either
+
+
+def first_run_configures_the_repository(lab: Any, hive: Hive, book: Runbook, host: str) -> None:
+    t0 = time.monotonic()
+    report = hive.run(book)
+    print(f"first run: {time.monotonic() - t0:.1f} s, {report.changed} changes")
+    assert report.exit_code == EXIT_OK, report.text()
+    pw_file = lab.context_dir / PASSWORD_FILE
+    assert pw_file.stat().st_mode & 0o777 == 0o600
+    password = pw_file.read_text().strip()
+    assert len(password) >= 15
+    # the secret never reaches the report, the journal or the handlers file
+    assert password not in report.to_json()
+    for path in lab.context_dir.rglob("*.json"):
+        assert password not in path.read_text(), path
+    for unit in ("docker-registry", "rsyslog", "backup.timer"):
+        assert lab.docker_exec(host, f"systemctl is-active {unit}")[1].strip() == "active", unit
+
+
+def registry_answers_over_tls_with_the_stage_password_only(lab: Any, hive: Hive, book: Runbook, host: str) -> None:
+    password = (lab.context_dir / PASSWORD_FILE).read_text().strip()
+    curl = f"curl -sS -K - --cacert {CA_ON_HOST} -o /dev/null -w '%{{http_code}}' https://127.0.0.1:5000/v2/"
+    assert exec_stdin(lab, host, curl, f'user = "hive:{password}"\n') == (0, "200")
+    assert exec_stdin(lab, host, curl, 'user = "hive:wrong-password"\n') == (0, "401")
+    # TLS really is the stage's: without the CA curl refuses the certificate
+    rc, _ = exec_stdin(lab, host, curl.replace(f"--cacert {CA_ON_HOST} ", ""), f'user = "hive:{password}"\n')
+    assert rc == 60
+    _, htpasswd = lab.docker_exec(host, "stat -c '%a %U %G' /etc/docker/registry/htpasswd; "
+                                        "cat /etc/docker/registry/htpasswd")
+    assert htpasswd.startswith("640 root docker-registry\nhive:$2y$") and password not in htpasswd
+    _, key = lab.docker_exec(host, f"stat -c '%a %U' {host_key_path(host)}")
+    assert key.strip() == "600 root"  # the registry reads its own tmpfs copy; the host key stays root-only
+
+
+def service_log_lands_in_var_log_services(lab: Any, hive: Hive, book: Runbook, host: str) -> None:
+    lab.docker_exec(host, "logger -n 127.0.0.1 -P 10514 -d -t myapp -p local0.info hello-from-myapp")
+    _, out = lab.docker_exec(host, "for i in $(seq 50); do grep -q hello-from-myapp /var/log/services/myapp.log "
+                                   "2>/dev/null && break; sleep 0.1; done; cat /var/log/services/myapp.log")
+    assert "myapp hello-from-myapp" in out, out
+    lab.docker_exec(host, "logger -n 127.0.0.1 -P 10514 -d -t web -p local1.info per-host-line")
+    short = host.split(".")[0]
+    _, out = lab.docker_exec(host, f"for i in $(seq 50); do [ -s /var/log/services/{short}.web.log ] && break; "
+                                   f"sleep 0.1; done; cat /var/log/services/{short}.web.log")
+    assert "per-host-line" in out, out
+
+
+def backup_timer_and_archive(lab: Any, hive: Hive, book: Runbook, host: str) -> None:
+    _, timers = lab.docker_exec(host, "systemctl list-timers --all --no-pager")
+    assert "backup.timer" in timers and "backup.service" in timers, timers
+    _, calendar = lab.docker_exec(host, "systemctl show -p TimersCalendar -p Persistent backup.timer")
+    assert "OnCalendar=*-*-* 01:00:00" in calendar and "Persistent=yes" in calendar, calendar
+    blob = "/var/lib/docker-registry/docker/registry/v2/hrepo-test-blob"
+    lab.docker_exec(host, f"mkdir -p {blob.rsplit('/', 1)[0]} && echo blob-data > {blob} && "
+                          "chown -R docker-registry: /var/lib/docker-registry")
+    rc, out = lab.docker_exec(host, "systemctl start backup.service")
+    assert rc == 0, out + lab.docker_exec(host, "journalctl -u backup.service --no-pager | tail -20")[1]
+    rc, out = lab.docker_exec(host, "cd ~admin/backup && readlink backup-hive-registry-latest.tar.gz && "
+                                    "stat -L -c '%U %a' backup-hive-registry-latest.tar.gz && "
+                                    "tar -tzf backup-hive-registry-latest.tar.gz")
+    assert rc == 0, out
+    target, owner_mode = out.splitlines()[:2]
+    assert target.startswith("backup-hive-registry-") and target.endswith(".tar.gz") and owner_mode == "admin 600"
+    assert "./docker/registry/v2/hrepo-test-blob" in out.splitlines()
+    # -r restores the latest archive as the admin user (sudo for the registry's files)
+    lab.docker_exec(host, f"rm -f {blob}")
+    rc, out = lab.docker_exec(host, "su admin -c '/usr/bin/hive-backup.sh -r -l hive-registry'")
+    assert rc == 0, out
+    assert lab.docker_exec(host, f"stat -c %U {blob} && cat {blob}")[1].split() == ["docker-registry", "blob-data"]
+    assert lab.docker_exec(host, "systemctl is-active docker-registry")[1].strip() == "active"
+    rc, out = lab.docker_exec(host, "su admin -c '/usr/bin/hive-backup.sh -l nosuch'")
+    assert rc != 0 and "no backup script for nosuch" in out
+
+
+def second_run_changes_nothing(lab: Any, hive: Hive, book: Runbook, host: str) -> None:
+    before = fingerprint(lab, host)
+    t0 = time.monotonic()
+    report = hive.run(book)
+    print(f"second run: {time.monotonic() - t0:.2f} s")
+    assert report.exit_code == EXIT_OK, report.text()
+    assert report.changed == 0, report.changes()
+    assert all(o.status == OK for o in report.outcomes)
+    assert fingerprint(lab, host) == before
+    assert hive.run(book, check=True).changed == 0
+
+
+def a_wrong_password_entry_is_rewritten(lab: Any, hive: Hive, book: Runbook, host: str) -> None:
+    lab.docker_exec(host, "sed -i 's/^hive:.*/hive:$2y$05$invalidinvalidinvalidinvalidinvalidinvalidinvalidinva/' "
+                          "/etc/docker/registry/htpasswd")
+    report = hive.run(book, tags=["registry"])
+    assert report.exit_code == EXIT_OK and report.changed == 1, report.changes()
+    assert any("restart:docker-registry" in o.handlers_run for o in report.outcomes)
+    password = (lab.context_dir / PASSWORD_FILE).read_text().strip()
+    curl = f"curl -sS -K - --cacert {CA_ON_HOST} -o /dev/null -w '%{{http_code}}' https://127.0.0.1:5000/v2/"
+    assert exec_stdin(lab, host, curl, f'user = "hive:{password}"\n') == (0, "200")
+
+
+def test_repository_play(make_lab) -> None:  # type: ignore[no-untyped-def]
+    """One lab, the play's life in order: check on a fresh host, first run, effects, idempotency, repair."""
+    lab = make_lab("hrepo", "10.86.0.0/24", 2, separate=True, stage_extra="internal_cidr: 172.31.252.0/22")
+    host = lab.hosts[-1]
+    pki = {host: standin_pki(host, lab.state["hosts"][host]["private_ip"])}
+    hive, book = Hive(lab.root, stage="private"), runbook(pki)
+    check_mode_on_a_fresh_host_changes_nothing(lab, hive, book, host)
+    first_run_configures_the_repository(lab, hive, book, host)
+    registry_answers_over_tls_with_the_stage_password_only(lab, hive, book, host)
+    service_log_lands_in_var_log_services(lab, hive, book, host)
+    backup_timer_and_archive(lab, hive, book, host)
+    second_run_changes_nothing(lab, hive, book, host)
+    a_wrong_password_entry_is_rewritten(lab, hive, book, host)
