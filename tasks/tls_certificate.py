@@ -38,6 +38,7 @@ TRUST_BUNDLE = {"debian": "/etc/ssl/certs/ca-certificates.crt",
                 "redhat": "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"}
 CA_SHARED = "tls-certificate:ca"  # run_state.shared key: the CA loaded (or created) once per run
 MARK = "==hive-tls=="
+DOCKER_RESTART = "restart:docker"
 
 
 def subject(host: str) -> str:
@@ -66,32 +67,40 @@ def pem_body(pem: bytes) -> str:
     return "".join(line for line in pem.decode().splitlines() if line and not line.startswith("-----"))
 
 
-def trust_primitives(facts: Facts, ca_pem: bytes) -> list[Primitive]:
+def trust_primitives(facts: Facts, ca_pem: bytes, notify: tuple[str, ...] = ()) -> list[Primitive]:
     """The CA as a system trust anchor; the store is rebuilt only while its bundle lacks the CA."""
     bundle = TRUST_BUNDLE["redhat" if facts.is_redhat else "debian"]
     return [
-        File(path=ca_anchor_path(facts), content=ca_pem, mode="0644"),
+        File(path=ca_anchor_path(facts), content=ca_pem, mode="0644").with_notify(*notify),
         Command(cmd=ca_trust_update_command(facts),
                 unless=f"tr -d '\\n' < {q(bundle)} | grep -qF {q(pem_body(ca_pem))}"),
     ]
 
 
 def read_script(host: str) -> str:
-    """Read-only: the host key's PUBLIC half, the CSR and the installed cert (the private key stays put)."""
+    """Read-only: the host key's PUBLIC half, the CSR, the installed cert (the private key stays put), and whether
+    a docker engine is there to restart when they change."""
     key, csr, cert = (q(p) for p in (host_key_path(host), host_csr_path(host), host_cert_path(host)))
     return (f"echo {MARK}pub; [ -f {key} ] && openssl pkey -in {key} -pubout 2>/dev/null; "
             f"echo {MARK}csr; [ -f {csr} ] && cat {csr}; "
-            f"echo {MARK}cert; [ -f {cert} ] && cat {cert}; true")
+            f"echo {MARK}cert; [ -f {cert} ] && cat {cert}; "
+            f"echo {MARK}docker; systemctl show -p LoadState --value docker.service 2>/dev/null; true")
 
 
 def parse_read(output: str) -> dict[str, bytes | None]:
     """Sections of read_script's output; an empty section is None."""
-    out: dict[str, bytes | None] = {"pub": None, "csr": None, "cert": None}
+    out: dict[str, bytes | None] = {"pub": None, "csr": None, "cert": None, "docker": None}
     for chunk in output.split(MARK)[1:]:
         name, _, body = chunk.partition("\n")
         if name in out:
             out[name] = body.encode() if body.strip() else None
     return out
+
+
+def docker_handlers(found: dict[str, bytes | None]) -> tuple[str, ...]:
+    """dockerd reads its TLS files at start: restart it when they change, if it is installed (hive-builder's
+    `update CA cert` handler)."""
+    return (DOCKER_RESTART,) if (found.get("docker") or b"").strip() == b"loaded" else ()
 
 
 @dataclass(frozen=True)
@@ -161,9 +170,11 @@ def tls_certificate(ctx: HostContext) -> None:
         ctx.changed(f"file[{ca_anchor_path(facts)}]", "install the stage CA and update the trust store")
         return
     decision = decide(ca, HostIdentity(host, ip), found, ctx.check)
+    notify = docker_handlers(found)
     items: list[Primitive] = []
     if decision.cert is not None:
-        items.append(File(path=cert_path, content=decision.cert, mode="0644"))
+        items.append(File(path=cert_path, content=decision.cert, mode="0644").with_notify(*notify))
     elif decision.reason:
         ctx.changed(f"file[{cert_path}]", f"sign and install {cert_path}: {decision.reason}")
-    ctx.ensure([*items, *trust_primitives(facts, ca.cert_pem)])
+        ctx.notify(*notify)
+    ctx.ensure([*items, *trust_primitives(facts, ca.cert_pem, notify)])

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import docker
 import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
 from hive_nornir.tasks.docker_client import docker_client
 from hive_nornir.tasks.ntp_client import ntp_client
 from hive_nornir.tasks.tls_certificate import tls_certificate
 
 from hive_nornir.api import Hive
+from hive_nornir.ca import new_ca
 from hive_nornir.engine.runbook import Runbook, Step
 from hive_nornir.pki_paths import controller_ca_dir, controller_docker_client_dir
 from hive_nornir.report.run_report import EXIT_OK
@@ -144,3 +147,41 @@ def test_tls_docker_client_ntp_on_lab(make_lab) -> None:  # type: ignore[no-unty
     assert {h for h, *_ in report.changes()} == {lost}
     rc, out = lab.docker_exec(lost, f"openssl verify -CAfile {ANCHOR} /etc/pki/tls/certs/{lost}_cert.pem")
     assert rc == 0, out
+
+    # the site brings its own CA: check mode predicts a new signature everywhere, the run re-signs the same keys
+    keys = {h: lab.docker_exec(h, f"md5sum /etc/pki/tls/private/{h}_key.pem")[1] for h in hosts}
+    old_ca = (ca_dir / "cacert.pem").read_text()
+    byo = new_ca("ca.byo.example", bits=2048)
+    byo_pem = byo.cert_pem.decode()
+    byo_key = byo.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+    (lab.root / "inventory" / "group_vars" / "all.yml").write_text(yaml.safe_dump(
+        {"hive_ntp_servers": [ntp_ip], "hive_ca_cert": byo_pem, "hive_ca_key": byo_key}))
+    hive = Hive(root=lab.root, stage="private")
+    before = {h: fingerprint(lab, h) for h in hosts}
+    report = hive.run(RUNBOOK, check=True)
+    assert report.exit_code == EXIT_OK, report.text()
+    assert {h: fingerprint(lab, h) for h in hosts} == before
+    assert (ca_dir / "cacert.pem").read_text() == old_ca
+    for h in hosts:
+        assert any(o.host == h and o.step == "tls-certificate" and "not signed by the stage CA" in c.summary
+                   for o in report.outcomes for c in o.changes), report.changes()
+    report = hive.run(RUNBOOK)
+    assert report.exit_code == EXIT_OK, report.text()
+    assert (ca_dir / "cacert.pem").read_text() == byo_pem
+    assert byo_key not in report.text() and pem_body(byo_key)[:100] not in report.to_json()
+    for h in hosts:
+        assert lab.docker_exec(h, f"md5sum /etc/pki/tls/private/{h}_key.pem")[1] == keys[h]
+        rc, out = lab.docker_exec(h, f"openssl verify -CAfile {ANCHOR} /etc/pki/tls/certs/{h}_cert.pem && "
+                                     f"cmp {ANCHOR} /home/admin/.docker/ca.pem && "
+                                     f"cmp /etc/pki/tls/certs/{h}_cert.pem /home/admin/.docker/cert.pem")
+        assert rc == 0, out
+        _, bundle = lab.docker_exec(h, "tr -d '\\n' < /etc/ssl/certs/ca-certificates.crt")
+        assert pem_body(byo_pem) in bundle and pem_body(old_ca) not in bundle
+        _, anchor = lab.docker_exec(h, f"cat {ANCHOR}")
+        assert anchor == byo_pem
+    r = subprocess.run(["openssl", "verify", "-CAfile", str(ca_dir / "cacert.pem"), str(client / "cert.pem")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = hive.run(RUNBOOK)
+    assert report.exit_code == EXIT_OK and report.changed == 0, report.changes()

@@ -22,6 +22,7 @@ from hive_nornir.tasks.ntp_client import (
 from hive_nornir.tasks.tls_certificate import (
     MARK,
     decide,
+    docker_handlers,
     key_csr_primitives,
     parse_read,
     pem_body,
@@ -117,8 +118,16 @@ def test_read_script_never_prints_the_private_key() -> None:
 
 
 def test_parse_read() -> None:
-    found = parse_read(f"{MARK}pub\nPUB\n{MARK}csr\n{MARK}cert\nCERT\n")
-    assert found == {"pub": b"PUB\n", "csr": None, "cert": b"CERT\n"}
+    found = parse_read(f"{MARK}pub\nPUB\n{MARK}csr\n{MARK}cert\nCERT\n{MARK}docker\nloaded\n")
+    assert found == {"pub": b"PUB\n", "csr": None, "cert": b"CERT\n", "docker": b"loaded\n"}
+    assert docker_handlers(found) == ("restart:docker",)
+    assert docker_handlers({**found, "docker": b"not-found\n"}) == ()
+
+
+def test_anchor_change_restarts_docker_only_when_asked() -> None:
+    anchor, _ = trust_primitives(DEB, b"x", ("restart:docker",))
+    assert anchor.notify == ("restart:docker",)
+    assert trust_primitives(DEB, b"x")[0].notify == ()
 
 
 @pytest.fixture(scope="module")
