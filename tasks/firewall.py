@@ -40,6 +40,7 @@ JUMP_HIVE = f"-j {HIVE_CHAIN}"
 
 HIVE_MARKER = "# {mark} HIVE-BUILDER MANAGED BLOCK setup HIVE-SERVICE chain"
 HIVE_END = HIVE_MARKER.replace("{mark}", "END")
+SSH_PORT_MARKER = "# {mark} HIVE-BUILDER MANAGED BLOCK for SSH PORT"
 
 # EL's stock /etc/sysconfig/iptables (iptables-services); Debian gets the same rules when it has no file yet.
 STOCK_RULES = """\
@@ -146,11 +147,23 @@ def saved(chain: str, rules: Iterable[str]) -> tuple[str, ...]:
     return tuple(f"-A {chain} {rule}" for rule in rules)
 
 
+def ssh_port_rule(port: int) -> str:
+    """An sshd port other than 22 opened to everyone (the stock file only opens 22)."""
+    return f"-p tcp -m state --state NEW -m tcp --dport {port_list([port])} -j ACCEPT"
+
+
+def ssh_port_lines(strict_sources: Sequence[str], port: int) -> tuple[str, ...]:
+    """Saved lines of the SSH PORT block: only without strict sources and only for a port other than 22."""
+    return () if strict_sources or port == 22 else saved("INPUT", [ssh_port_rule(port)])
+
+
 def input_rules(strict_sources: Sequence[str] = (), ssh_port: int = 22) -> tuple[str, ...]:
     """INPUT as the iptables step wants it live: ACCEPTs for established and ssh always before the REJECT."""
-    ssh = [ssh_rule(s, ssh_port) for s in strict_sources] if strict_sources else []
-    tail = [ICMP, LOOPBACK, *([] if strict_sources else [SSH_OPEN]), REJECT]
-    return (ESTABLISHED, *ssh, GWBRIDGE, JUMP_HIVE, *tail)
+    if strict_sources:
+        ssh = [ssh_rule(s, ssh_port) for s in strict_sources]
+        return (ESTABLISHED, *ssh, GWBRIDGE, JUMP_HIVE, ICMP, LOOPBACK, REJECT)
+    extra = [ssh_port_rule(ssh_port)] if ssh_port != 22 else []
+    return (ESTABLISHED, *extra, GWBRIDGE, JUMP_HIVE, ICMP, LOOPBACK, SSH_OPEN, REJECT)
 
 
 # -- the saved rules file -------------------------------------------------------------------------------------
@@ -243,6 +256,8 @@ class RulesBlock(Primitive):
             target = kv.get("realpath") or self.path
         elif kv.get("exists") == "no":
             current = None
+            if not self.lines:
+                return Plan()  # nothing to remove from a file that is not there
             if self.base is None:
                 return Plan(missing=f"{self.path} does not exist (the iptables step creates it)")
             if kv.get("parent") != "yes":

@@ -11,12 +11,14 @@ from hive_nornir.tasks.firewall import (
     HIVE_MARKER,
     JUMP_HIVE,
     REJECT,
+    SSH_PORT_MARKER,
     LiveRules,
     RulesBlock,
     base_rules,
     input_rules,
     rules_path,
     saved,
+    ssh_port_lines,
 )
 from hive_nornir.tasks.strict_source_ip import ssh_port, ssh_sources
 
@@ -54,6 +56,12 @@ def hive_block(facts: Facts) -> RulesBlock:
                       base=base_rules(facts))
 
 
+def ssh_port_block(facts: Facts, strict: Sequence[str] = (), port: int = 22) -> RulesBlock:
+    """hive_sshd_port other than 22 without strict sources: open it in the saved file too (else: no block)."""
+    return RulesBlock(path=rules_path(facts), marker=SSH_PORT_MARKER, lines=ssh_port_lines(strict, port),
+                      after=f"-A INPUT {ESTABLISHED}")
+
+
 def live_rules(strict: Sequence[str] = (), port: int = 22) -> list[Primitive]:
     """The chain, then INPUT and FORWARD as the file has them, inserted one by one (never a restore)."""
     return [
@@ -65,7 +73,8 @@ def live_rules(strict: Sequence[str] = (), port: int = 22) -> list[Primitive]:
 
 def iptables_primitives(facts: Facts, strict: Sequence[str] = (), port: int = 22) -> list[Primitive]:
     """Everything the iptables step ensures, in order; strict sources replace the open ssh rule live."""
-    return [*persistence(facts), hive_block(facts), boot_service(facts), *live_rules(strict, port)]
+    return [*persistence(facts), hive_block(facts), ssh_port_block(facts, strict, port), boot_service(facts),
+            *live_rules(strict, port)]
 
 
 def iptables(ctx: HostContext) -> None:

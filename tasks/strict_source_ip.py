@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hive_nornir.tasks.firewall import ESTABLISHED, SSH_OPEN, LiveRules, RulesBlock, rules_path, saved, source, ssh_rule
+from hive_nornir.tasks.firewall import (
+    ESTABLISHED,
+    SSH_OPEN,
+    SSH_PORT_MARKER,
+    LiveRules,
+    RulesBlock,
+    rules_path,
+    saved,
+    source,
+    ssh_port_rule,
+    ssh_rule,
+)
 
 from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
@@ -32,10 +43,12 @@ def ssh_port(ctx: HostContext) -> int:
 def strict_primitives(facts: Facts, sources: Sequence[str], port: int = 22) -> list[Primitive]:
     """One block with a rule per source (hive-builder kept only the last), the open ssh rule gone, live too."""
     rules = tuple(ssh_rule(s, port) for s in sources)
+    opened = tuple(dict.fromkeys((SSH_OPEN, ssh_port_rule(port))))
     return [
         RulesBlock(path=rules_path(facts), marker=MARKER, lines=saved("INPUT", rules),
                    after=f"-A INPUT {ESTABLISHED}", remove=(f"-A INPUT {SSH_OPEN}",)),
-        LiveRules(chain="INPUT", rules=(ESTABLISHED, *rules), absent=(SSH_OPEN,), label="ssh sources",
+        RulesBlock(path=rules_path(facts), marker=SSH_PORT_MARKER),  # empty: no open ssh port block stays
+        LiveRules(chain="INPUT", rules=(ESTABLISHED, *rules), absent=opened, label="ssh sources",
                   ssh_sources=tuple(source(s) for s in sources)),
     ]
 

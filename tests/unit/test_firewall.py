@@ -40,6 +40,9 @@ HIVE_BLOCK = ("# BEGIN HIVE-BUILDER MANAGED BLOCK setup HIVE-SERVICE chain\n-N H
               "# END HIVE-BUILDER MANAGED BLOCK setup HIVE-SERVICE chain\n")
 EST_LINE = "-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT\n"
 STOCK_WITH_HIVE = STOCK_RULES.replace(EST_LINE, EST_LINE + HIVE_BLOCK)
+SSH_PORT_2222 = ("# BEGIN HIVE-BUILDER MANAGED BLOCK for SSH PORT\n"
+                 "-A INPUT -p tcp -m state --state NEW -m tcp --dport 2222 -j ACCEPT\n"
+                 "# END HIVE-BUILDER MANAGED BLOCK for SSH PORT\n")
 
 
 def file_out(content: str | None, stat: str = "600 root root", parent: bool = True) -> str:
@@ -143,6 +146,18 @@ def test_el_stock_file_gets_the_block_after_established_keeping_mode_then_no_cha
     assert not hive_block(EL).plan(EL, file_out(STOCK_WITH_HIVE)).changed
 
 
+@pytest.mark.parametrize("facts", FAMILIES)
+def test_sshd_port_other_than_22_is_opened_in_file_and_live(facts: Facts) -> None:
+    items = iptables_primitives(facts, port=2222)
+    port_block = items[-5]
+    assert isinstance(port_block, RulesBlock)
+    assert text_of(port_block.plan(facts, file_out(STOCK_WITH_HIVE))) == STOCK_WITH_HIVE.replace(
+        EST_LINE, EST_LINE + SSH_PORT_2222)
+    assert input_rules(ssh_port=2222)[:2] == (ESTABLISHED, "-p tcp -m state --state NEW -m tcp --dport 2222 -j ACCEPT")
+    assert SSH_OPEN in input_rules(ssh_port=2222)  # 22 stays open: the running session may still use it
+    assert not iptables_primitives(facts)[-5].plan(facts, file_out(STOCK_WITH_HIVE)).changed  # port 22: no block
+
+
 def test_debian_file_dir_missing_is_a_prerequisite_and_bad_markers_an_error() -> None:
     assert hive_block(DEB).plan(DEB, file_out(None, parent=False)).missing
     broken = STOCK_RULES + "# BEGIN HIVE-BUILDER MANAGED BLOCK setup HIVE-SERVICE chain\n"
@@ -242,7 +257,7 @@ def test_rule_set_custom_ports_and_internal_net_source() -> None:
 # -- strict-source-ip --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("facts", FAMILIES)
 def test_strict_keeps_every_source_and_drops_the_open_ssh_rule(facts: Facts) -> None:
-    block, live = strict_primitives(facts, ["203.0.113.0/24", "198.51.100.7/32"], 2222)
+    block, port_block, live = strict_primitives(facts, ["203.0.113.0/24", "198.51.100.7/32"], 2222)
     plan = block.plan(facts, file_out(STOCK_WITH_HIVE))
     rules = [f"-A INPUT -s {s} -p tcp -m state --state NEW -m multiport --dports 2222 "
              f"-m limit --limit 5/sec --limit-burst 20 -j ACCEPT\n" for s in ("203.0.113.0/24", "198.51.100.7/32")]
@@ -257,10 +272,16 @@ def test_strict_keeps_every_source_and_drops_the_open_ssh_rule(facts: Facts) -> 
         f"iptables -w -D INPUT {SSH_OPEN}",
     ]
     assert lplan.commands[-1].startswith(f"if iptables -w -C INPUT {SSH_OPEN} 2>/dev/null; then")
+    assert live.absent == (SSH_OPEN, "-p tcp -m state --state NEW -m tcp --dport 2222 -j ACCEPT")
+    # the SSH PORT block an earlier run without sources wrote goes away
+    opened = STOCK_WITH_HIVE.replace(EST_LINE, EST_LINE + SSH_PORT_2222)
+    assert text_of(port_block.plan(facts, file_out(opened))) == STOCK_WITH_HIVE
+    assert not port_block.plan(facts, file_out(STOCK_WITH_HIVE)).changed
+    assert not port_block.plan(facts, file_out(None)).changed
 
 
 def test_strict_refuses_when_this_session_is_not_a_source() -> None:
-    _, live = strict_primitives(DEB, ["198.51.100.7"])
+    _, _, live = strict_primitives(DEB, ["198.51.100.7"])
     plan = live.plan(DEB, live_out("INPUT", [ESTABLISHED, SSH_OPEN, REJECT], [0], [0], client="10.83.0.1"))
     assert "comes from 10.83.0.1" in plan.error
     [_, inp, _] = iptables_primitives(DEB, ["198.51.100.7/32"])[-3:]
