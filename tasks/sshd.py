@@ -83,13 +83,19 @@ def sshd(ctx: HostContext) -> None:
     Attempt(ctx, state, plan, settings, service).run()
 
 
+def setters_text(ctx: HostContext, settings: list[Setting]) -> str:
+    """`file:line:Keyword value` of every line that sets one of our keywords, on one line."""
+    found = ctx.run(setters_command(settings), check=False).stdout.splitlines()
+    return "; ".join(line.strip() for line in found if line.strip())
+
+
 def verify_in_place(ctx: HostContext, state: HostState, settings: list[Setting]) -> None:
     """Files already right: sshd must still use them (a later override or broken sibling is reported)."""
     if not state.t_ok:
         raise StepFailed(f"sshd -T fails with the current config: {state.t_error}")
     wrong = mismatches(settings, state.effective)
     if wrong:
-        setters = ctx.run(setters_command(settings)).stdout.strip()
+        setters = setters_text(ctx, settings)
         raise StepFailed(f"{DROPIN} is in place but sshd does not use it: {'; '.join(wrong)}. "
                          f"sshd uses the FIRST value; lines that set these keywords: {setters or '(none found)'}")
 
@@ -133,6 +139,20 @@ class Attempt:
         except BaseException:
             self.ctx.run("rm -f " + " ".join(q(c) for c in (dropin_cand, main_cand) if c), check=False)
             raise
+        try:
+            seconds = self.install_and_prove(dropin_cand, main_cand)
+        except StepFailed:
+            raise
+        except Exception as e:  # noqa: BLE001 - a bug or lost connection: undo in-band if we can, else the dead-man
+            self.fail(f"unexpected error while changing sshd: {type(e).__name__}: {e}", reload=True, relogin=True)
+        self.disarm_deadman()
+        for ident, summary, diff in self.plan.changes:
+            self.ctx.changed(ident, summary, diff)
+        self.ctx.changed(f"service[{self.service}]", f"reloaded {self.service}; fresh login ok in {seconds:.2f} s")
+        self.ctx.outcome.data["fresh_login_s"] = round(seconds, 3)
+
+    def install_and_prove(self, dropin_cand: str | None, main_cand: str | None) -> float:
+        """Install, `sshd -t` the whole config, check `sshd -T`, reload, and return the fresh login's time."""
         installed = self.ctx.run(install_script(self.stamp, dropin_cand, main_cand, self.state.dropin is not None),
                                  check=False)
         if not installed.ok:
@@ -148,11 +168,7 @@ class Attempt:
             seconds = fresh_login(self.ctx)
         except TransportError as e:
             self.fail(f"a fresh SSH login failed after the reload ({e})", reload=True, relogin=True)
-        self.disarm_deadman()
-        for ident, summary, diff in self.plan.changes:
-            self.ctx.changed(ident, summary, diff)
-        self.ctx.changed(f"service[{self.service}]", f"reloaded {self.service}; fresh login ok in {seconds:.2f} s")
-        self.ctx.outcome.data["fresh_login_s"] = round(seconds, 3)
+        return seconds
 
     def stage_candidates(self) -> tuple[str | None, str | None]:
         """Candidates next to their targets, each vetted by `sshd -t -f` before anything live changes."""
@@ -194,7 +210,7 @@ class Attempt:
             self.fail(f"sshd -T fails: {r.stderr.strip()}", reload=False)
         wrong = mismatches(self.settings, parse_effective(r.stdout))
         if wrong:
-            setters = self.ctx.run(setters_command(self.settings), check=False).stdout.strip()
+            setters = setters_text(self.ctx, self.settings)
             self.fail(f"sshd would not use the drop-in: {'; '.join(wrong)}. sshd uses the FIRST value it reads; "
                       f"lines that set these keywords: {setters or '(none found)'}", reload=False)
 
