@@ -258,10 +258,15 @@ class PoolPlan:
 
     @property
     def part_dev(self) -> str:
-        """/dev/vdb1, /dev/nvme1n1p1 (name ends in a digit), /dev/disk/azure/scsi1/lun0-part1 (by-path link)."""
-        if self.disk.startswith("/dev/disk/"):
-            return f"{self.disk}-part{self.number}"
-        return f"{self.disk}{'p' if self.disk[-1].isdigit() else ''}{self.number}"
+        """The new partition's device node."""
+        return partition_device(self.disk, self.number)
+
+
+def partition_device(disk: str, number: int) -> str:
+    """/dev/vdb1, /dev/nvme1n1p1 (name ends in a digit), /dev/disk/azure/scsi1/lun0-part1 (by-path link)."""
+    if disk.startswith("/dev/disk/"):
+        return f"{disk}-part{number}"
+    return f"{disk}{'p' if disk[-1].isdigit() else ''}{number}"
 
 
 DISK_PROBE = r"""
@@ -414,6 +419,32 @@ def thinpool_command(vg: str, pool: str, mib: int, host: str, proc_devices: str 
     return THINPOOL.format(vg=q(vg), pool=pool, mib=int(mib), ids=ids, proc_devices=q(proc_devices)).strip("\n")
 
 
+@dataclass(eq=False)
+class NamedCommand(Command):
+    """A guarded shell script reported by what it does, not by its text (the scripts are long)."""
+
+    label: str = ""
+
+    @property
+    def ident(self) -> str:
+        """Reports name the action."""
+        return f"command[{self.label}]"
+
+    def plan(self, facts: Facts, probe_output: str) -> Plan:
+        """Command's decision, with the label as summary and diff."""
+        result = super().plan(facts, probe_output)
+        if result.changed:
+            result.summary, result.diff = self.label, f"+ {self.label}\n"
+        return result
+
+
+def node_primitive(disk: str, number: int) -> Command:
+    """Make a partition's device node from sysfs when no udev made it (containers; reboots of udev-less hosts)."""
+    part = partition_device(disk, number)
+    return NamedCommand(cmd=PART_NODE.format(disk=q(disk), number=number, part=q(part)).strip("\n"),
+                        unless=f"[ -b {q(part)} ]", label=f"device node {part} (partition {number} of {disk})")
+
+
 def pool_primitives(plan: PoolPlan, vg: str, pool: str, host: str, label: str | None = None) -> list[Primitive]:
     """Partition (lvm flag), its node, the VG on it, the thin pool: each guarded, so a rerun is a no-op."""
     disk, n, part = plan.disk, plan.number, plan.part_dev
@@ -424,9 +455,10 @@ def pool_primitives(plan: PoolPlan, vg: str, pool: str, host: str, label: str | 
               f"set {n} lvm on || {in_table}")
     return [
         Command(cmd=mkpart, unless=in_table),
-        Command(cmd=PART_NODE.format(disk=q(disk), number=n, part=q(part)).strip("\n"), unless=f"[ -b {q(part)} ]"),
+        node_primitive(disk, n),
         Command(cmd=f"vgcreate -y {q(vg)} {q(part)}", unless=f"vgs {q(vg)}"),
-        Command(cmd=thinpool_command(vg, pool, plan.pool_mib, host), unless=f"lvs {q(vg)}/{q(pool)}"),
+        NamedCommand(cmd=thinpool_command(vg, pool, plan.pool_mib, host), unless=f"lvs {q(vg)}/{q(pool)}",
+                     label=f"thin pool {vg}/{pool}: {plan.pool_mib} MiB, chunk 1 MiB, no zeroing"),
     ]
 
 
@@ -443,7 +475,15 @@ def ensure_pool(ctx: HostContext, spec: dict[str, Any]) -> None:
     """hive-builder's vg.yml: skipped when the VG exists; else pick the disk and build partition, VG, pool."""
     vg, pool = str(spec["vgname"]), str(spec["poolname"])
     devices = [str(d) for d in (spec.get("device_order") or DEVICE_ORDER)]
-    exists, disks = parse_disks(ctx.run(disk_probe(vg, devices)).stdout)
+    probe = disk_probe(vg, devices)
+    exists, disks = parse_disks(ctx.run(probe).stdout)
+    # Without udev (containers, or after a reboot of a udev-less host) partitions the kernel knows may have no
+    # node, and LVM then cannot see the PV on them: restore the nodes before deciding anything.
+    nodes = [node_primitive(d.path, p.number) for d in disks for p in d.partitions]
+    if nodes and ctx.ensure(nodes):
+        if ctx.check:
+            return  # whether the VG sits on those partitions is known only once their nodes exist
+        exists, disks = parse_disks(ctx.run(probe).stdout)
     if exists:
         return
     disk = pick_disk(disks)

@@ -23,7 +23,7 @@ from hive_nornir.report.run_report import EXIT_OK
 pytestmark = pytest.mark.lab
 
 RUNBOOK = Runbook("drbd-lab", (Step("drbd", drbd, when=drbd_step_wanted, tags=("drbd",)),))
-HIVE, REPO = "p-hive0.hdrbd", "p-hive1.hdrbd"
+HIVE, DISKLESS, REPO = "p-hive0.hdrbd", "p-hive1.hdrbd", "p-hive2.hdrbd"
 WATCH = ("parted -s -m /dev/vdb unit s print 2>&1; ls /dev/vdb* 2>&1; vgs drbdvg 2>&1; "
          "dpkg-query -W drbd-utils 2>&1; cat /proc/sys/net/ipv4/tcp_rmem; ls /usr/bin/waitdevice 2>&1")
 
@@ -37,13 +37,16 @@ def losetup_of(path: str) -> str:
 def test_drbd_pool_on_loop_disk(make_lab: Callable[..., Any]) -> None:
     """check mode predicts and changes nothing; the run builds partition, VG, thin pool and config;
     the second run and check mode then find nothing to do; destroy detaches the loop disk."""
-    lab = make_lab("hdrbd", "10.85.0.0/24", 2, separate=True, stage_extra="mirrored_disk_size: 1")
+    lab = make_lab("hdrbd", "10.85.0.0/24", 3, separate=True, stage_extra="mirrored_disk_size: 1")
     img = str(lab.context_dir / "disks" / "p-hive0.img")
     loop = losetup_of(img)
     assert loop.startswith("/dev/loop"), loop
-    assert not (lab.context_dir / "disks" / "p-hive1.img").exists()  # the repository has no mirrored disk
+    assert not (lab.context_dir / "disks" / "p-hive2.img").exists()  # the repository has no mirrored disk
     rc, out = lab.docker_exec(HIVE, "blockdev --getsize64 /dev/vdb")
     assert (rc, out.strip()) == (0, str(1024**3)), out
+    # a diskless DRBD node from now on: drbd-utils and config, but no pool even though it has a /dev/vdb
+    (lab.root / "inventory" / "host_vars").mkdir()
+    (lab.root / "inventory" / "host_vars" / f"{DISKLESS}.yml").write_text("hive_no_mirrored_device: True\n")
     hive = Hive(lab.root, stage="private")
 
     before = lab.docker_exec(HIVE, WATCH)
@@ -52,18 +55,25 @@ def test_drbd_pool_on_loop_disk(make_lab: Callable[..., Any]) -> None:
     t_check = time.monotonic() - t0
     assert check.exit_code == EXIT_OK, check.text()
     assert lab.docker_exec(HIVE, WATCH) == before
-    assert [o.host for o in check.outcomes] == [HIVE]  # no mirrored_disk_size on the repository: skipped
-    predicted = " | ".join(what for _, _, what, _ in check.changes())
-    for part in ("install drbd-utils", "mkpart primary 1MiB 1023MiB set 1 lvm on", "vgcreate -y drbdvg /dev/vdb1",
-                 "sysctl net.ipv4.tcp_rmem", "create /usr/bin/waitdevice"):
+    assert sorted(o.host for o in check.outcomes) == [HIVE, DISKLESS]  # repository: no mirrored_disk_size
+    predicted = " | ".join(what for host, _, what, _ in check.changes() if host == HIVE)
+    for part in ("install drbd-utils", "mkpart primary 1MiB 1023MiB set 1 lvm on", "device node /dev/vdb1",
+                 "vgcreate -y drbdvg /dev/vdb1", "thin pool drbdvg/drbdpool: 1008 MiB", "sysctl net.ipv4.tcp_rmem",
+                 "create /usr/bin/waitdevice"):
         assert part in predicted, predicted
+    assert "(assumed)" in predicted  # global_common.conf comes with the package the run would install
+    assert "vgcreate" not in " | ".join(what for host, _, what, _ in check.changes() if host == DISKLESS)
 
     t0 = time.monotonic()
     first = hive.run(RUNBOOK)
     t_first = time.monotonic() - t0
     assert first.exit_code == EXIT_OK, first.text()
-    assert [(o.step, o.status) for o in first.outcomes] == [("drbd", CHANGED), ("handlers", OK)]
-    assert first.outcomes[1].handlers_run == ["daemon-reload"]  # the new unit file is known to systemd
+    mine = [o for o in first.outcomes if o.host == HIVE]
+    assert [(o.step, o.status) for o in mine] == [("drbd", CHANGED), ("handlers", OK)]
+    assert mine[1].handlers_run == ["daemon-reload"]  # the new unit file is known to systemd
+    rc, out = lab.docker_exec(DISKLESS, "drbdadm sh-nop 2>/dev/null; echo rc=$?; "
+                                        "parted -s -m /dev/vdb print 2>/dev/null | tail -1 | cut -d: -f6; vgs 2>/dev/null | wc -l")
+    assert out.split("\n")[:3] == ["rc=0", "unknown", "0"], out  # no partition table, no VG
 
     # the partition: number 1 from 1 MiB to the disk's last full MiB, lvm flag, node made without udev
     rc, out = lab.docker_exec(HIVE, "parted -s -m /dev/vdb unit s print")
@@ -99,15 +109,27 @@ def test_drbd_pool_on_loop_disk(make_lab: Callable[..., Any]) -> None:
     second = hive.run(RUNBOOK)
     t_second = time.monotonic() - t0
     assert second.exit_code == EXIT_OK and second.changed == 0, second.changes()
-    assert [o.status for o in second.outcomes] == [OK]
+    assert {o.status for o in second.outcomes} == {OK}
     after = hive.run(RUNBOOK, check=True)
     assert after.changed == 0, after.changes()
     print(f"drbd timings: check {t_check:.1f} s, first run {t_first:.1f} s, second run {t_second:.1f} s, "
           f"lab build {lab.build_seconds:.1f} s")
 
-    # a rebuild reuses the attachment; destroy detaches it and deletes the file
+    # a rebuild reuses the attachment; a restarted host (fresh /dev, no udev) gets its partition node back
     assert lab.rebuild()["changed"] is False
     assert losetup_of(img) == loop
+    subprocess.run(["docker", "stop", "-t", "10", lab.container(HIVE)], check=True, capture_output=True)
+    assert lab.rebuild()["hosts"][HIVE] == ["started"]
+    assert losetup_of(img) == loop
+    assert lab.docker_exec(HIVE, "ls /dev/vdb1")[0] != 0
+    restart = hive.run(RUNBOOK)
+    assert restart.exit_code == EXIT_OK, restart.text()
+    assert [what for _, _, what, _ in restart.changes()] == ["device node /dev/vdb1 (partition 1 of /dev/vdb)"]
+    rc, out = lab.docker_exec(HIVE, "lvs --noheadings -o lv_name drbdvg 2>/dev/null")
+    assert out.split() == ["drbdpool"], out
+    assert hive.run(RUNBOOK).changed == 0
+
+    # destroy detaches the loop device and deletes the file
     lab.provider.destroy(lab.site, lab.stage, lab.context_dir)
     assert not (lab.context_dir / "disks").exists()
     out = subprocess.run(["losetup", "-l", "-n", "-O", "BACK-FILE"], capture_output=True, text=True).stdout
