@@ -23,6 +23,7 @@ pytestmark = pytest.mark.lab
 
 NAME, CIDR, GATEWAY = "hfw", "10.83.0.0/24", "10.83.0.1"
 RULES = "/etc/iptables/rules.v4"
+REJECT = "-j REJECT --reject-with icmp-host-prohibited"
 
 
 def allow_sets(ctx: HostContext) -> None:
@@ -57,6 +58,9 @@ def test_rule_sets_and_strict_ssh_sources(make_lab) -> None:  # type: ignore[no-
     lab = make_lab(NAME, CIDR, 2, group_vars=f'hive_ssh_source_ips: ["{GATEWAY}", "198.51.100.7"]\n')
     hive = Hive(lab.root, stage="private")
     ips = [lab.state["hosts"][h]["private_ip"] for h in lab.hosts]
+    for host in lab.hosts:  # chains another owner (dockerd) put in the live table: no flush/restore may drop them
+        lab.docker_exec(host, "iptables -N DOCKER-USER && iptables -A DOCKER-USER -j RETURN && "
+                              "iptables -I FORWARD -j DOCKER-USER")
     before = {h: snapshot(lab, h) for h in lab.hosts}
 
     check = hive.run(RUNBOOK, check=True)
@@ -87,6 +91,9 @@ def test_rule_sets_and_strict_ssh_sources(make_lab) -> None:  # type: ignore[no-
         assert "-A INPUT -j HIVE-SERVICE" in inputs and "-N HIVE-SERVICE" in saved
         assert lab.docker_exec(host, "systemctl is-enabled netfilter-persistent")[1].strip() == "enabled"
         assert fresh_login_works(lab, host)
+        assert "-A FORWARD -j DOCKER-USER" in live and "-A DOCKER-USER -j RETURN" in live
+        assert live.index("-A FORWARD -j DOCKER-USER") < live.index(f"-A FORWARD {REJECT}")
+        assert "-A OUTPUT -d 127.0.0.11/32 -j DOCKER_OUTPUT" in lab.docker_exec(host, "iptables -t nat -S")[1]
     # another server is not an ssh source: its NEW connection to sshd is rejected, the rule set port is open
     other_ip = ips[0]
     rc, _ = lab.docker_exec(lab.hosts[1], f"timeout 5 bash -c '</dev/tcp/{other_ip}/22'")
@@ -98,7 +105,7 @@ def test_rule_sets_and_strict_ssh_sources(make_lab) -> None:  # type: ignore[no-
     assert hive.run(RUNBOOK, check=True).changed == 0
     # the boot path: what netfilter-persistent restores is what runs now (same rule lines)
     for host in lab.hosts:
-        rc, out = lab.docker_exec(host, f"iptables-save -t filter | grep '^-A' | sort > /tmp/a; "
+        rc, out = lab.docker_exec(host, f"iptables-save -t filter | grep '^-A' | grep -v DOCKER-USER | sort > /tmp/a; "
                                         f"grep '^-A' {RULES} | sort > /tmp/b; diff /tmp/a /tmp/b")
         assert rc == 0, out
 
