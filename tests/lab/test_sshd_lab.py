@@ -8,6 +8,9 @@ from typing import Any
 import hive_nornir.tasks.sshd as sshd_task
 import paramiko
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hive_nornir.runbooks.setup_hosts import RUNBOOK
 from hive_nornir.tasks.sshd import sshd
 
 from hive_nornir.api import Hive
@@ -242,3 +245,30 @@ def test_deadman_restores_the_host_when_the_controller_vanishes(make_lab: Any,
     lab.docker_exec(host, f"systemctl stop {unit}")
     assert etc_ssh(lab, host) == before and effective(lab, host) == eff
     assert can_login(lab, host, "root")
+
+
+def test_in_setup_hosts_after_users_one_round_trip_per_step(make_lab: Any, tmp_path: Any) -> None:
+    """Where the lead wires it (after users): managed users still log in, and a no-change run stays cheap."""
+    key = Ed25519PrivateKey.generate()
+    key_file = tmp_path / "alice"
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                           serialization.NoEncryption()))
+    pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    lab = make_lab(SITE, CIDR, 2, group_vars=f"hive_users:\n  alice: {{uid: 2001, id_rsa_pub: \"{pub} alice\"}}\n")
+    steps = tuple(s for s in RUNBOOK.steps if s.name in ("ssh-connection", "users"))
+    book = Runbook("setup-hosts-sshd", (*steps, *BOOK.steps))
+    hive = Hive(lab.root, stage="private")
+    first = hive.run(book)
+    assert first.exit_code == EXIT_OK, first.text()
+    for host in lab.hosts:
+        client = paramiko.SSHClient()
+        client.load_host_keys(str(lab.known_hosts))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect("127.0.0.1", port=lab.ssh_port(host), username="alice", key_filename=str(key_file),
+                       allow_agent=False, look_for_keys=False, timeout=10)
+        client.close()
+        assert not can_login(lab, host, "root")
+    again = hive.run(book)
+    assert again.exit_code == EXIT_OK and again.changed == 0, again.changes()
+    for row in again.summaries():
+        assert row.round_trips == len(book.steps), (row.host, row.round_trips)  # facts once + 1 probe per step
