@@ -72,7 +72,8 @@ def test_drbd_pool_on_loop_disk(make_lab: Callable[..., Any]) -> None:
     assert [(o.step, o.status) for o in mine] == [("drbd", CHANGED), ("handlers", OK)]
     assert mine[1].handlers_run == ["daemon-reload"]  # the new unit file is known to systemd
     rc, out = lab.docker_exec(DISKLESS, "drbdadm sh-nop 2>/dev/null; echo rc=$?; "
-                                        "parted -s -m /dev/vdb print 2>/dev/null | tail -1 | cut -d: -f6; vgs 2>/dev/null | wc -l")
+                                        "parted -s -m /dev/vdb print 2>/dev/null | tail -1 | cut -d: -f6; "
+                                        "vgs 2>/dev/null | wc -l")
     assert out.split("\n")[:3] == ["rc=0", "unknown", "0"], out  # no partition table, no VG
 
     # the partition: number 1 from 1 MiB to the disk's last full MiB, lvm flag, node made without udev

@@ -311,3 +311,72 @@ def test_step_condition_and_diskless_hosts() -> None:
     assert disk_specs(None)[0]["vgname"] == "drbdvg" and disk_specs(None)[0]["device_order"][4] == "/dev/vdb"
     with pytest.raises(StepFailed):
         disk_specs([{"vgname": "x"}])
+
+
+# --- the task's flow with a fake context (probe output in, primitive lists out) ---------------------------
+
+class FakeResult:
+    """What ctx.run returns, reduced to stdout."""
+
+    def __init__(self, stdout: str) -> None:
+        self.stdout = stdout
+
+
+class FakeCtx:
+    """Canned probe answers in order; ensure() records the idents and says whether anything would change."""
+
+    def __init__(self, probes: list[str], check: bool = False, host_vars: dict | None = None,  # type: ignore[type-arg]
+                 changes: bool = True) -> None:
+        self.probes, self.check, self.host = list(probes), check, dict(host_vars or {})
+        self.facts, self.name, self.changes = DEBIAN, "p-hive0.x", changes
+        self.ensured: list[list[str]] = []
+
+    def run(self, cmd: str) -> FakeResult:
+        return FakeResult(self.probes.pop(0))
+
+    def ensure(self, prims) -> bool:  # type: ignore[no-untyped-def]
+        self.ensured.append([p.ident for p in prims])
+        return self.changes
+
+    def var(self, key: str, default=None):  # type: ignore[no-untyped-def]
+        return self.host.get(key, default)
+
+
+def test_flow_fresh_disk_gets_partition_node_vg_and_pool() -> None:
+    from hive_nornir.tasks.drbd import drbd
+
+    ctx = FakeCtx([f"disk=/dev/vdb {GB}\n"])
+    drbd(ctx)  # type: ignore[arg-type]
+    packages, config, pool = ctx.ensured
+    assert packages == ["packages[drbd-utils,lvm2,parted]"]
+    assert config[0].startswith("drbd-global[") and config[-1] == "file[/usr/bin/waitdevice]"
+    assert pool[1:] == ["command[device node /dev/vdb1 (partition 1 of /dev/vdb)]",
+                        "command[vgcreate -y drbdvg /dev/vdb1]",
+                        "command[thin pool drbdvg/drbdpool: 1008 MiB, chunk 1 MiB, no zeroing]"]
+
+
+def test_flow_existing_vg_and_diskless_hosts_touch_no_disk() -> None:
+    from hive_nornir.tasks.drbd import drbd
+
+    ctx = FakeCtx([f"vg=yes\ndisk=/dev/vdb {GB}\npart=/dev/vdb 1 2048 2093056\n"], changes=False)
+    drbd(ctx)  # type: ignore[arg-type]
+    assert ctx.ensured[2] == ["command[device node /dev/vdb1 (partition 1 of /dev/vdb)]"] and len(ctx.ensured) == 3
+    diskless = FakeCtx([], host_vars={"hive_no_mirrored_device": True})
+    drbd(diskless)  # type: ignore[arg-type]
+    assert len(diskless.ensured) == 2  # packages and config only, the disk is never probed
+    with pytest.raises(StepFailed, match="none of /dev/sdb exists"):
+        drbd(FakeCtx([""], host_vars={"hive_mirrored_disk_devices": [
+            {"device_order": ["/dev/sdb"], "vgname": "v", "poolname": "p"}]}))  # type: ignore[arg-type]
+
+
+def test_flow_check_mode_stops_after_predicting_missing_nodes() -> None:
+    """Whether the VG is on a node-less partition is unknown until the node exists: predict, then stop."""
+    from hive_nornir.tasks.drbd import drbd
+
+    ctx = FakeCtx([f"disk=/dev/vdb {GB}\npart=/dev/vdb 1 2048 2093056\n"], check=True)
+    drbd(ctx)  # type: ignore[arg-type]
+    assert ctx.ensured[-1] == ["command[device node /dev/vdb1 (partition 1 of /dev/vdb)]"]
+    # a real run re-probes after making the node and then finds the VG
+    real = FakeCtx([f"disk=/dev/vdb {GB}\npart=/dev/vdb 1 2048 2093056\n", "vg=yes\n"])
+    drbd(real)  # type: ignore[arg-type]
+    assert len(real.ensured) == 3 and real.probes == []
