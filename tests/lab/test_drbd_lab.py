@@ -130,6 +130,19 @@ def test_drbd_pool_on_loop_disk(make_lab: Callable[..., Any]) -> None:
     assert out.split() == ["drbdpool"], out
     assert hive.run(RUNBOOK).changed == 0
 
+    # the controller lost the attachment (reboot): build re-attaches the file and tells the kernel its
+    # partitions (partx: this kernel has no partition-table parsers), so the pool is found again
+    subprocess.run(["docker", "stop", "-t", "10", lab.container(HIVE)], check=True, capture_output=True)
+    subprocess.run(["losetup", "-d", loop], check=True)
+    assert "disk_attached" in lab.rebuild()["hosts"][HIVE]
+    loop = losetup_of(img)
+    reattached = hive.run(RUNBOOK)
+    assert reattached.exit_code == EXIT_OK, reattached.text()
+    assert "vgcreate" not in " ".join(what for _, _, what, _ in reattached.changes())
+    rc, out = lab.docker_exec(HIVE, "lvs --noheadings -o lv_name,lv_size drbdvg 2>/dev/null")
+    assert out.split() == ["drbdpool", "1008.00m"], out
+    assert hive.run(RUNBOOK).changed == 0
+
     # destroy detaches the loop device and deletes the file
     lab.provider.destroy(lab.site, lab.stage, lab.context_dir)
     assert not (lab.context_dir / "disks").exists()
