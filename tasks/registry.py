@@ -38,6 +38,7 @@ DEB_DATA_DIR = "/var/lib/docker-registry"
 DEB_DROPIN_DIR = "/etc/systemd/system/docker-registry.service.d"
 DEB_DROPIN = f"{DEB_DROPIN_DIR}/hive-tls.conf"
 DEB_RUNTIME_KEY = "/run/docker-registry/tls-key.pem"  # the service user's copy of the host key, on tmpfs
+DEB_TLS_SUM = "/etc/docker/registry/tls.sha256"  # cert and key the running registry was (re)started with
 
 EL_IMAGE = "registry:2"
 EL_SERVICE = "registry_server"  # compose service name hive-builder's backup script execs into
@@ -137,6 +138,7 @@ def deb_primitives(facts: Facts, spec: RegistrySpec) -> list[Primitive]:
         File(path=DEB_CONFIG, content=deb_config(spec)).with_notify(restart),
         *htpasswd_file_primitives(DEB_HTPASSWD, "root", DEB_SERVICE),
         Service(name=DEB_SERVICE, enabled=True, state="started"),
+        tls_changed(spec, DEB_TLS_SUM).with_notify(restart),
     ]
 
 
@@ -158,6 +160,13 @@ def compose_up(spec: RegistrySpec) -> Command:
                f"[ \"$(docker inspect -f '{{{{index .Config.Labels \"com.docker.compose.config-hash\"}}}}' registry)\""
                f" = \"$(cd {project} && docker compose config --hash {EL_SERVICE} | awk '{{print $2}}')\" ]")
     return Command(cmd=f"cd {project} && docker compose up -d", unless=running)
+
+
+def tls_changed(spec: RegistrySpec, sum_file: str, then: str = "") -> Command:
+    """Record the cert/key hashes; when tls-certificate renewed them, the record differs and the registry restarts."""
+    record = f"sha256sum {q(spec.cert)} {q(spec.key)} > {q(sum_file)}.new && mv -f {q(sum_file)}.new {q(sum_file)}"
+    return Command(cmd=f"{then} && {record}" if then else record,
+                   unless=f"sha256sum -c --status {q(sum_file)}")
 
 
 def compose_restart_command(spec: RegistrySpec) -> str:
@@ -250,6 +259,6 @@ def registry(ctx: HostContext) -> None:
         return
     ctx.ensure(el_primitives(facts, spec))
     changed = ensure_htpasswd(ctx, htpasswd_path(facts, spec), spec.user, password, ())
-    ctx.ensure([compose_up(spec)])
+    ctx.ensure([compose_up(spec), tls_changed(spec, f"{spec.compose_dir}/tls.sha256", compose_restart_command(spec))])
     if changed and not ctx.check:  # registry:2 reads htpasswd at start
         ctx.run(compose_restart_command(spec))

@@ -1,90 +1,47 @@
 """The repository play on a real host: registry over TLS with the stage password, service logs on 10514, backups.
 
-Site `hrepo`, 10.86.0.0/24: one hive and one separate repository. The host certificate comes from a stand-in
-step (a throwaway CA made here with `cryptography`, key and cert uploaded to the pki_paths locations), so this
-test does not depend on tasks/tls_certificate.py; the registry only reads those paths.
+Site `hrepo`, 10.86.0.0/24: one hive and one separate repository. tls-certificate runs first, as in setup-hosts:
+the registry serves the host certificate signed by the stage CA.
 """
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import subprocess
 import time
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from hive_nornir.tasks.backup_tools import backup_tools
 from hive_nornir.tasks.registry import PASSWORD_FILE, registry
 from hive_nornir.tasks.rsyslogd import rsyslogd
+from hive_nornir.tasks.tls_certificate import tls_certificate
 
 from hive_nornir.api import Hive
 from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.outcome import OK
 from hive_nornir.engine.runbook import Runbook, Step
 from hive_nornir.pki_paths import host_cert_path, host_key_path
-from hive_nornir.primitives.file import File
-from hive_nornir.primitives.filesystem import Directory
 from hive_nornir.primitives.packages import Packages
 from hive_nornir.report.run_report import EXIT_OK
 
 pytestmark = pytest.mark.lab
 
-CA_ON_HOST = "/etc/pki/tls/certs/hrepo-test-ca.pem"
+CA_ON_HOST = "/usr/local/share/ca-certificates/hive-cacert.crt"  # pki_paths.ca_anchor_path on Debian
 WATCHED = ("/etc/docker /etc/systemd/system /usr/lib/systemd/system/backup.service "
            "/usr/lib/systemd/system/backup.timer /usr/bin/hive-backup.sh /etc/rsyslog.d /etc/logrotate.d "
-           "/var/lib/dpkg/status /etc/pki/tls")
+           "/var/lib/dpkg/status /etc/pki/tls /usr/local/share/ca-certificates")
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+def install_test_tools(ctx: HostContext) -> None:
+    """Test setup step: curl for the registry checks (not part of the play)."""
+    ctx.ensure([Packages(names=["curl"])])
 
 
-def standin_pki(host: str, ip: str) -> tuple[bytes, bytes, bytes]:
-    """A throwaway CA and a host cert (SANs: name, private IP, 127.0.0.1) in place of tls-certificate."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(_name("ca.hrepo")).issuer_name(_name("ca.hrepo"))
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    sans = [x509.DNSName(host), x509.IPAddress(ipaddress.ip_address(ip)),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    cert = (x509.CertificateBuilder().subject_name(_name(host)).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    pem = serialization.Encoding.PEM
-    return ca.public_bytes(pem), cert.public_bytes(pem), key_pem
-
-
-def standin_tls_task(pki: dict[str, tuple[bytes, bytes, bytes]]):  # type: ignore[no-untyped-def]
-    """Test setup step: the stand-in CA/cert/key where pki_paths says, plus curl for the checks."""
-    def standin_tls(ctx: HostContext) -> None:
-        ca, cert, key = pki[ctx.name]
-        ctx.ensure([
-            Packages(names=["curl"]),
-            *(Directory(path=f"/etc/pki/tls/{d}", mode=m) for d, m in (("certs", "0755"), ("private", "0700"))),
-            File(path=CA_ON_HOST, content=ca),
-            File(path=host_cert_path(ctx.name), content=cert),
-            File(path=host_key_path(ctx.name), content=key, mode="0600", secret=True),
-        ])
-    return standin_tls
-
-
-def runbook(pki: dict[str, tuple[bytes, bytes, bytes]]) -> Runbook:
-    """The repository play as the lead wires it, after the stand-in TLS step."""
+def runbook() -> Runbook:
+    """The repository play as the lead wires it, after tls-certificate (the stage CA and host cert it serves)."""
     return Runbook("repository-test", (
-        Step("tls-standin", standin_tls_task(pki), groups=("repository",), tags=("tls-certificate",)),
+        Step("tls-certificate", tls_certificate, groups=("repository",), tags=("tls-certificate", "setup-hosts")),
+        Step("test-tools", install_test_tools, groups=("repository",), tags=("test-tools",)),
         Step("registry", registry, groups=("repository",), tags=("registry", "repository", "setup-hosts")),
         Step("backup-tools", backup_tools, groups=("repository",),
              tags=("backup-tools", "repository", "setup-hosts")),
@@ -113,9 +70,10 @@ def check_mode_on_a_fresh_host_changes_nothing(lab: Any, hive: Hive, book: Runbo
     print(f"check run on a fresh host: {time.monotonic() - t0:.1f} s, {report.changed} predicted changes")
     assert report.exit_code == EXIT_OK, report.text()
     assert fingerprint(lab, host) == before
-    assert {o.step for o in report.outcomes} == {"tls-standin", "registry", "backup-tools", "rsyslogd"}
+    assert {o.step for o in report.outcomes} == {"tls-certificate", "test-tools", "registry", "backup-tools",
+                                                 "rsyslogd"}
     assert {o.host for o in report.outcomes} == {host}  # the hive is not in the repository play
-    assert all(o.changes for o in report.outcomes if o.step != "tls-standin")
+    assert all(o.changes for o in report.outcomes if o.step != "test-tools")
     assert not (lab.context_dir / PASSWORD_FILE).exists()  # check mode makes no secret either
 
 
@@ -141,9 +99,16 @@ def registry_answers_over_tls_with_the_stage_password_only(lab: Any, hive: Hive,
     curl = f"curl -sS -K - --cacert {CA_ON_HOST} -o /dev/null -w '%{{http_code}}' https://127.0.0.1:5000/v2/"
     assert exec_stdin(lab, host, curl, f'user = "hive:{password}"\n') == (0, "200")
     assert exec_stdin(lab, host, curl, 'user = "hive:wrong-password"\n') == (0, "401")
-    # TLS really is the stage's: without the CA curl refuses the certificate
-    rc, _ = exec_stdin(lab, host, curl.replace(f"--cacert {CA_ON_HOST} ", ""), f'user = "hive:{password}"\n')
-    assert rc == 60
+    # the registry serves exactly the host certificate that tls-certificate installed, issued by the stage CA
+    served = lab.docker_exec(host, "openssl s_client -connect 127.0.0.1:5000 </dev/null 2>/dev/null | "
+                                   "openssl x509 -noout -fingerprint -sha256 -issuer")[1]
+    installed = lab.docker_exec(host, f"openssl x509 -in {host_cert_path(host)} -noout -fingerprint -sha256 "
+                                      "-issuer")[1]
+    assert served == installed and "CN = ca.hrepo" in served, (served, installed)
+    # and curl really verifies: trusting only another CA (no system CA path), the same request is refused
+    other = curl.replace(f"--cacert {CA_ON_HOST}", "--cacert /etc/ssl/certs/ISRG_Root_X1.pem --capath /nonexistent")
+    rc, out = exec_stdin(lab, host, other, f'user = "hive:{password}"\n')
+    assert rc == 60, out
     _, htpasswd = lab.docker_exec(host, "stat -c '%a %U %G' /etc/docker/registry/htpasswd; "
                                         "cat /etc/docker/registry/htpasswd")
     assert htpasswd.startswith("640 root docker-registry\nhive:$2y$") and password not in htpasswd
@@ -217,8 +182,7 @@ def test_repository_play(make_lab) -> None:  # type: ignore[no-untyped-def]
     """One lab, the play's life in order: check on a fresh host, first run, effects, idempotency, repair."""
     lab = make_lab("hrepo", "10.86.0.0/24", 2, separate=True, stage_extra="internal_cidr: 172.31.252.0/22")
     host = lab.hosts[-1]
-    pki = {host: standin_pki(host, lab.state["hosts"][host]["private_ip"])}
-    hive, book = Hive(lab.root, stage="private"), runbook(pki)
+    hive, book = Hive(lab.root, stage="private"), runbook()
     check_mode_on_a_fresh_host_changes_nothing(lab, hive, book, host)
     first_run_configures_the_repository(lab, hive, book, host)
     registry_answers_over_tls_with_the_stage_password_only(lab, hive, book, host)

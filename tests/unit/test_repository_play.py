@@ -50,7 +50,7 @@ def test_debian_registry_is_the_package_with_tls_auth_and_delete(tmp_path: Path)
         "/etc/pki/tls/private/p-hive1.pdns_key.pem /run/docker-registry/tls-key.pem\n")
     assert "install -m 0640 -o root -g docker-registry /dev/null /etc/docker/registry/htpasswd" in plan.commands
     assert "systemctl daemon-reload" in plan.commands
-    assert plan.notified.count("restart:docker-registry") == 2  # drop-in and config
+    assert plan.notified.count("restart:docker-registry") == 3  # drop-in, config, cert/key record
     assert plan.ran == ["htpasswd -vi /etc/docker/registry/htpasswd hive"]  # verified; the fake says it matches
     password = (tmp_path / reg.PASSWORD_FILE).read_text().strip()
     everything = "\n".join([*plan.commands, *plan.ran, *plan.files.values()])
@@ -83,6 +83,19 @@ def test_el_registry_is_hive_builders_compose_project(tmp_path: Path) -> None:
     up = [c for c in plan.commands if "docker compose up" in c]
     assert up == ["cd /home/admin/registry && docker compose up -d"]
     assert plan.ran == ["htpasswd -vi /home/admin/registry/htpasswd hive"]
+
+
+def test_a_renewed_cert_or_key_restarts_the_registry() -> None:
+    spec = reg.RegistrySpec(host=REPO)
+    deb = reg.tls_changed(spec, "/etc/docker/registry/tls.sha256")
+    assert deb.unless == "sha256sum -c --status /etc/docker/registry/tls.sha256"
+    assert deb.cmd == ("sha256sum /etc/pki/tls/certs/p-hive1.pdns_cert.pem /etc/pki/tls/private/p-hive1.pdns_key.pem "
+                       "> /etc/docker/registry/tls.sha256.new && mv -f /etc/docker/registry/tls.sha256.new "
+                       "/etc/docker/registry/tls.sha256")
+    items = reg.deb_primitives(DEBIAN, spec)
+    assert items[-1].notify == ("restart:docker-registry",) and items[-1].ident == deb.ident
+    el = reg.tls_changed(spec, "/home/admin/registry/tls.sha256", reg.compose_restart_command(spec))
+    assert el.cmd.startswith("cd /home/admin/registry && docker compose restart registry_server && sha256sum ")
 
 
 def test_el_compose_without_internal_cidr_has_no_network_block(tmp_path: Path) -> None:
