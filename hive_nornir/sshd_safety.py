@@ -219,6 +219,8 @@ def probe_script(settings: list[Setting], user: str) -> str:
         f"else echo main=missing; fi\n"
         f"if [ -f {d} ]; then printf 'dropin='; base64 -w0 < {d}; echo; fi\n"
         f"if [ -d {q(DROPIN_DIR)} ]; then echo dir=yes; fi\n"
+        f"for f in {q(DROPIN_DIR)}/*.conf; do if [ -f \"$f\" ] && [ \"$f\" != {d} ]; then "
+        f"printf 'conf=%s\\t' \"$f\"; base64 -w0 < \"$f\"; echo; fi; done\n"
         + _CONNECTION_WALK
         + "set -- $c\n"
         + f"if [ $# -eq 4 ]; then spec=\"user={user},host=$1,addr=$1,laddr=$3,lport=$4\"; "
@@ -241,6 +243,7 @@ class HostState:
     t_ok: bool
     effective: dict[str, list[str]] = field(default_factory=dict)
     t_error: str = ""
+    others: dict[str, str] = field(default_factory=dict)  # the other drop-ins: path -> text
 
 
 def parse_probe(output: str) -> HostState:
@@ -248,11 +251,15 @@ def parse_probe(output: str) -> HostState:
     kv: dict[str, str] = {}
     eff: list[str] = []
     err: list[str] = []
+    others: dict[str, str] = {}
     for line in output.splitlines():
         key, sep, value = line.partition("=")
         if not sep:
             continue
-        if key == "eff":
+        if key == "conf":
+            path, _, data = value.partition("\t")
+            others[path] = _b64(data)
+        elif key == "eff":
             eff.append(value)
         elif key == "terr":
             err.append(value)
@@ -269,6 +276,7 @@ def parse_probe(output: str) -> HostState:
         t_ok=kv.get("trc") == "0",
         effective=parse_effective("\n".join(eff)),
         t_error="\n".join(err),
+        others=others,
     )
 
 
@@ -348,3 +356,58 @@ def plan_changes(state: HostState, settings: list[Setting]) -> HardeningPlan:
         verb = "create" if state.dropin is None else "update"
         changes.append((f"file[{DROPIN}]", f"{verb} {DROPIN}", text_diff(DROPIN, state.dropin, want)))
     return HardeningPlan(main_new, dropin_new, tuple(changes))
+
+
+def _directives(text: str) -> list[tuple[int, str, str, bool]]:
+    """(line number, keyword lower-cased, first value, inside a Match block) of every directive in one file."""
+    out = []
+    in_match = False
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = re.split(r"[\s=]+", line, maxsplit=2)
+        keyword = parts[0].lower()
+        if keyword == "match":
+            in_match = True
+            continue
+        out.append((number, keyword, parts[1] if len(parts) > 1 else "", in_match))
+    return out
+
+
+def first_values(main_text: str, dropins: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """keyword -> (value, `file:line`) that sshd reads FIRST outside Match blocks, the Include expanded in order.
+
+    A main file without the Include gets it at the top (what the step writes); a Match block ends with its file.
+    """
+    main = main_text if has_include(main_text) else with_include(main_text)
+    order: list[tuple[str, str, str]] = []
+    for number, keyword, value, in_match in _directives(main):
+        if in_match:
+            continue
+        if keyword == "include" and _INCLUDE.match(f"Include {value}"):
+            for path, text in sorted(dropins.items()):
+                order += [(kw, val, f"{path}:{n}") for n, kw, val, inside in _directives(text) if not inside]
+            continue
+        order.append((keyword, value, f"{MAIN_CONFIG}:{number}"))
+    first: dict[str, tuple[str, str]] = {}
+    for keyword, value, where in order:
+        first.setdefault(keyword, (value, where))
+    return first
+
+
+def predicted_overrides(state: HostState, settings: list[Setting]) -> list[str]:
+    """Wanted values an earlier file would beat once our drop-in is in place (check mode's prediction)."""
+    if state.main is None:
+        return []
+    dropins = dict(state.others)
+    dropins[DROPIN] = dropin_text(settings)
+    first = first_values(state.main, dropins)
+    found = []
+    for s in settings:
+        if s.key == "port":  # Port accumulates: every Port line adds a listener
+            continue
+        value, where = first.get(s.key, (s.value, DROPIN))
+        if not where.startswith(DROPIN + ":") and value.lower() != s.value.lower():
+            found.append(f"{where}: {s.keyword} {value} comes first (wanted {s.value})")
+    return found

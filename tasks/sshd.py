@@ -25,6 +25,7 @@ from hive_nornir.sshd_safety import (
     parse_effective,
     parse_probe,
     plan_changes,
+    predicted_overrides,
     probe_script,
     rollback_script,
     service_name,
@@ -76,6 +77,10 @@ def sshd(ctx: HostContext) -> None:
         verify_in_place(ctx, state, settings)
         return
     if ctx.check:
+        overrides = predicted_overrides(state, settings)
+        if overrides:
+            raise StepFailed("sshd would not use the drop-in (it uses the FIRST value it reads), so a real run "
+                             "would roll it back: " + "; ".join(overrides))
         for ident, summary, diff in plan.changes:
             ctx.changed(ident, summary, diff)
         ctx.changed(f"service[{service}]", f"reload {service} (not restart); keep only if a fresh login works")

@@ -145,7 +145,13 @@ def test_dropin_overridden_by_an_earlier_file_is_rolled_back(make_lab: Any) -> N
     lab.docker_exec(host, "echo 'PasswordAuthentication yes' > /etc/ssh/sshd_config.d/00-local.conf")
     before, pid, eff = etc_ssh(lab, host), main_pid(lab, host), effective(lab, host)
 
-    report = Hive(lab.root, stage="private").run(BOOK)
+    check = Hive(lab.root, stage="private").run(BOOK, check=True)  # predicted from the files, nothing written
+    assert check.exit_code == EXIT_FAILED
+    assert "would roll it back: /etc/ssh/sshd_config.d/00-local.conf:1: PasswordAuthentication yes comes first" \
+        in check.outcomes[0].error
+    assert etc_ssh(lab, host) == before
+
+    report = Hive(lab.root, stage="private").run(BOOK)  # sshd -T is the authority: written, checked, rolled back
     assert report.exit_code == EXIT_FAILED
     error = report.outcomes[0].error
     assert "PasswordAuthentication: wanted no, sshd uses yes" in error

@@ -22,6 +22,7 @@ from hive_nornir.sshd_safety import (
     HostState,
     Setting,
     dropin_text,
+    first_values,
     has_include,
     install_script,
     lockout_reasons,
@@ -32,6 +33,7 @@ from hive_nornir.sshd_safety import (
     parse_effective,
     parse_probe,
     plan_changes,
+    predicted_overrides,
     probe_script,
     regresshion_exposed,
     rollback_script,
@@ -196,12 +198,14 @@ def b64(text: str) -> str:
 
 
 def probe_output(main: str | None = DEBIAN_MAIN, dropin: str | None = None, conn: str = "10.81.0.1 40000 10.81.0.4 22",
+                 others: dict[str, str] | None = None,
                  eff: str = "passwordauthentication yes\nkbdinteractiveauthentication no\nusedns no\n"
                             "logingracetime 120\npermitrootlogin without-password\nport 22",
                  trc: int = 0, stat: str = "644 root root") -> str:
     lines = [f"mainstat={stat}", f"main={b64(main)}" if main is not None else "main=missing"]
     if dropin is not None:
         lines.append(f"dropin={b64(dropin)}")
+    lines += [f"conf={path}\t{b64(text)}" for path, text in (others or {}).items()]
     lines += ["dir=yes", f"conn={conn}", f"trc={trc}", *(f"eff={e}" for e in eff.splitlines())]
     return "\n".join(lines) + "\n"
 
@@ -352,3 +356,47 @@ def test_in_place_but_overridden_fails_and_says_first_value_wins() -> None:
     ctx = FakeCtx(DEBIAN, probe_output(dropin=dropin_text(settings), eff=eff), check=False)
     with pytest.raises(StepFailed, match=r"PasswordAuthentication: wanted no, sshd uses yes.*FIRST value"):
         sshd(ctx)  # type: ignore[arg-type]
+
+
+# -- check mode's prediction of first-value-wins overrides ----------------------------------------------------------
+
+LOCAL = "/etc/ssh/sshd_config.d/00-local.conf"
+CLOUD = "/etc/ssh/sshd_config.d/50-cloud-init.conf"
+
+
+def overrides(main: str, others: dict[str, str], facts: Facts = DEBIAN) -> list[str]:
+    state = parse_probe(probe_output(main=main, others=others))
+    assert state.others == others
+    return predicted_overrides(state, wanted_settings(facts, users_managed=True, port=None))
+
+
+def test_an_earlier_dropin_wins() -> None:
+    assert overrides(DEBIAN_MAIN, {LOCAL: "PasswordAuthentication yes\n"}) == [
+        f"{LOCAL}:1: PasswordAuthentication yes comes first (wanted no)"]
+
+
+def test_a_later_dropin_loses_and_an_equal_value_is_fine() -> None:
+    assert overrides(DEBIAN_MAIN, {CLOUD: "PasswordAuthentication yes\n"}) == []
+    assert overrides(DEBIAN_MAIN, {LOCAL: "passwordauthentication No\nUseDNS=no\n"}) == []
+
+
+def test_main_file_lines_before_the_include_win() -> None:
+    main = "PermitRootLogin yes\n" + DEBIAN_MAIN
+    assert overrides(main, {}) == ["/etc/ssh/sshd_config:1: PermitRootLogin yes comes first (wanted no)"]
+
+
+def test_el8_main_file_loses_once_the_include_goes_on_top() -> None:
+    assert overrides(EL8_MAIN, {}, EL8) == []
+
+
+def test_match_blocks_are_not_global() -> None:
+    assert overrides(DEBIAN_MAIN, {LOCAL: "Match User deploy\n  PasswordAuthentication yes\n"}) == []
+    first = first_values(DEBIAN_MAIN + "Match Address 10.0.0.0/8\n  UseDNS yes\n", {})
+    assert "usedns" not in first and first["kbdinteractiveauthentication"] == ("no", "/etc/ssh/sshd_config:3")
+
+
+def test_check_mode_fails_when_a_real_run_would_roll_back() -> None:
+    ctx = FakeCtx(DEBIAN, probe_output(others={LOCAL: "PasswordAuthentication yes\n"}))
+    with pytest.raises(StepFailed, match=r"would roll it back.*00-local\.conf:1: PasswordAuthentication yes"):
+        sshd(ctx)  # type: ignore[arg-type]
+    assert ctx.changes == []
