@@ -4,6 +4,10 @@ from its own key and cert, as hive-builder does) and `.hive/<stage>/docker-clien
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
 
 from hive_nornir.ca import CAError, docker_client_state, ensure_docker_client, existing_ca
 from hive_nornir.engine.context import HostContext
@@ -94,3 +98,27 @@ def docker_client(ctx: HostContext) -> None:
         if not missing.ok:
             raise StepFailed(f"{host}: {', '.join(sources)} must exist: run the tls-certificate step first")
     ctx.ensure(client_primitives(facts, host, parse_passwd(entry.stdout)))
+
+
+class _StageAPIClient(docker.APIClient):
+    """requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE replace a session's CA and routes via env proxies: an
+    engine's TLS port must be verified against the stage CA only, reached directly."""
+
+    @property
+    def trust_env(self) -> bool:
+        """Never take CA bundles or proxies from the environment."""
+        return False
+
+    @trust_env.setter
+    def trust_env(self, value: bool) -> None:
+        """requests.Session.__init__ sets it; ignored on purpose."""
+
+
+def stage_docker_client(context_dir: Path, base_url: str, **kwargs: Any) -> docker.DockerClient:
+    """A docker SDK client for an engine's TLS port (`tcp://127.0.0.1:<port>`) with the controller's stage files."""
+    d = controller_docker_client_dir(context_dir)
+    tls = docker.tls.TLSConfig(client_cert=(str(d / "cert.pem"), str(d / "key.pem")), ca_cert=str(d / "ca.pem"),
+                               verify=True)
+    client = docker.DockerClient.__new__(docker.DockerClient)
+    client.api = _StageAPIClient(base_url=base_url, tls=tls, **kwargs)
+    return client

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import select
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
-import docker
 import pytest
+import requests
 import yaml
 from cryptography.hazmat.primitives import serialization
-from hive_nornir.tasks.docker_client import docker_client
+from hive_nornir.tasks.docker_client import docker_client, stage_docker_client
 from hive_nornir.tasks.ntp_client import ntp_client
 from hive_nornir.tasks.tls_certificate import tls_certificate
 
@@ -51,6 +55,33 @@ def files_text(root: Path) -> str:
 def pem_body(pem: str) -> str:
     """Base64 body of a PEM block on one line (how it would appear in any copy)."""
     return "".join(ln for ln in pem.splitlines() if ln and not ln.startswith("-----"))
+
+
+def tunnel(lab, host: str, remote_port: int) -> int:  # type: ignore[no-untyped-def]
+    """A local 127.0.0.1 port forwarded over the host's SSH session to its 127.0.0.1:remote_port."""
+    transport = lab.ssh(host).get_transport()
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def pipe(conn: socket.socket, chan) -> None:  # type: ignore[no-untyped-def]
+        with conn, chan, contextlib.suppress(OSError):
+            while True:
+                ready, _, _ = select.select([conn, chan], [], [], 30)
+                if not ready:
+                    return
+                src, dst = (conn, chan) if conn in ready else (chan, conn)
+                data = src.recv(65536)
+                if not data:
+                    return
+                dst.sendall(data)
+
+    def accept() -> None:
+        while True:
+            conn, peer = server.accept()
+            chan = transport.open_channel("direct-tcpip", ("127.0.0.1", remote_port), peer)
+            threading.Thread(target=pipe, args=(conn, chan), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return int(server.getsockname()[1])
 
 
 def test_tls_docker_client_ntp_on_lab(make_lab) -> None:  # type: ignore[no-untyped-def]
@@ -127,8 +158,21 @@ def test_tls_docker_client_ntp_on_lab(make_lab) -> None:  # type: ignore[no-unty
     r = subprocess.run(["openssl", "verify", "-purpose", "sslclient", "-CAfile", str(client / "ca.pem"),
                         str(client / "cert.pem")], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
-    docker.tls.TLSConfig(client_cert=(str(client / "cert.pem"), str(client / "key.pem")),
-                         ca_cert=str(client / "ca.pem"), verify=True)
+    # ... and the docker SDK, configured exactly as for an engine, does mutual TLS with a host's cert and key
+    # (openssl s_server on the host stands in for dockerd --tlsverify; reached through an SSH tunnel)
+    h = hosts[0]
+    lab.docker_exec(h, f"(timeout 60 openssl s_server -www -accept 127.0.0.1:2376 -naccept 2 "
+                       f"-cert /etc/pki/tls/certs/{h}_cert.pem -key /etc/pki/tls/private/{h}_key.pem "
+                       f"-CAfile {ANCHOR} -Verify 1 -verify_return_error >/tmp/s_server.log 2>&1 &)")
+    port = tunnel(lab, h, 2376)
+    sdk = stage_docker_client(lab.context_dir, f"tcp://127.0.0.1:{port}", version="1.41")  # no engine: no /version
+    assert sdk.api.verify == str(client / "ca.pem")
+    reply = sdk.api.get(f"{sdk.api.base_url}/", timeout=20)
+    assert reply.status_code == 200 and "CN=docker-client.htls" in reply.text, reply.text[:500]
+    with pytest.raises(requests.exceptions.RequestException):  # without the client cert the server refuses
+        requests.get(f"https://127.0.0.1:{port}/", verify=str(client / "ca.pem"), timeout=20)
+    _, log = lab.docker_exec(h, "cat /tmp/s_server.log")
+    assert "peer did not return a certificate" in log, log
 
     # second run: nothing changes, nothing is signed again
     certs = {h: lab.docker_exec(h, f"md5sum /etc/pki/tls/certs/{h}_cert.pem")[1] for h in hosts}

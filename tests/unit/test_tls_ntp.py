@@ -10,7 +10,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from hive_nornir.tasks.docker_client import Account, client_primitives, copy_on_host, parse_passwd
+from hive_nornir.tasks.docker_client import (
+    Account,
+    client_primitives,
+    copy_on_host,
+    parse_passwd,
+    stage_docker_client,
+)
 from hive_nornir.tasks.ntp_client import (
     DEBIAN_STOCK,
     DEFAULT_SOURCE,
@@ -292,3 +298,17 @@ def test_comment_lines_probe_round_trip(tmp_path: Path) -> None:
     assert uploaded(plan) == "#pool 2.debian.pool.ntp.org iburst\nkeyfile /etc/chrony/chrony.keys\n"
     conf.write_text(uploaded(plan))
     assert not item.plan(DEB, run_probe(item, DEB)).changed
+
+
+def test_stage_docker_client_ignores_env_ca_bundles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    d = tmp_path / "docker-client"
+    d.mkdir()
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (d / name).write_text("x")
+    client = stage_docker_client(tmp_path, "tcp://127.0.0.1:2376", version="1.41")
+    assert client.api.base_url == "https://127.0.0.1:2376"
+    assert client.api.verify == str(d / "ca.pem") and client.api.cert == (str(d / "cert.pem"), str(d / "key.pem"))
+    assert client.api.trust_env is False
+    settings = client.api.merge_environment_settings("https://127.0.0.1:2376/version", {}, None, None, None)
+    assert settings["verify"] == str(d / "ca.pem")
