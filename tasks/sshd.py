@@ -77,6 +77,8 @@ def sshd(ctx: HostContext) -> None:
         verify_in_place(ctx, state, settings)
         return
     if ctx.check:
+        if not state.t_ok:
+            raise StepFailed(f"sshd -T fails with the current config, so a real run would roll back: {state.t_error}")
         overrides = predicted_overrides(state, settings)
         if overrides:
             raise StepFailed("sshd would not use the drop-in (it uses the FIRST value it reads), so a real run "

@@ -168,6 +168,10 @@ def test_whole_config_rejected_by_sshd_is_rolled_back(make_lab: Any) -> None:
     lab.docker_exec(host, "echo 'PermitRootLogin maybe' > /etc/ssh/sshd_config.d/20-bad.conf")
     before, pid = etc_ssh(lab, host), main_pid(lab, host)
 
+    check = Hive(lab.root, stage="private").run(BOOK, check=True)
+    assert check.exit_code == EXIT_FAILED and "a real run would roll back" in check.outcomes[0].error
+    assert "20-bad.conf line 1" in check.outcomes[0].error and etc_ssh(lab, host) == before
+
     report = Hive(lab.root, stage="private").run(BOOK)
     assert report.exit_code == EXIT_FAILED
     error = report.outcomes[0].error

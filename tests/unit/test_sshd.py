@@ -400,3 +400,9 @@ def test_check_mode_fails_when_a_real_run_would_roll_back() -> None:
     with pytest.raises(StepFailed, match=r"would roll it back.*00-local\.conf:1: PasswordAuthentication yes"):
         sshd(ctx)  # type: ignore[arg-type]
     assert ctx.changes == []
+
+
+def test_check_mode_fails_when_sshd_already_rejects_the_config() -> None:
+    out = probe_output(trc=255) + "terr=/etc/ssh/sshd_config.d/20-bad.conf line 1: unsupported option \"maybe\".\n"
+    with pytest.raises(StepFailed, match=r"a real run would roll back: /etc/ssh/sshd_config\.d/20-bad\.conf line 1"):
+        sshd(FakeCtx(DEBIAN, out))  # type: ignore[arg-type]
