@@ -11,7 +11,13 @@ import datetime
 import ipaddress
 import json
 import re
+import select
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -65,7 +71,7 @@ def stand_in_pki(hosts: dict[str, str]) -> tuple[bytes, dict[str, tuple[bytes, b
           .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
           .sign(ca_key, hashes.SHA256()))
     out: dict[str, tuple[bytes, bytes]] = {}
-    for host, ip in hosts.items():
+    for host, ip in {**hosts, "controller": "127.0.0.1"}.items():  # "controller": the SDK's client cert
         key = ec.generate_private_key(ec.SECP256R1())
         sans = [x509.DNSName(host), x509.IPAddress(ipaddress.ip_address(ip)),
                 x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
@@ -80,6 +86,9 @@ def stand_in_pki(hosts: dict[str, str]) -> tuple[bytes, dict[str, tuple[bytes, b
                                     serialization.NoEncryption())
         out[host] = (pem_key, _pem(cert))
     return _pem(ca), out
+
+
+CERTS: dict[str, bytes] = {}  # the stand-in CA and controller client cert, for the SDK test
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +110,7 @@ def hive(stage) -> Hive:  # type: ignore[no-untyped-def]
     hive = Hive(stage.root, stage="private")
     ips = {h: e["private_ip"] for h, e in stage.state["hosts"].items()}
     ca, certs = stand_in_pki(ips)
+    CERTS.update(ca=ca, key=certs["controller"][0], cert=certs["controller"][1])
 
     def install(ctx: HostContext) -> None:
         key, cert = certs[ctx.name]
@@ -172,7 +182,7 @@ def test_first_run_builds_the_engines_and_a_three_manager_swarm(stage, hive: Hiv
         assert "inet 172.31.254.129/25" in sh(stage, host, "ip -4 addr show docker0")
         listening = sh(stage, host, "ss -ltnp")
         assert re.search(r"\*:2376|0\.0\.0\.0:2376", listening) and "dockerd" in listening
-        cmdline = sh(stage, host, "tr '\\0' ' ' < /proc/$(pidof dockerd)/cmdline")
+        cmdline = sh(stage, host, "tr '\\0' ' ' < /proc/$(systemctl show -p MainPID --value docker)/cmdline")
         assert "fd://" not in cmdline and f"--bip={NETS.bip}" in cmdline
 
     nodes = sh(stage, first(stage), "docker node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'")
@@ -229,3 +239,98 @@ def test_second_run_changes_nothing_and_joins_nothing_twice(stage, hive: Hive) -
     assert all(o.status == OK for o in report.outcomes)
     assert sh(stage, first(stage), "docker node ls -q").split() == before
     assert hive.run(RUNBOOK, check=True).changed == 0
+
+
+@contextmanager
+def tunnel(lab, via: str, target_ip: str, port: int) -> Iterator[int]:  # type: ignore[no-untyped-def]
+    """127.0.0.1:<free port> on the controller -> SSH to `via` -> target_ip:port (the provider publishes only 22)."""
+    client = lab.ssh(via)
+    transport = client.get_transport()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    stop = threading.Event()
+
+    def pump(conn: socket.socket) -> None:
+        chan = transport.open_channel("direct-tcpip", (target_ip, port), ("127.0.0.1", 0))
+        with conn, chan, suppress(OSError):  # the client hung up or the tunnel is closing
+            while not stop.is_set():
+                ready, _, _ = select.select([conn, chan], [], [], 0.5)
+                if conn in ready:
+                    data = conn.recv(65536)
+                    if not data:
+                        break
+                    chan.sendall(data)
+                if chan in ready:
+                    data = chan.recv(65536)
+                    if not data:
+                        break
+                    conn.sendall(data)
+
+    def accept() -> None:
+        while not stop.is_set():
+            ready, _, _ = select.select([listener], [], [], 0.5)
+            if ready:
+                conn, _ = listener.accept()
+                threading.Thread(target=pump, args=(conn,), daemon=True).start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        acceptor.join()  # returns within one select() period; only then is the listener closed
+        listener.close()
+        client.close()
+
+
+def test_docker_sdk_from_the_controller_over_tls(stage, hive: Hive, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The docker SDK with the stage CA and a client cert, through an SSH tunnel to first_hive's 2376."""
+    import docker
+    from docker.tls import TLSConfig
+
+    # requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE replace the TLSConfig's CA: only the stage CA may count
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+
+    for name in ("ca", "cert", "key"):
+        (tmp_path / f"{name}.pem").write_bytes(CERTS[name])
+    server = first(stage)
+    via = hives(stage)[1]  # over the docker network from another hive, as a remote client would come
+    tls = TLSConfig(client_cert=(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")),
+                    ca_cert=str(tmp_path / "ca.pem"), verify=True)
+    with tunnel(stage, via, stage.state["hosts"][server]["private_ip"], 2376) as port:
+        # the server certificate's SANs include IP 127.0.0.1, so verification passes on the tunnel's end
+        client = docker.DockerClient(base_url=f"https://127.0.0.1:{port}", tls=tls, timeout=30)
+        try:
+            info = client.info()
+            assert info["Swarm"]["LocalNodeState"] == "active" and info["Swarm"]["ControlAvailable"] is True
+            nodes = client.nodes.list()
+            assert len(nodes) == 3 and all(n.attrs["Status"]["State"] == "ready" for n in nodes)
+            assert {n.attrs["Spec"]["Role"] for n in nodes} == {"manager"}
+            assert client.networks.get("apiarist-ingress").attrs["IPAM"]["Config"][0]["Subnet"] == \
+                NETS.ingress_subnet
+        finally:
+            client.close()
+        untrusted = TLSConfig(ca_cert=str(tmp_path / "ca.pem"), verify=True)  # no client certificate
+        with pytest.raises(docker.errors.DockerException):
+            docker.DockerClient(base_url=f"https://127.0.0.1:{port}", tls=untrusted, timeout=10).info()
+
+
+def test_limit_to_one_hive_rejoins_it_with_the_token_read_from_first_hive(stage, hive: Hive) -> None:  # type: ignore[no-untyped-def]
+    """A hive that left is joined again by a run limited to it: token and labels come from first_hive's session."""
+    leaver, boss = hives(stage)[2], first(stage)
+    node = sh(stage, leaver, "docker info --format '{{.Swarm.NodeID}}'").strip()
+    sh(stage, boss, f"docker node demote {node}")
+    sh(stage, leaver, "docker swarm leave")
+    sh(stage, boss, f"docker node rm --force {node}")
+    report = hive.run(RUNBOOK, tags=["swarm"], limit=leaver.split(".")[0])
+    assert report.exit_code == EXIT_OK, report.text()
+    assert {o.host for o in report.outcomes} == {leaver}
+    assert [c.ident for o in report.outcomes for c in o.changes] == ["swarm[join manager]", "swarm[labels]"]
+    rows = sh(stage, boss, "docker node ls --format '{{.Status}} {{.ManagerStatus}}'").split("\n")
+    assert sorted(r for r in rows if r) == ["Ready Leader", "Ready Reachable", "Ready Reachable"]
+    again = hive.run(RUNBOOK, tags=["swarm"], limit=leaver.split(".")[0])
+    assert again.changed == 0, again.changes()
