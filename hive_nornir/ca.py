@@ -140,6 +140,9 @@ def ensure_ca(context_dir: Path, common_name: str, cert_pem: str | bytes | None 
         if key_path.stat().st_mode & 0o777 != 0o600:
             key_path.chmod(0o600)
         return ca, False
+    elif cert_path.exists() or key_path.exists():
+        raise CAError(f"{ca_dir} holds only one of {CA_CERT} and {CA_KEY}: restore the other (never replaced "
+                      "silently: hosts trust the existing CA)")
     else:
         ca = new_ca(common_name, bits)
     # the key first: a cert without its key would be adopted as a broken CA by the next run

@@ -58,6 +58,12 @@ def client_primitives(facts: Facts, host: str, account: Account) -> list[Primiti
     ]
 
 
+def lookup_script(admin: str, sources: tuple[str, ...]) -> str:
+    """One read: the admin's passwd entry, then `sources=yes` when every file to copy is there."""
+    present = " && ".join(f"[ -f {q(p)} ]" for p in sources)
+    return f"getent passwd {q(admin)}; if {present}; then echo sources=yes; else echo sources=no; fi"
+
+
 def controller_files(ctx: HostContext) -> None:
     """Once per run: the controller's client key and cert from the stage CA (check mode: only report)."""
     context_dir = ctx.run_state.context_dir
@@ -89,15 +95,14 @@ def docker_client(ctx: HostContext) -> None:
     controller_files(ctx)
     facts, host = ctx.facts, ctx.name
     admin = str(ctx.var("hive_admin") or ctx.host.username or "admin")
-    entry = ctx.run(f"getent passwd {q(admin)}", check=False)
-    if not entry.ok:
-        raise StepFailed(f"admin user {admin!r} does not exist on {host}")
     sources = (ca_anchor_path(facts), host_cert_path(host), host_key_path(host))
-    if not ctx.check:
-        missing = ctx.run(" && ".join(f"[ -f {q(p)} ]" for p in sources), check=False)
-        if not missing.ok:
-            raise StepFailed(f"{host}: {', '.join(sources)} must exist: run the tls-certificate step first")
-    ctx.ensure(client_primitives(facts, host, parse_passwd(entry.stdout)))
+    found = ctx.run(lookup_script(admin, sources), check=False).stdout
+    entry, _, have = found.rpartition("sources=")
+    if not entry.strip():
+        raise StepFailed(f"admin user {admin!r} does not exist on {host}")
+    if not ctx.check and have.strip() != "yes":
+        raise StepFailed(f"{host}: {', '.join(sources)} must exist: run the tls-certificate step first")
+    ctx.ensure(client_primitives(facts, host, parse_passwd(entry)))
 
 
 class _StageAPIClient(docker.APIClient):

@@ -108,6 +108,14 @@ def test_bad_site_ca_is_refused(tmp_path: Path, ca: StageCA) -> None:
         load_ca(b"not a pem", b"nor this")
 
 
+def test_half_a_ca_is_never_replaced(tmp_path: Path, ca: StageCA) -> None:
+    (tmp_path / "ca").mkdir()
+    (tmp_path / "ca" / "cacert.pem").write_bytes(ca.cert_pem)
+    with pytest.raises(CAError, match="only one of"):
+        ensure_ca(tmp_path, "ca.pdns", bits=2048)
+    assert (tmp_path / "ca" / "cacert.pem").read_bytes() == ca.cert_pem
+
+
 def test_existing_ca_never_creates(tmp_path: Path) -> None:
     assert existing_ca(tmp_path) is None
     assert not (tmp_path / "ca" / "cacert.pem").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from hive_nornir.tasks.docker_client import (
     Account,
     client_primitives,
     copy_on_host,
+    lookup_script,
     parse_passwd,
     stage_docker_client,
 )
@@ -195,6 +197,19 @@ def test_client_files_are_copied_on_the_host(facts: Facts, anchor: str) -> None:
         "install -m 0644 -o 1000 -g 1001 /etc/pki/tls/certs/p-hive0.pdns_cert.pem /home/admin/.docker/cert.pem",
         "install -m 0600 -o 1000 -g 1001 /etc/pki/tls/private/p-hive0.pdns_key.pem /home/admin/.docker/key.pem",
     ]
+
+
+def test_lookup_script_round_trip(tmp_path: Path) -> None:
+    have = tmp_path / "a"
+    have.write_text("x")
+    script = lookup_script("root", (str(have),))
+    assert script == f"getent passwd root; if [ -f {have} ]; then echo sources=yes; else echo sources=no; fi"
+    out = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True).stdout
+    entry, _, flag = out.rpartition("sources=")
+    assert parse_passwd(entry).uid == "0" and flag.strip() == "yes"
+    out = subprocess.run(["/bin/sh", "-c", lookup_script("root", (str(tmp_path / "b"),))],
+                         capture_output=True, text=True).stdout
+    assert out.endswith("sources=no\n")
 
 
 def test_copy_on_host_guard_round_trip(tmp_path: Path) -> None:
