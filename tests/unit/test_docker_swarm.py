@@ -90,6 +90,9 @@ def test_debian_engine_plan_exact() -> None:
     items = engine_primitives(HOST, DEB, "admin", CIDR)
     user = next(p for p in items if isinstance(p, User))
     assert (user.name, tuple(user.groups), user.shell) == ("admin", ("docker",), None)
+    reload = next(p for p in items if getattr(p, "cmd", "") == "systemctl daemon-reload")
+    # systemd does not flag a NEW drop-in dir as NeedDaemonReload: the guard also asks if ours is loaded
+    assert f"*{OVERRIDE_CONF}*) true" in str(reload.unless) and "NeedDaemonReload=yes" in str(reload.unless)
     service = items[-1]
     assert isinstance(service, Service) and (service.unit, service.enabled, service.state) == \
         ("docker.service", True, "started")
