@@ -15,6 +15,7 @@ from hive_nornir.tasks.backup_tools import backup_tools
 from hive_nornir.tasks.registry import PASSWORD_FILE, registry
 from hive_nornir.tasks.rsyslogd import rsyslogd
 from hive_nornir.tasks.tls_certificate import tls_certificate
+from hive_nornir.tasks.zabbix_agent import zabbix_agent
 
 from hive_nornir.api import Hive
 from hive_nornir.engine.context import HostContext
@@ -190,3 +191,55 @@ def test_repository_play(make_lab) -> None:  # type: ignore[no-untyped-def]
     backup_timer_and_archive(lab, hive, book, host)
     second_run_changes_nothing(lab, hive, book, host)
     a_wrong_password_entry_is_rewritten(lab, hive, book, host)
+
+
+AGENT_PING = r"""
+import socket, struct
+s = socket.create_connection(("127.0.0.1", 10050), timeout=10)
+s.sendall(b"ZBXD\x01" + struct.pack("<Q", 10) + b"agent.ping")
+data = b""
+while chunk := s.recv(1024):
+    data += chunk
+print(data[13:].decode())
+"""
+
+
+def zabbix_runbook() -> Runbook:
+    """zabbix-agent on every server (the site asks for zabbix), then the repository's log collector."""
+    def wants_zabbix(h: Any) -> bool:
+        return bool(h.get("hive_zabbix"))
+    return Runbook("zabbix-test", (
+        Step("zabbix-agent", zabbix_agent, groups=("servers",), when=wants_zabbix,
+             tags=("zabbix-agent", "setup-hosts")),
+        Step("rsyslogd", rsyslogd, groups=("repository",), tags=("rsyslogd", "repository", "setup-hosts")),
+    ))
+
+
+def test_zabbix_agent_when_the_site_asks(make_lab) -> None:  # type: ignore[no-untyped-def]
+    lab = make_lab("hrepo", "10.86.0.0/24", 2, separate=True, group_vars="hive_zabbix: true\n")
+    hive, book = Hive(lab.root, stage="private"), zabbix_runbook()
+    watched = "/etc/zabbix /etc/sudoers.d /etc/logrotate.d /var/lib/dpkg/status"
+    before = {h: lab.docker_exec(h, f"find {watched} -type f 2>/dev/null | sort | xargs -r md5sum")[1]
+              for h in lab.hosts}
+    check = hive.run(book, check=True)
+    assert check.exit_code == EXIT_OK and check.changed > 0, check.text()
+    assert before == {h: lab.docker_exec(h, f"find {watched} -type f 2>/dev/null | sort | xargs -r md5sum")[1]
+                      for h in lab.hosts}
+    t0 = time.monotonic()
+    report = hive.run(book)
+    print(f"zabbix-agent first run on 2 hosts: {time.monotonic() - t0:.1f} s")
+    assert report.exit_code == EXIT_OK, report.text()
+    repo_name = lab.hosts[-1]
+    for host in lab.hosts:
+        assert lab.docker_exec(host, f"python3 -c '{AGENT_PING}'")[1].strip() == "1", host
+        _, conf = lab.docker_exec(host, "cat /etc/zabbix_agentd.conf")
+        assert f"Hostname={host}\n" in conf and f"ServerActive={repo_name}:10051\n" in conf
+        assert lab.docker_exec(host, "sudo -u zabbix sudo -n true && echo ok")[1].strip() == "ok"
+    repo_ip = lab.state["hosts"][repo_name]["private_ip"]
+    assert f"Server=127.0.0.1,{repo_ip}\n" in lab.docker_exec(lab.hosts[0], "cat /etc/zabbix/zabbix_agentd.conf")[1]
+    # the services' logs are readable by the agent's group, and logrotate accepts that group
+    rc, out = lab.docker_exec(repo_name, "logrotate -d /etc/logrotate.d/hive-services 2>&1")
+    assert rc == 0, out
+    assert "create 0640 root zabbix" in lab.docker_exec(repo_name, "cat /etc/logrotate.d/hive-services")[1]
+    again = hive.run(book)
+    assert again.exit_code == EXIT_OK and again.changed == 0, again.changes()

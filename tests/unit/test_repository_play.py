@@ -12,6 +12,7 @@ import pytest
 from hive_nornir.tasks import backup_tools as bt
 from hive_nornir.tasks import registry as reg
 from hive_nornir.tasks import rsyslogd as rs
+from hive_nornir.tasks import zabbix_agent as za
 from task_harness import plan_task
 
 from hive_nornir.engine.errors import StepFailed
@@ -335,3 +336,65 @@ def test_a_failing_service_script_fails_the_run_but_not_the_others(tmp_path: Pat
     done = run_script(script, tmp_path)
     assert done.returncode == 1 and "FAIL backup of bad" in done.stdout
     assert (tmp_path / "home" / "backup" / "backup-hive-registry-latest.tar.gz").exists()
+
+
+# -- zabbix-agent -------------------------------------------------------------------------------------------------
+
+def stage(internal_cidr: str | None = None) -> dict[str, Any]:
+    """Two servers of stage pdns as the task sees them: groups and private IPs."""
+    def host(ip: str, *groups: str) -> SimpleNamespace:
+        data = {"hive_private_ip": ip}
+        return SimpleNamespace(groups=[SimpleNamespace(name=g) for g in groups], get=data.get)
+    return {"p-hive0.pdns": host("192.168.0.10", "servers", "hives", "first_hive"),
+            REPO: host("192.168.0.11", "servers", "repository")}
+
+
+def zabbix_plan(facts: Any, name: str, groups: tuple[str, ...], **host_vars: Any) -> Any:
+    return plan_task(za.zabbix_agent, facts, name=name, groups=groups, host_vars=host_vars, stage_hosts=stage())
+
+
+def test_zabbix_agent_on_a_debian_hive_reports_to_the_repository() -> None:
+    plan = zabbix_plan(DEBIAN, "p-hive0.pdns", ("servers", "hives"))
+    assert plan.files["/etc/zabbix/zabbix_agentd.conf"] == (
+        "# managed by hive_nornir (zabbix-agent)\nPidFile=/run/zabbix/zabbix_agentd.pid\n"
+        "LogFile=/var/log/zabbix-agent/zabbix_agentd.log\nLogFileSize=0\nServer=127.0.0.1,192.168.0.11\n"
+        "ServerActive=p-hive1.pdns:10051\nHostname=p-hive0.pdns\nInclude=/etc/zabbix/zabbix_agentd.conf.d/*.conf\n")
+    assert plan.files["/etc/sudoers.d/zabbix"] == "zabbix ALL=(ALL) NOPASSWD: ALL\nDefaults:zabbix !requiretty\n"
+    assert any("apt-get install" in c and c.endswith(" zabbix-agent") for c in plan.commands)
+    assert not any(c.startswith(("rpm ", "setsebool")) for c in plan.commands)
+    assert plan.notified == ["restart:zabbix-agent"]
+
+
+def test_zabbix_agent_on_the_el_repository_trusts_the_server_container() -> None:
+    plan = zabbix_plan(ALMA, REPO, GROUPS, hive_internal_cidr="172.31.252.0/22")
+    conf = plan.files["/etc/zabbix/zabbix_agentd.conf"]
+    assert "Server=127.0.0.1,172.31.255.130\n" in conf and "Include=/etc/zabbix/zabbix_agentd.d/\n" in conf
+    assert "LogFile=/var/log/zabbix/zabbix_agentd.log\n" in conf
+    assert plan.commands[0] == ("rpm -Uvh http://repo.zabbix.com/zabbix/5.1/rhel/8/x86_64/"
+                                "zabbix-release-5.1-1.el8.noarch.rpm")
+    assert "dnf install -y zabbix-agent" in plan.commands
+    assert [c for c in plan.commands if c.startswith("setsebool")] == [
+        f"setsebool -P {b} on" for b in za.SELINUX_BOOLEANS]
+
+
+def test_zabbix_release_rpm_follows_the_el_major_version() -> None:
+    assert za.release_rpm(canned("redhat", os_version="10.0")).endswith("zabbix-release-latest.el10.noarch.rpm")
+    assert za.release_rpm(ALMA, "http://mirror/z.rpm") == "http://mirror/z.rpm"
+
+
+def test_zabbix_config_is_vetted_by_the_agent_and_selinux_off_means_no_booleans() -> None:
+    spec = za.AgentSpec(hostname=REPO, servers=("127.0.0.1",), server_active="x:10051")
+    items = za.agent_primitives(canned("redhat", selinux="Disabled"), spec)
+    conf = next(p for p in items if getattr(p, "path", "") == za.CONF)
+    assert conf.validate == "zabbix_agentd -c %s -t agent.ping"  # type: ignore[attr-defined]
+    assert not any(getattr(p, "cmd", "").startswith("setsebool") for p in items)
+
+
+@pytest.mark.parametrize(("cidr", "ip"), [(None, "172.21.0.2"), ("172.31.252.0/22", "172.31.255.130")])
+def test_zabbix_server_is_dot_two_of_the_seven_eighths_slice(cidr: str | None, ip: str) -> None:
+    assert za.zabbix_server_ip(cidr) == ip
+
+
+def test_a_stage_without_repository_is_refused() -> None:
+    with pytest.raises(StepFailed):
+        za.repository_of({"p-hive0.pdns": stage()["p-hive0.pdns"]})

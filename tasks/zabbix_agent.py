@@ -1,0 +1,130 @@
+"""zabbix-agent (every server, when the site asks for zabbix): the agent reporting to the repository's server.
+
+Debian installs its own `zabbix-agent`; EL installs zabbix's release rpm first, as hive-builder does. The firewall
+rule set `zabbix_tcp` (10050) belongs to tasks/firewall.py. Not done here (yet): the docker/drbd/systemd
+UserParameters and their scripts, ~zabbix/.docker certs and the docker SDK venv.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hive_nornir.engine.context import HostContext
+from hive_nornir.engine.errors import StepFailed
+from hive_nornir.facts import Facts
+from hive_nornir.primitives.base import Primitive, q
+from hive_nornir.primitives.command import Command
+from hive_nornir.primitives.file import File, Template
+from hive_nornir.primitives.filesystem import Directory, Symlink
+from hive_nornir.primitives.packages import Packages
+from hive_nornir.primitives.service import Service, restart_handler
+
+CONF = "/etc/zabbix/zabbix_agentd.conf"
+CONF_LINK = "/etc/zabbix_agentd.conf"
+PID_FILE = "/run/zabbix/zabbix_agentd.pid"  # what both families' units expect
+INCLUDE_DIR = {"debian": "/etc/zabbix/zabbix_agentd.conf.d", "redhat": "/etc/zabbix/zabbix_agentd.d"}
+LOG_FILE = {"debian": "/var/log/zabbix-agent/zabbix_agentd.log", "redhat": "/var/log/zabbix/zabbix_agentd.log"}
+SUDOERS = "/etc/sudoers.d/zabbix"
+SERVER_PORT = 10051
+DEFAULT_ZABBIX_SUBNET = "172.21.0.0/16"  # hive-builder's zabbix_default without internal_cidr
+EL_RELEASE_RPM = {
+    10: "http://repo.zabbix.com/zabbix/7.0/rhel/10/x86_64/zabbix-release-latest.el10.noarch.rpm",
+    0: "http://repo.zabbix.com/zabbix/5.1/rhel/8/x86_64/zabbix-release-5.1-1.el8.noarch.rpm",
+}
+SELINUX_BOOLEANS = ("authlogin_nsswitch_use_ldap", "domain_can_mmap_files", "daemons_dump_core", "nis_enabled")
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """Who the agent is and which servers may ask it."""
+
+    hostname: str
+    servers: tuple[str, ...]
+    server_active: str
+
+
+def zabbix_subnet(internal_cidr: str | None) -> str:
+    """hive-builder's zabbix_default slice: offset size*7/8, prefix+3 (172.31.252.0/22 -> 172.31.255.128/25)."""
+    if not internal_cidr:
+        return DEFAULT_ZABBIX_SUBNET
+    net = ipaddress.ip_network(internal_cidr, strict=False)
+    start = int(net.network_address) + net.num_addresses * 7 // 8
+    return str(ipaddress.ip_network((start, net.prefixlen + 3)))
+
+
+def zabbix_server_ip(internal_cidr: str | None) -> str:
+    """The zabbix-server container: `.2` of the zabbix subnet."""
+    return str(ipaddress.ip_network(zabbix_subnet(internal_cidr)).network_address + 2)
+
+
+def repository_of(stage_hosts: Mapping[str, Any]) -> tuple[str, str]:
+    """(inventory name, private ip) of the stage's repository server."""
+    for name, host in stage_hosts.items():
+        groups = [getattr(g, "name", g) for g in getattr(host, "groups", [])]
+        if "repository" in groups:
+            return name, str(host.get("hive_private_ip") or "")
+    raise StepFailed("zabbix-agent: the stage has no repository server")
+
+
+def agent_spec(name: str, is_repository: bool, repository: tuple[str, str], internal_cidr: str | None) -> AgentSpec:
+    """hive-builder: localhost plus the repository; on the repository itself the zabbix-server container."""
+    repo_name, repo_ip = repository
+    other = zabbix_server_ip(internal_cidr) if is_repository else repo_ip
+    servers = tuple(s for s in ("127.0.0.1", other) if s)
+    return AgentSpec(hostname=name, servers=servers, server_active=f"{repo_name}:{SERVER_PORT}")
+
+
+def release_rpm(facts: Facts, override: str | None = None) -> str:
+    """zabbix's repo definition rpm for this EL major version (a site may name another)."""
+    return override or EL_RELEASE_RPM.get(facts.major_version, EL_RELEASE_RPM[0])
+
+
+def agent_conf(facts: Facts, spec: AgentSpec) -> dict[str, str]:
+    """Template variables of zabbix_agentd.conf for this family."""
+    family = "redhat" if facts.is_redhat else "debian"
+    include = INCLUDE_DIR[family] + ("/*.conf" if family == "debian" else "/")
+    return {"pid_file": PID_FILE, "log_file": LOG_FILE[family], "server": ",".join(spec.servers),
+            "server_active": spec.server_active, "hostname": spec.hostname, "include": include}
+
+
+def selinux_primitives(facts: Facts) -> list[Primitive]:
+    """The booleans hive-builder turns on for the agent's checks (EL with SELinux on)."""
+    if not facts.is_redhat or facts.selinux.lower() in ("absent", "disabled"):
+        return []
+    return [Command(cmd=f"setsebool -P {b} on", unless=f"getsebool {b} | grep -q -- '--> on$'")
+            for b in SELINUX_BOOLEANS]
+
+
+def agent_primitives(facts: Facts, spec: AgentSpec, rpm: str | None = None) -> list[Primitive]:
+    """Repo (EL), package, config (vetted by the agent itself), sudoers, link, running agent."""
+    family = "redhat" if facts.is_redhat else "debian"
+    restart = restart_handler("zabbix-agent")
+    items: list[Primitive] = []
+    if facts.is_redhat:
+        items.append(Command(cmd=f"rpm -Uvh {q(release_rpm(facts, rpm))}", creates="/etc/yum.repos.d/zabbix.repo"))
+    items += [
+        Packages(names=["zabbix-agent"]),
+        *selinux_primitives(facts),
+        Directory(path=INCLUDE_DIR[family], mode="0755"),
+        Template(path=CONF, template="zabbix-agentd.conf.j2", variables=agent_conf(facts, spec),
+                 validate="zabbix_agentd -c %s -t agent.ping").with_notify(restart),
+        Symlink(path=CONF_LINK, target=CONF),
+        File(path=SUDOERS, content="zabbix ALL=(ALL) NOPASSWD: ALL\nDefaults:zabbix !requiretty\n", mode="0440",
+             validate="visudo -cf %s"),
+        Service(name="zabbix-agent", enabled=True, state="started"),
+    ]
+    return items
+
+
+def zabbix_agent(ctx: HostContext) -> None:
+    """Install and configure the agent; a changed config restarts it at the end of the phase."""
+    facts = ctx.facts
+    if not (facts.is_debian or facts.is_redhat):
+        raise StepFailed(f"zabbix-agent: unsupported OS family {facts.os_family!r}")
+    is_repository = any(getattr(g, "name", g) == "repository" for g in ctx.host.groups)
+    spec = agent_spec(ctx.name, is_repository, repository_of(ctx.run_state.stage_hosts()),
+                      ctx.var("hive_internal_cidr"))
+    ctx.ensure(agent_primitives(facts, spec, ctx.var("hive_zabbix_release_rpm")))
