@@ -142,8 +142,11 @@ def stage_ca(ctx: HostContext) -> StageCA | None:
         try:
             if ctx.check:
                 ca = existing_ca(context_dir, cert, key)
+                stored = existing_ca(context_dir) if ca is not None and cert else ca
                 if ca is None:
                     ctx.changed("ca", f"create the stage CA in {controller_ca_dir(context_dir)}")
+                elif stored is None or stored.cert != ca.cert:
+                    ctx.changed("ca", f"write the site's CA (hive_ca_cert) to {controller_ca_dir(context_dir)}")
             else:
                 name = str(ctx.var("hive_name") or ctx.name.partition(".")[2] or "hive")
                 ca, made = ensure_ca(context_dir, f"ca.{name}", cert, key)

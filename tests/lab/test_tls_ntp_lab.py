@@ -15,7 +15,7 @@ import requests
 import yaml
 from cryptography.hazmat.primitives import serialization
 from hive_nornir.tasks.docker_client import docker_client, stage_docker_client
-from hive_nornir.tasks.ntp_client import ntp_client
+from hive_nornir.tasks.ntp_client import DEBIAN_STOCK, ntp_client
 from hive_nornir.tasks.tls_certificate import tls_certificate
 
 from hive_nornir.api import Hive
@@ -148,6 +148,8 @@ def test_tls_docker_client_ntp_on_lab(make_lab) -> None:  # type: ignore[no-unty
         _, out = lab.docker_exec(h, "cat /etc/chrony/sources.d/hive.sources; grep -cE '^[[:space:]]*pool' "
                                     "/etc/chrony/chrony.conf; systemctl is-active chrony; systemctl is-enabled chrony")
         assert out.split("\n")[1:5] == [f"server {ntp_ip} iburst", "0", "active", "enabled"], out
+        _, conf = lab.docker_exec(h, "cat /etc/chrony/chrony.conf")
+        assert conf == DEBIAN_STOCK  # written before the package: dpkg/ucf kept it, the pool was never configured
         _, out = lab.docker_exec(h, "chronyc -n sources; ps -o args= -C chronyd")
         assert ntp_ip in out and "pool.ntp.org" not in out, out
         assert " -x" in out, out
@@ -207,6 +209,7 @@ def test_tls_docker_client_ntp_on_lab(make_lab) -> None:  # type: ignore[no-unty
     assert report.exit_code == EXIT_OK, report.text()
     assert {h: fingerprint(lab, h) for h in hosts} == before
     assert (ca_dir / "cacert.pem").read_text() == old_ca
+    assert any(c.ident == "ca" and "hive_ca_cert" in c.summary for o in report.outcomes for c in o.changes)
     for h in hosts:
         assert any(o.host == h and o.step == "tls-certificate" and "not signed by the stage CA" in c.summary
                    for o in report.outcomes for c in o.changes), report.changes()
