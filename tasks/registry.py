@@ -17,11 +17,12 @@ from pathlib import Path
 from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import Facts
-from hive_nornir.pki_paths import TLS_DIR, host_cert_path, host_key_path
+from hive_nornir.pki_paths import TLS_DIR, ca_anchor_path, host_cert_path, host_key_path
 from hive_nornir.primitives.base import Primitive, q
 from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.file import File, Template, render
 from hive_nornir.primitives.filesystem import Directory
+from hive_nornir.primitives.lines import BlockInFile
 from hive_nornir.primitives.packages import Packages
 from hive_nornir.primitives.service import Service, restart_handler
 
@@ -39,6 +40,8 @@ DEB_DROPIN_DIR = "/etc/systemd/system/docker-registry.service.d"
 DEB_DROPIN = f"{DEB_DROPIN_DIR}/hive-tls.conf"
 DEB_RUNTIME_KEY = "/run/docker-registry/tls-key.pem"  # the service user's copy of the host key, on tmpfs
 DEB_TLS_SUM = "/etc/docker/registry/tls.sha256"  # cert and key the running registry was (re)started with
+
+DXF_ENV = ".dxf_env"  # in the admin's home, 0600
 
 EL_IMAGE = "registry:2"
 EL_SERVICE = "registry_server"  # compose service name hive-builder's backup script execs into
@@ -227,13 +230,43 @@ def stage_password(context_dir: Path | None, create: bool, lock: object | None =
         return None
     context_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: theirs wins
-        return path.read_text().strip()
+    tmp = context_dir / f".{PASSWORD_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(password + "\n")
+    try:
+        os.link(tmp, path)  # atomic: a reader never sees a half-written file, and only one writer wins
+    except FileExistsError:
+        return path.read_text().strip()
+    finally:
+        tmp.unlink()
     return password
+
+
+def dxf_env(facts: Facts, spec: RegistrySpec, password: str) -> str:
+    """hive-builder's DXF_* exports (python-dxf pushes images with them); kept in a 0600 file, not in .bashrc."""
+    return (f"export DXF_HOST={spec.host}:{spec.port}\nexport DXF_USERNAME={spec.user}\n"
+            f"export DXF_PASSWORD={password}\nexport DXF_TLSVERIFY={ca_anchor_path(facts)}\n")
+
+
+def dxf_primitives(facts: Facts, spec: RegistrySpec, password: str | None) -> list[Primitive]:
+    """The admin's env file (secret) and the .bashrc line that sources it."""
+    items: list[Primitive] = []
+    if password is not None:
+        items.append(File(path=f"{spec.home}/{DXF_ENV}", content=dxf_env(facts, spec, password), mode="0600",
+                          owner=spec.admin, group=spec.admin, secret=True))
+    items.append(BlockInFile(path=f"{spec.home}/.bashrc", block=f"[ -r ~/{DXF_ENV} ] && . ~/{DXF_ENV}",
+                             marker="# {mark} HIVE MANAGED BLOCK registry", mode="0644", owner=spec.admin,
+                             group=spec.admin))
+    return items
+
+
+def ensure_dxf_env(ctx: HostContext, facts: Facts, spec: RegistrySpec, password: str | None) -> None:
+    """Without a stage password yet (check mode on a new stage) the env file can only be predicted."""
+    if password is None:
+        ctx.changed(f"file[{spec.home}/{DXF_ENV}]", f"create {spec.home}/{DXF_ENV} (DXF_* for python-dxf)",
+                    "(secret)")
+    ctx.ensure(dxf_primitives(facts, spec, password))
 
 
 def spec_for(ctx: HostContext) -> RegistrySpec:
@@ -256,9 +289,11 @@ def registry(ctx: HostContext) -> None:
     if facts.is_debian:
         ctx.ensure(deb_primitives(facts, spec))
         ensure_htpasswd(ctx, DEB_HTPASSWD, spec.user, password, (restart_handler(DEB_SERVICE),))
+        ensure_dxf_env(ctx, facts, spec, password)
         return
     ctx.ensure(el_primitives(facts, spec))
     changed = ensure_htpasswd(ctx, htpasswd_path(facts, spec), spec.user, password, ())
     ctx.ensure([compose_up(spec), tls_changed(spec, f"{spec.compose_dir}/tls.sha256", compose_restart_command(spec))])
     if changed and not ctx.check:  # registry:2 reads htpasswd at start
         ctx.run(compose_restart_command(spec))
+    ensure_dxf_env(ctx, facts, spec, password)

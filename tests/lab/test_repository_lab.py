@@ -30,7 +30,8 @@ pytestmark = pytest.mark.lab
 CA_ON_HOST = "/usr/local/share/ca-certificates/hive-cacert.crt"  # pki_paths.ca_anchor_path on Debian
 WATCHED = ("/etc/docker /etc/systemd/system /usr/lib/systemd/system/backup.service "
            "/usr/lib/systemd/system/backup.timer /usr/bin/hive-backup.sh /etc/rsyslog.d /etc/logrotate.d "
-           "/var/lib/dpkg/status /etc/pki/tls /usr/local/share/ca-certificates")
+           "/var/lib/dpkg/status /etc/pki/tls /usr/local/share/ca-certificates /home/admin/.bashrc "
+           "/home/admin/.dxf_env")
 
 
 def install_test_tools(ctx: HostContext) -> None:
@@ -113,6 +114,10 @@ def registry_answers_over_tls_with_the_stage_password_only(lab: Any, hive: Hive,
     _, htpasswd = lab.docker_exec(host, "stat -c '%a %U %G' /etc/docker/registry/htpasswd; "
                                         "cat /etc/docker/registry/htpasswd")
     assert htpasswd.startswith("640 root docker-registry\nhive:$2y$") and password not in htpasswd
+    # python-dxf's environment for the admin: a 0600 file sourced by .bashrc, not the password in .bashrc
+    _, env = lab.docker_exec(host, "stat -c '%a %U' ~admin/.dxf_env; grep -c DXF_PASSWORD ~admin/.bashrc; "
+                                   "su admin -c 'bash -ic \"echo \\$DXF_USERNAME@\\$DXF_HOST\"' 2>/dev/null")
+    assert env.split() == ["600", "admin", "0", f"hive@{host}:5000"], env
     _, key = lab.docker_exec(host, f"stat -c '%a %U' {host_key_path(host)}")
     assert key.strip() == "600 root"  # the registry reads its own tmpfs copy; the host key stays root-only
 

@@ -54,8 +54,22 @@ def test_debian_registry_is_the_package_with_tls_auth_and_delete(tmp_path: Path)
     assert plan.notified.count("restart:docker-registry") == 3  # drop-in, config, cert/key record
     assert plan.ran == ["htpasswd -vi /etc/docker/registry/htpasswd hive"]  # verified; the fake says it matches
     password = (tmp_path / reg.PASSWORD_FILE).read_text().strip()
-    everything = "\n".join([*plan.commands, *plan.ran, *plan.files.values()])
+    files = plan.files
+    env = files.pop("/home/admin/.dxf_env")  # the one place the password is meant to be: admin only
+    assert env == (f"export DXF_HOST=p-hive1.pdns:5000\nexport DXF_USERNAME=hive\nexport DXF_PASSWORD={password}\n"
+                   "export DXF_TLSVERIFY=/usr/local/share/ca-certificates/hive-cacert.crt\n")
+    everything = "\n".join([*plan.commands, *plan.ran, *files.values()])
     assert password not in everything and not any("compose" in c for c in plan.commands)
+    assert files["/home/admin/.bashrc"] == ("# BEGIN HIVE MANAGED BLOCK registry\n"
+                                            "[ -r ~/.dxf_env ] && . ~/.dxf_env\n# END HIVE MANAGED BLOCK registry\n")
+
+
+def test_dxf_env_file_is_secret_admin_only_and_predicted_without_a_password() -> None:
+    spec = reg.RegistrySpec(host=REPO)
+    env, bashrc = reg.dxf_primitives(DEBIAN, spec, "pw")
+    assert (env.path, env.mode, env.owner, env.secret) == ("/home/admin/.dxf_env", "0600", "admin", True)  # type: ignore[attr-defined]
+    assert (bashrc.owner, bashrc.mode) == ("admin", "0644")  # type: ignore[attr-defined]
+    assert [p.ident for p in reg.dxf_primitives(DEBIAN, spec, None)] == [bashrc.ident]
 
 
 def test_debian_registry_port_and_user_come_from_the_site(tmp_path: Path) -> None:
@@ -328,6 +342,12 @@ def test_backup_script_archives_the_registry_and_runs_service_scripts(tmp_path: 
     unknown = run_script(script, tmp_path, "-l", "nosuch")
     assert unknown.returncode == 1 and "no backup script for nosuch" in unknown.stderr
     assert run_script(script, tmp_path, "extra").returncode == 1
+
+
+def test_zabbix_backup_is_skipped_while_no_zabbix_server_runs(tmp_path: Path) -> None:
+    script = local_script(tmp_path, zabbix=True, zabbix_dir=str(tmp_path / "zabbix"))
+    done = run_script(script, tmp_path, "-l", "hive-zabbix")
+    assert done.returncode == 0 and "SKIP backup of hive-zabbix" in done.stdout
 
 
 def test_a_failing_service_script_fails_the_run_but_not_the_others(tmp_path: Path) -> None:
