@@ -184,6 +184,24 @@ def a_wrong_password_entry_is_rewritten(lab: Any, hive: Hive, book: Runbook, hos
     assert exec_stdin(lab, host, curl, f'user = "hive:{password}"\n') == (0, "200")
 
 
+def tls_logging_switches_the_collector_to_tcp_tls(lab: Any, hive: Hive, book: Runbook, host: str) -> None:
+    """hive_tls_logging: the collector takes RFC 5425 over TLS on 10514, client cert from the stage CA."""
+    (lab.root / "inventory" / "group_vars").mkdir(exist_ok=True)
+    (lab.root / "inventory" / "group_vars" / "all.yml").write_text("hive_tls_logging: true\n")
+    report = hive.run(book, tags=["rsyslogd"])
+    assert report.exit_code == EXIT_OK and report.changed >= 2, report.text()
+    assert any("restart:rsyslog" in o.handlers_run for o in report.outcomes)
+    line = "<134>1 2026-11-22T00:00:00Z standalone1 tlsapp - - - hello-over-tls"
+    send = (f"printf '%s\\n' '{line}' | timeout 20 openssl s_client -connect 127.0.0.1:10514 -quiet -no_ign_eof "
+            f"-CAfile {CA_ON_HOST} -cert {host_cert_path(host)} -key {host_key_path(host)}")
+    rc, out = lab.docker_exec(host, send)
+    assert rc == 0, out
+    _, got = lab.docker_exec(host, "for i in $(seq 50); do [ -s /var/log/services/tlsapp.log ] && break; "
+                                   "sleep 0.1; done; cat /var/log/services/tlsapp.log")
+    assert "hello-over-tls" in got, got
+    assert hive.run(book, tags=["rsyslogd"]).changed == 0
+
+
 def test_repository_play(make_lab) -> None:  # type: ignore[no-untyped-def]
     """One lab, the play's life in order: check on a fresh host, first run, effects, idempotency, repair."""
     lab = make_lab("hrepo", "10.86.0.0/24", 2, separate=True, stage_extra="internal_cidr: 172.31.252.0/22")
@@ -196,6 +214,7 @@ def test_repository_play(make_lab) -> None:  # type: ignore[no-untyped-def]
     backup_timer_and_archive(lab, hive, book, host)
     second_run_changes_nothing(lab, hive, book, host)
     a_wrong_password_entry_is_rewritten(lab, hive, book, host)
+    tls_logging_switches_the_collector_to_tcp_tls(lab, hive, book, host)
 
 
 AGENT_PING = r"""
