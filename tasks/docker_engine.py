@@ -1,12 +1,16 @@
 """docker: the engine from the family's packages, TLS API on 2376 from the stage CA, docker0 from internal_cidr.
 
-hive-builder.md §3.13. Firewall rule sets are not written here (tasks/firewall.py owns them).
+hive-builder.md §3.13. Firewall rule sets (docker_api_swarm, docker_swarm_udp, http_proxy) come from tasks/firewall.py.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
+
+from hive_nornir.tasks.base_env import DEFAULT_PROXY_PORT
+from hive_nornir.tasks.firewall import rule_set_for
 
 from hive_nornir.engine.context import HostContext
 from hive_nornir.facts import Facts
@@ -122,8 +126,20 @@ def engine_primitives(host: str, facts: Facts, admin: str | None, internal_cidr:
     return items
 
 
+def firewall_primitives(ctx: HostContext) -> list[Primitive]:
+    """Swarm and TLS API ports from every server before the engine starts; the proxy port when there is one."""
+    items = [*rule_set_for(ctx, "docker_api_swarm"), *rule_set_for(ctx, "docker_swarm_udp")]
+    if ctx.var("hive_http_proxy"):
+        nets = slice_internal_cidr(ctx.var("hive_internal_cidr"))
+        docker0 = str(ipaddress.ip_interface(nets.bip).network)
+        port = int(ctx.var("hive_http_proxy_port") or DEFAULT_PROXY_PORT)
+        items += rule_set_for(ctx, "http_proxy", "tcp", [port], extra_sources=[nets.gwbridge_for_firewall, docker0])
+    return items
+
+
 def docker_engine(ctx: HostContext) -> None:
-    """Runs on every server; the lead's Step flushes handlers so swarm sees the restarted engine."""
+    """Runs on every server; the runbook's Step flushes handlers so swarm sees the restarted engine."""
     mirror = ctx.var("hive_registry_mirror")
-    ctx.ensure(engine_primitives(ctx.name, ctx.facts, admin_user(ctx), ctx.var("hive_internal_cidr"),
-                                 str(mirror) if mirror else None, uses_vfs(ctx)))
+    ctx.ensure([*firewall_primitives(ctx),
+                *engine_primitives(ctx.name, ctx.facts, admin_user(ctx), ctx.var("hive_internal_cidr"),
+                                   str(mirror) if mirror else None, uses_vfs(ctx))])

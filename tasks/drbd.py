@@ -1,7 +1,7 @@
 """drbd: DRBD userland, its global config, the LVM thin pool on the secondary disk, sysctls, unit and helper.
 
-hive-builder's drbd role (reference hive-builder.md 3.14). The firewall rule set `drbd` (tcp 7000:7999) is
-wired by tasks/firewall.py, not here. Per-volume work (thin LVs, .res files) belongs to build-volumes.
+hive-builder's drbd role (reference hive-builder.md 3.14). The firewall rule set `drbd` (tcp 7000:7999) comes
+from tasks/firewall.py. Per-volume work (thin LVs, .res files) belongs to build-volumes.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from hive_nornir.tasks.firewall import rule_set_for
 
 from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
@@ -503,7 +505,7 @@ def drbd(ctx: HostContext) -> None:
     """Userland first (it ships global_common.conf and drbdadm), then config, then the pool on the disk."""
     facts = ctx.facts
     ctx.ensure(package_primitives(facts, ctx.var("hive_drbd_download_url")))
-    ctx.ensure(config_primitives())
+    ctx.ensure([*config_primitives(), *rule_set_for(ctx, "drbd")])
     if not has_mirrored_device(ctx.host):
         return
     for spec in disk_specs(ctx.var("hive_mirrored_disk_devices")):

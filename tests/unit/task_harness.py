@@ -15,10 +15,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from hive_nornir.facts import Facts
+from hive_nornir.facts import Facts, canned
 from hive_nornir.primitives.base import Plan, Primitive
 from hive_nornir.primitives.command import Command
-from hive_nornir.primitives.lines import _TextEdit
+from hive_nornir.primitives.lines import _TextEdit, content_probe
 
 Guard = Callable[[Command], bool]
 
@@ -53,7 +53,8 @@ def fake_probe(primitive: Primitive, files: dict[str, str], guard: Guard) -> str
     if isinstance(primitive, Command):
         return "run=yes" if guard(primitive) else "run=no"
     path = getattr(primitive, "path", None)
-    if isinstance(primitive, _TextEdit) or (path and hasattr(primitive, "content")):
+    reads_content = isinstance(path, str) and primitive.probe(canned()) == content_probe(path)
+    if isinstance(primitive, _TextEdit) or reads_content or (path and hasattr(primitive, "content")):
         if path in files:
             data = files[path].encode()
             b64 = base64.b64encode(data).decode()
@@ -61,6 +62,13 @@ def fake_probe(primitive: Primitive, files: dict[str, str], guard: Guard) -> str
                     f"sha={hashlib.sha256(data).hexdigest()}\nparent=yes\n")
         return "exists=no\nparent=yes\n"
     return ""
+
+
+class Groups(list):  # type: ignore[type-arg]
+    """Group objects that, like Nornir's ParentGroups, also answer `"hives" in host.groups`."""
+
+    def __contains__(self, item: object) -> bool:
+        return any(item in (g, g.name) for g in self)
 
 
 class FakeContext:
@@ -72,11 +80,13 @@ class FakeContext:
         self.name = name
         self.facts = facts
         self.check = False
-        self.host = SimpleNamespace(name=name, groups=[SimpleNamespace(name=g) for g in groups],
+        host_vars.setdefault("hive_private_ip", "192.168.0.4")  # every inventory host has one
+        self.host = SimpleNamespace(name=name, groups=Groups(SimpleNamespace(name=g) for g in groups),
                                     data=host_vars, get=host_vars.get)
         self.result = TaskPlan()
         self._files, self._guard, self._run = files, guard, run
         self.outcome = SimpleNamespace(data={}, changes=[])
+        stage_hosts = {n: (self.host if h is None else h) for n, h in stage_hosts.items()}
         self.run_state = SimpleNamespace(stage_hosts=lambda: stage_hosts, context_dir=context_dir, shared={},
                                          lock=threading.Lock(), check=False)
 

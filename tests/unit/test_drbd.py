@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hive_nornir.tasks.drbd import (
@@ -330,6 +331,8 @@ class FakeCtx:
         self.probes, self.check, self.host = list(probes), check, dict(host_vars or {})
         self.facts, self.name, self.changes = DEBIAN, "p-hive0.x", changes
         self.ensured: list[list[str]] = []
+        me = SimpleNamespace(groups=["servers"], get={"hive_private_ip": "10.0.0.4"}.get)
+        self.run_state = SimpleNamespace(stage_hosts=lambda: {self.name: me})
 
     def run(self, cmd: str) -> FakeResult:
         return FakeResult(self.probes.pop(0))
@@ -349,7 +352,9 @@ def test_flow_fresh_disk_gets_partition_node_vg_and_pool() -> None:
     drbd(ctx)  # type: ignore[arg-type]
     packages, config, pool = ctx.ensured
     assert packages == ["packages[drbd-utils,lvm2,parted]"]
-    assert config[0].startswith("drbd-global[") and config[-1] == "file[/usr/bin/waitdevice]"
+    assert config[0].startswith("drbd-global[") and config[-3] == "file[/usr/bin/waitdevice]"
+    assert config[-2].startswith("rules[/etc/iptables/rules.v4:# HIVE-BUILDER MANAGED BLOCK for drbd]")
+    assert "allow drbd" in config[-1]
     assert pool[1:] == ["command[device node /dev/vdb1 (partition 1 of /dev/vdb)]",
                         "command[vgcreate -y drbdvg /dev/vdb1]",
                         "command[thin pool drbdvg/drbdpool: 1008 MiB, chunk 1 MiB, no zeroing]"]
