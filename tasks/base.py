@@ -37,9 +37,10 @@ FAMILY_PACKAGES = {
 }
 
 
-def base_packages(facts: Facts) -> list[str]:
-    """hive-builder's base package list, spelled the way each family names them."""
-    return [*COMMON_PACKAGES, *FAMILY_PACKAGES.get(facts.os_family, ())]
+def base_packages(facts: Facts, ntp_managed: bool = False) -> list[str]:
+    """hive-builder's base list per family; chrony waits for ntp-client when it has servers to configure first."""
+    names = [*COMMON_PACKAGES, *FAMILY_PACKAGES.get(facts.os_family, ())]
+    return [n for n in names if not (ntp_managed and n == "chrony")]
 
 
 def hostname_primitives(short: str) -> list[Primitive]:
@@ -99,7 +100,7 @@ def base(ctx: HostContext) -> None:
         before, after = el_primitives(ctx, facts)
         ctx.ensure([
             *before,
-            Packages(names=base_packages(facts)),
+            Packages(names=base_packages(facts, ntp_managed=bool(ctx.var("hive_ntp_servers")))),
             *after,
             *environment_primitives(ctx, facts),
             *hostname_primitives(short),

@@ -34,6 +34,13 @@ def test_debian_packages_use_apt_and_never_touch_selinux_or_dnf() -> None:
     assert not any("dnf" in c or "setenforce" in c for c in plan.commands)
 
 
+def test_chrony_is_left_to_ntp_client_when_the_site_names_servers() -> None:
+    """Installed by base, chronyd would start on the distribution's public pool before ntp-client configures it."""
+    plan = plan_task(base, DEBIAN, host_vars={"hive_ntp_servers": ["10.0.0.1"]})
+    install = next(c for c in plan.commands if "apt-get install" in c)
+    assert " chrony " not in install and " rsyslog " in install
+
+
 def test_el_excludes_kernel_updates_in_dnf_conf() -> None:
     plan = plan_task(base, ALMA, files={"/etc/dnf/dnf.conf": "[main]\ngpgcheck=1\n"})
     assert plan.files["/etc/dnf/dnf.conf"] == "[main]\ngpgcheck=1\nexclude=kernel*\n"
