@@ -411,3 +411,26 @@ def predicted_overrides(state: HostState, settings: list[Setting]) -> list[str]:
         if not where.startswith(DROPIN + ":") and value.lower() != s.value.lower():
             found.append(f"{where}: {s.keyword} {value} comes first (wanted {s.value})")
     return found
+
+
+def reload_script(service: str, port: int, polls: int = 100) -> str:
+    """`systemctl reload`, then wait until sshd listens on NEW sockets: only then is the new config serving.
+
+    sshd handles SIGHUP by closing its listeners and re-executing itself, after `systemctl reload` has returned;
+    a login in between is served by the OLD config and would prove nothing. Under socket activation
+    (ssh.socket) systemd owns the listener, so there is nothing to watch: wait a second instead.
+    """
+    return f"""ino() {{ ss -Hltne "sport = :{port}" 2>/dev/null | grep -o 'ino:[0-9]*' | sort | tr '\\n' ' '; }}
+before=$(ino)
+systemctl reload {q(service)} || exit $?
+if [ -z "$before" ] || systemctl is-active --quiet {q(service + '.socket')} 2>/dev/null; then sleep 1; exit 0; fi
+i=0
+while [ $i -lt {polls} ]; do
+  now=$(ino); fresh=yes
+  [ -n "$now" ] || fresh=no
+  for x in $before; do case " $now " in *" $x "*) fresh=no;; esac; done
+  [ $fresh = yes ] && exit 0
+  sleep 0.1; i=$((i+1))
+done
+echo "sshd still listens on its old sockets on port {port} {polls // 10} s after the reload" >&2
+exit 3"""

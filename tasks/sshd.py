@@ -27,6 +27,7 @@ from hive_nornir.sshd_safety import (
     plan_changes,
     predicted_overrides,
     probe_script,
+    reload_script,
     rollback_script,
     service_name,
     setters_command,
@@ -77,17 +78,22 @@ def sshd(ctx: HostContext) -> None:
         verify_in_place(ctx, state, settings)
         return
     if ctx.check:
-        if not state.t_ok:
-            raise StepFailed(f"sshd -T fails with the current config, so a real run would roll back: {state.t_error}")
-        overrides = predicted_overrides(state, settings)
-        if overrides:
-            raise StepFailed("sshd would not use the drop-in (it uses the FIRST value it reads), so a real run "
-                             "would roll it back: " + "; ".join(overrides))
-        for ident, summary, diff in plan.changes:
-            ctx.changed(ident, summary, diff)
-        ctx.changed(f"service[{service}]", f"reload {service} (not restart); keep only if a fresh login works")
+        predict(ctx, state, plan, settings, service)
         return
     Attempt(ctx, state, plan, settings, service).run()
+
+
+def predict(ctx: HostContext, state: HostState, plan: HardeningPlan, settings: list[Setting], service: str) -> None:
+    """Check mode: report the changes, or the failure a real run would hit (broken config, earlier override)."""
+    if not state.t_ok:
+        raise StepFailed(f"sshd -T fails with the current config, so a real run would roll back: {state.t_error}")
+    overrides = predicted_overrides(state, settings)
+    if overrides:
+        raise StepFailed("sshd would not use the drop-in (it uses the FIRST value it reads), so a real run "
+                         "would roll it back: " + "; ".join(overrides))
+    for ident, summary, diff in plan.changes:
+        ctx.changed(ident, summary, diff)
+    ctx.changed(f"service[{service}]", f"reload {service} (not restart); keep only if a fresh login works")
 
 
 def setters_text(ctx: HostContext, settings: list[Setting]) -> str:
@@ -144,7 +150,8 @@ class Attempt:
         try:
             self.arm_deadman()
         except BaseException:
-            self.ctx.run("rm -f " + " ".join(q(c) for c in (dropin_cand, main_cand) if c), check=False)
+            self.disarm_deadman()
+            self.discard([c for c in (dropin_cand, main_cand) if c])
             raise
         try:
             seconds = self.install_and_prove(dropin_cand, main_cand)
@@ -168,7 +175,8 @@ class Attempt:
         if not whole.ok:
             self.fail(f"sshd -t rejects the whole config with the drop-in: {whole.stderr.strip()}", reload=False)
         self.check_effective()
-        reloaded = self.ctx.run(f"systemctl reload {q(self.service)}", check=False)
+        port = self.state.conn.server_port if self.state.conn else 22
+        reloaded = self.ctx.run(reload_script(self.service, port), check=False)
         if not reloaded.ok:
             self.fail(f"systemctl reload {self.service} failed: {reloaded.stderr.strip()}", reload=True)
         try:
@@ -198,10 +206,15 @@ class Attempt:
                 self.vet(main, f"{MAIN_CONFIG} with the Include line")
             return dropin, main
         except BaseException:
-            self.ctx.run("rm -f " + " ".join(q(c) for c in staged), check=False)
-            if self.dir_created:
-                self.ctx.run(f"rmdir {q(DROPIN_DIR)}", check=False)
+            self.discard(staged)
             raise
+
+    def discard(self, candidates: list[str]) -> None:
+        """Nothing went live yet: remove the candidates (and the directory if this attempt made it)."""
+        if candidates:
+            self.ctx.run("rm -f " + " ".join(q(c) for c in candidates), check=False)
+        if self.dir_created:
+            self.ctx.run(f"rmdir {q(DROPIN_DIR)}", check=False)
 
     def vet(self, candidate: str, what: str) -> None:
         """`sshd -t -f candidate`: a rejected candidate stops the step before any live file changes."""
@@ -229,8 +242,8 @@ class Attempt:
         script = f"/run/{unit}.sh"
         body = self.rollback(reload=True) + f"\nrm -f {q(script)}\n"
         self.ctx.session.upload(body.encode(), script, "0700")
-        self.ctx.run(deadman_command(unit, script, DEADMAN_SECONDS))
         self.deadman = (unit, script)
+        self.ctx.run(deadman_command(unit, script, DEADMAN_SECONDS))
 
     def disarm_deadman(self) -> None:
         """The change is proven (or already undone): the timer must never fire."""

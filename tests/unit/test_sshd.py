@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -36,6 +37,7 @@ from hive_nornir.sshd_safety import (
     predicted_overrides,
     probe_script,
     regresshion_exposed,
+    reload_script,
     rollback_script,
     service_name,
     setters_command,
@@ -43,6 +45,7 @@ from hive_nornir.sshd_safety import (
     wanted_settings,
     with_include,
 )
+from hive_nornir.transport.errors import AuthenticationFailed
 
 DEBIAN = canned("debian")  # OpenSSH 9.2p1
 EL9 = canned("redhat")  # OpenSSH 8.7p1
@@ -406,3 +409,148 @@ def test_check_mode_fails_when_sshd_already_rejects_the_config() -> None:
     out = probe_output(trc=255) + "terr=/etc/ssh/sshd_config.d/20-bad.conf line 1: unsupported option \"maybe\".\n"
     with pytest.raises(StepFailed, match=r"a real run would roll back: /etc/ssh/sshd_config\.d/20-bad\.conf line 1"):
         sshd(FakeCtx(DEBIAN, out))  # type: ignore[arg-type]
+
+
+# -- the guarded apply, offline: exact command sequence for both families -----------------------------------------
+
+GOOD_EFF = ("passwordauthentication no\nkbdinteractiveauthentication no\nchallengeresponseauthentication no\n"
+            "usedns no\nlogingracetime 0\npermitrootlogin no\nport 22\n")
+
+
+@dataclass
+class FakeSession:
+    """Stages candidates as `<dir>/.cand-<name>`; the fresh login succeeds or is refused."""
+
+    login_ok: bool = True
+    staged: list[tuple[str, str, str]] = field(default_factory=list)
+    user: str = "admin"
+    params: Any = field(default_factory=lambda: SimpleNamespace(password=None, key_files=("k",)))
+
+    def stage_file(self, data: bytes, path: str, mode: str = "0644", owner: str = "root", group: str = "root") -> str:
+        directory, name = path.rsplit("/", 1)
+        self.staged.append((path, mode, data.decode()))
+        return f"{directory}/.cand-{name}"
+
+    def upload(self, data: bytes, path: str, mode: str = "0644", *_: Any) -> None:
+        self.staged.append((path, mode, data.decode()))
+
+    def fresh_login(self) -> float:
+        if not self.login_ok:
+            raise AuthenticationFailed("127.0.0.1", 2222, "user 'admin' was refused")
+        return 0.05
+
+
+class ApplyCtx(FakeCtx):
+    """FakeCtx in apply mode with a session that stages files and answers sshd -T."""
+
+    def __init__(self, facts: Facts, probe: str, session: FakeSession, eff: str = GOOD_EFF) -> None:
+        super().__init__(facts, probe, vars={"hive_users": {"alice": {}}}, check=False)
+        self.session = session  # type: ignore[assignment]
+        self.eff = eff
+        self.outcome = SimpleNamespace(data={})
+
+    def run(self, command: str, **_: Any) -> Any:
+        self.ran.append(command)
+        out = self.probe if "SSH_CONNECTION" in command else self.eff if " -T -C " in command else ""
+        return SimpleNamespace(ok=True, stdout=out, stderr="", exit_status=0)
+
+
+def stamp_free(commands: list[str]) -> list[str]:
+    return [re.sub(r"\d{14}", "STAMP", c) for c in commands]
+
+
+@pytest.mark.parametrize(("facts", "service"), [(DEBIAN, "ssh"), (EL9, "sshd")])
+def test_apply_sequence(facts: Facts, service: str) -> None:
+    session = FakeSession()
+    ctx = ApplyCtx(canned(facts.os_family, init="systemd", openssh=facts.openssh), probe_output(), session)
+    sshd(ctx)  # type: ignore[arg-type]
+    unit = "hive-sshd-rollback-STAMP"
+    assert stamp_free(ctx.ran[1:]) == [
+        "/usr/sbin/sshd -t -f /etc/ssh/sshd_config.d/.cand-10-hive.conf",
+        f"systemd-run --quiet --unit={unit} --on-active=120 /bin/sh /run/{unit}.sh",
+        "set -e\nmv -f /etc/ssh/sshd_config.d/.cand-10-hive.conf /etc/ssh/sshd_config.d/10-hive.conf",
+        "/usr/sbin/sshd -t",
+        "/usr/sbin/sshd -T -C user=admin,host=10.81.0.1,addr=10.81.0.1,laddr=10.81.0.4,lport=22",
+        reload_script(service, 22),
+        f"systemctl stop {unit}.timer 2>/dev/null; rm -f /run/{unit}.sh",
+    ]
+    deadman = session.staged[1]
+    assert stamp_free([deadman[0]]) == [f"/run/{unit}.sh"] and deadman[1] == "0700"
+    assert stamp_free([deadman[2]]) == [
+        f"rm -f /etc/ssh/sshd_config.d/10-hive.conf\n/usr/sbin/sshd -t && systemctl reload {service}\n"
+        f"rm -f /run/{unit}.sh\n"]
+    assert [c[0] for c in ctx.changes] == [f"file[{DROPIN}]", f"service[{service}]"]
+
+
+def test_el8_apply_makes_the_directory_and_keeps_the_main_file_mode() -> None:
+    session = FakeSession()
+    probe = probe_output(main=EL8_MAIN, stat="600 root root").replace("dir=yes\n", "")
+    ctx = ApplyCtx(canned("redhat", os_version="8.10", openssh="8.0p1", init="systemd"), probe, session)
+    sshd(ctx)  # type: ignore[arg-type]
+    assert ctx.ran[1] == "mkdir -p -m 0755 /etc/ssh/sshd_config.d"
+    assert session.staged[0][:2] == (DROPIN, "0644")
+    assert session.staged[1][:2] == ("/etc/ssh/sshd_config", "0600")
+    assert session.staged[1][2].startswith("# added by hive_nornir: drop-ins must be read first\n" + INCLUDE_LINE)
+    assert "/usr/sbin/sshd -t -f /etc/ssh/.cand-sshd_config" in ctx.ran
+    install = next(c for c in ctx.ran if c.startswith("set -e"))
+    assert stamp_free([install])[0].splitlines() == [
+        "set -e", "cp -p /etc/ssh/sshd_config '/etc/ssh/sshd_config.STAMP.hive~'",
+        "mv -f /etc/ssh/.cand-sshd_config /etc/ssh/sshd_config",
+        "mv -f /etc/ssh/sshd_config.d/.cand-10-hive.conf /etc/ssh/sshd_config.d/10-hive.conf"]
+
+
+def test_refused_fresh_login_rolls_back_and_reloads() -> None:
+    session = FakeSession(login_ok=False)
+    ctx = ApplyCtx(canned("debian", init="systemd"), probe_output(), session)
+    with pytest.raises(StepFailed, match=r"fresh SSH login failed.*rolled back, but a fresh login still fails"):
+        sshd(ctx)  # type: ignore[arg-type]
+    after_reload = ctx.ran[ctx.ran.index(reload_script("ssh", 22)) + 1:]
+    assert after_reload[0] == "rm -f /etc/ssh/sshd_config.d/10-hive.conf\n/usr/sbin/sshd -t && systemctl reload ssh"
+    assert after_reload[1].startswith("systemctl stop hive-sshd-rollback-")
+    assert ctx.changes == []
+
+
+def test_overridden_dropin_rolls_back_without_reloading() -> None:
+    eff = GOOD_EFF.replace("passwordauthentication no", "passwordauthentication yes")
+    ctx = ApplyCtx(canned("debian", init="systemd"), probe_output(), FakeSession(), eff=eff)
+    with pytest.raises(StepFailed, match=r"PasswordAuthentication: wanted no, sshd uses yes.*rolled back"):
+        sshd(ctx)  # type: ignore[arg-type]
+    assert reload_script("ssh", 22) not in ctx.ran
+    assert "rm -f /etc/ssh/sshd_config.d/10-hive.conf" in ctx.ran
+
+
+# -- the reload waits for sshd's re-exec, run for real against stub ss/systemctl ----------------------------------
+
+STUBS = {
+    # listener inode: 100 before the reload; after it, "old" for `flips` more calls, then 200 (the re-exec'd sshd)
+    "ss": 'n=$(cat "$D/calls" 2>/dev/null || echo 0); echo $((n+1)) > "$D/calls"\n'
+          'if [ -f "$D/reloaded" ] && [ "$n" -gt "$FLIPS" ]; then i=200; else i=100; fi\n'
+          'echo "LISTEN 0 128 0.0.0.0:22 0.0.0.0:* ino:$i sk:1"\n',
+    "systemctl": 'case "$1" in reload) touch "$D/reloaded"; exit "${RELOAD_RC:-0}";; is-active) exit 3;; esac\n',
+    "sleep": "exit 0\n",
+}
+
+
+def run_reload(tmp_path: Any, flips: int, reload_rc: int = 0, polls: int = 100) -> subprocess.CompletedProcess[str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, body in STUBS.items():
+        (bin_dir / name).write_text("#!/bin/sh\n" + body)
+        (bin_dir / name).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "D": str(tmp_path), "FLIPS": str(flips), "RELOAD_RC": str(reload_rc)}
+    return subprocess.run(["sh", "-c", reload_script("ssh", 22, polls)], env=env, capture_output=True, text=True)
+
+
+def test_reload_returns_only_once_sshd_listens_on_new_sockets(tmp_path: Any) -> None:
+    r = run_reload(tmp_path, flips=5)
+    assert r.returncode == 0, r.stderr
+    assert int((tmp_path / "calls").read_text()) == 7  # before + 5 polls still seeing the old socket + the new one
+
+
+def test_reload_fails_when_the_old_listener_never_goes(tmp_path: Any) -> None:
+    r = run_reload(tmp_path, flips=10_000, polls=20)
+    assert r.returncode == 3 and "still listens on its old sockets on port 22" in r.stderr
+
+
+def test_a_refused_reload_is_reported(tmp_path: Any) -> None:
+    assert run_reload(tmp_path, flips=0, reload_rc=1).returncode == 1
