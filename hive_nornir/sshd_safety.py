@@ -304,7 +304,7 @@ def install_script(stamp: str, dropin_cand: str | None, main_cand: str | None, d
 
 
 def rollback_script(stamp: str, service: str, dropin: str, main_changed: bool, dir_created: bool,
-                    reload: bool) -> str:
+                    reload: bool, port: int = 22) -> str:
     """Put every file back as it was and (after a reload) make sshd read it again; safe to run twice.
 
     dropin: "new" (remove ours), "replaced" (restore the backup) or "same" (not touched).
@@ -321,7 +321,8 @@ def rollback_script(stamp: str, service: str, dropin: str, main_changed: bool, d
     if dir_created:
         lines.append(f"rmdir {q(DROPIN_DIR)} 2>/dev/null || true")
     if reload:
-        lines.append(f"{SSHD} -t && systemctl reload {q(service)}")
+        lines.append(f"{SSHD} -t || exit $?")
+        lines.append(reload_script(service, port))
     return "\n".join(lines) or "true"
 
 

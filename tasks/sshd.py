@@ -141,6 +141,7 @@ class Attempt:
         self.stamp = time.strftime("%Y%m%d%H%M%S")
         self.dir_created = False
         self.deadman: tuple[str, str] | None = None  # (timer unit, script path) once armed
+        self.port = self.state.conn.server_port if self.state.conn else 22  # where sshd receives our logins
         self.dropin_mode = "same" if self.plan.dropin_new is None else (
             "new" if self.state.dropin is None else "replaced")
 
@@ -175,8 +176,7 @@ class Attempt:
         if not whole.ok:
             self.fail(f"sshd -t rejects the whole config with the drop-in: {whole.stderr.strip()}", reload=False)
         self.check_effective()
-        port = self.state.conn.server_port if self.state.conn else 22
-        reloaded = self.ctx.run(reload_script(self.service, port), check=False)
+        reloaded = self.ctx.run(reload_script(self.service, self.port), check=False)
         if not reloaded.ok:
             self.fail(f"systemctl reload {self.service} failed: {reloaded.stderr.strip()}", reload=True)
         try:
@@ -240,7 +240,7 @@ class Attempt:
             return
         unit = f"hive-sshd-rollback-{self.stamp}"
         script = f"/run/{unit}.sh"
-        body = self.rollback(reload=True) + f"\nrm -f {q(script)}\n"
+        body = f"rm -f {q(script)}\n" + self.rollback(reload=True) + "\n"  # sh keeps reading a removed file
         self.ctx.session.upload(body.encode(), script, "0700")
         self.deadman = (unit, script)
         self.ctx.run(deadman_command(unit, script, DEADMAN_SECONDS))
@@ -255,7 +255,7 @@ class Attempt:
     def rollback(self, reload: bool) -> str:
         """The shell that undoes this attempt."""
         return rollback_script(self.stamp, self.service, self.dropin_mode, self.plan.main_new is not None,
-                               self.dir_created, reload)
+                               self.dir_created, reload, self.port)
 
     def fail(self, why: str, reload: bool, relogin: bool = False) -> NoReturn:
         """Restore the old files through the still-open session, prove we still get in, then fail the step."""

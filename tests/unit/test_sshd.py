@@ -279,7 +279,8 @@ def test_install_and_rollback_scripts_are_exact() -> None:
         "rm -f /etc/ssh/sshd_config.d/10-hive.conf",
         "if [ -f '/etc/ssh/sshd_config.S.hive~' ]; then mv -f '/etc/ssh/sshd_config.S.hive~' /etc/ssh/sshd_config; fi",
         "rmdir /etc/ssh/sshd_config.d 2>/dev/null || true",
-        "/usr/sbin/sshd -t && systemctl reload sshd",
+        "/usr/sbin/sshd -t || exit $?",
+        *reload_script("sshd", 22).splitlines(),
     ]
     assert rollback_script("S", "ssh", "replaced", False, False, reload=False) == (
         "if [ -f '/etc/ssh/sshd_config.d/10-hive.conf.S.hive~' ]; "
@@ -477,8 +478,8 @@ def test_apply_sequence(facts: Facts, service: str) -> None:
     deadman = session.staged[1]
     assert stamp_free([deadman[0]]) == [f"/run/{unit}.sh"] and deadman[1] == "0700"
     assert stamp_free([deadman[2]]) == [
-        f"rm -f /etc/ssh/sshd_config.d/10-hive.conf\n/usr/sbin/sshd -t && systemctl reload {service}\n"
-        f"rm -f /run/{unit}.sh\n"]
+        f"rm -f /run/{unit}.sh\n"
+        f"rm -f /etc/ssh/sshd_config.d/10-hive.conf\n/usr/sbin/sshd -t || exit $?\n{reload_script(service, 22)}\n"]
     assert [c[0] for c in ctx.changes] == [f"file[{DROPIN}]", f"service[{service}]"]
 
 
@@ -505,7 +506,8 @@ def test_refused_fresh_login_rolls_back_and_reloads() -> None:
     with pytest.raises(StepFailed, match=r"fresh SSH login failed.*rolled back, but a fresh login still fails"):
         sshd(ctx)  # type: ignore[arg-type]
     after_reload = ctx.ran[ctx.ran.index(reload_script("ssh", 22)) + 1:]
-    assert after_reload[0] == "rm -f /etc/ssh/sshd_config.d/10-hive.conf\n/usr/sbin/sshd -t && systemctl reload ssh"
+    assert after_reload[0] == ("rm -f /etc/ssh/sshd_config.d/10-hive.conf\n/usr/sbin/sshd -t || exit $?\n"
+                               + reload_script("ssh", 22))
     assert after_reload[1].startswith("systemctl stop hive-sshd-rollback-")
     assert ctx.changes == []
 
