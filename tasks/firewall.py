@@ -77,6 +77,7 @@ RULE_SETS: dict[str, RuleSetSpec] = {
     "drbd": RuleSetSpec("tcp", ("7000:7999",)),
     "zabbix_tcp": RuleSetSpec("tcp", ("10050",)),
     "syslog": RuleSetSpec("udp", ("10514",)),
+    "registry": RuleSetSpec("tcp", ("5000",)),  # hive_nornir's Debian registry is a host service, not a container
 }
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")

@@ -14,6 +14,8 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from hive_nornir.tasks.firewall import rule_set_for
+
 from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import Facts
@@ -287,7 +289,7 @@ def registry(ctx: HostContext) -> None:
     with ctx.run_state.lock:
         password = stage_password(ctx.run_state.context_dir, create=not ctx.check)
     if facts.is_debian:
-        ctx.ensure(deb_primitives(facts, spec))
+        ctx.ensure([*rule_set_for(ctx, "registry"), *deb_primitives(facts, spec)])
         ensure_htpasswd(ctx, DEB_HTPASSWD, spec.user, password, (restart_handler(DEB_SERVICE),))
         ensure_dxf_env(ctx, facts, spec, password)
         return

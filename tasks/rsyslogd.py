@@ -1,6 +1,6 @@
 """rsyslogd (repository): collect the swarm services' logs sent to <repository>:10514 into /var/log/services.
 
-Firewall rules are not written here: the `syslog` rule set of tasks/firewall.py opens the port.
+The `syslog` rule set of tasks/firewall.py opens the port to every server and the docker_gwbridge network.
 """
 
 from __future__ import annotations
@@ -8,9 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from hive_nornir.tasks.firewall import rule_set_for
+
 from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import Facts
+from hive_nornir.netslice import slice_internal_cidr
 from hive_nornir.pki_paths import ca_anchor_path, host_cert_path, host_key_path
 from hive_nornir.primitives.base import Primitive
 from hive_nornir.primitives.file import Template, render
@@ -103,4 +106,7 @@ def rsyslogd(ctx: HostContext) -> None:
     facts = ctx.facts
     if not (facts.is_debian or facts.is_redhat):
         raise StepFailed(f"rsyslogd: unsupported OS family {facts.os_family!r}")
-    ctx.ensure(rsyslog_primitives(facts, spec_for(ctx)))
+    gwbridge = slice_internal_cidr(ctx.var("hive_internal_cidr")).gwbridge_for_firewall
+    proto = "tcp" if ctx.var("hive_tls_logging") else "udp"
+    ctx.ensure([*rule_set_for(ctx, "syslog", proto, extra_sources=[gwbridge]),
+                *rsyslog_primitives(facts, spec_for(ctx))])

@@ -1,8 +1,8 @@
 """zabbix-agent (every server, when the site asks for zabbix): the agent reporting to the repository's server.
 
-Debian installs its own `zabbix-agent`; EL installs zabbix's release rpm first, as hive-builder does. The firewall
-rule set `zabbix_tcp` (10050) belongs to tasks/firewall.py. Not done here (yet): the docker/drbd/systemd
-UserParameters and their scripts, ~zabbix/.docker certs and the docker SDK venv.
+Debian installs its own `zabbix-agent`; EL installs zabbix's release rpm first, as hive-builder does. The rule
+set `zabbix_tcp` (10050) opens the agent to the servers and the zabbix-server container. Not done here (yet): the
+docker/drbd/systemd UserParameters and their scripts, ~zabbix/.docker certs and the docker SDK venv.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from hive_nornir.tasks.firewall import rule_set_for
 
 from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
@@ -127,4 +129,6 @@ def zabbix_agent(ctx: HostContext) -> None:
     is_repository = any(getattr(g, "name", g) == "repository" for g in ctx.host.groups)
     spec = agent_spec(ctx.name, is_repository, repository_of(ctx.run_state.stage_hosts()),
                       ctx.var("hive_internal_cidr"))
-    ctx.ensure(agent_primitives(facts, spec, ctx.var("hive_zabbix_release_rpm")))
+    server = zabbix_server_ip(ctx.var("hive_internal_cidr"))
+    ctx.ensure([*rule_set_for(ctx, "zabbix_tcp", extra_sources=[server]),
+                *agent_primitives(facts, spec, ctx.var("hive_zabbix_release_rpm"))])

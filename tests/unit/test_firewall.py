@@ -75,6 +75,7 @@ def test_rule_sets_table_is_hive_builders() -> None:
         "drbd": ("tcp", ("7000:7999",)),
         "zabbix_tcp": ("tcp", ("10050",)),
         "syslog": ("udp", ("10514",)),
+        "registry": ("tcp", ("5000",)),  # ours: the Debian registry listens on the host, not behind docker
     }
 
 
