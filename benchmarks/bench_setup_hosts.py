@@ -1,8 +1,10 @@
-"""Benchmark: setup-hosts first run and no-change run on 1, 5 and 20 lab hosts, with SSH round trips per host.
+"""Benchmark: the full setup-hosts phase, first run and no-change run, on N lab hosts, with SSH round trips per host.
 
-    .venv/bin/python benchmarks/bench_setup_hosts.py [--sizes 1,5,20] [--repeat 5] [--out benchmarks/results.json]
+    .venv/bin/python benchmarks/bench_setup_hosts.py [--sizes 4,20] [--repeat 5] [--out benchmarks/results.json]
 
-Each size gets its own docker stage (site `benchN`), built by the real provider and destroyed afterwards.
+Each size gets its own docker stage (site `benchN`: the default lab site's settings, N-1 hives + a repository, a
+mirrored disk per hive), built by the real provider and destroyed afterwards. Hives after the third join the swarm
+as workers (a swarm wants an odd, small number of managers).
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ stages:
     cidr: 10.9{i}.0.0/24
     number_of_hosts: {n}
     separate_repository: {sep}
+    internal_cidr: 172.31.252.0/22
+    mirrored_disk_size: 1
+"""
+GROUP_VARS = """hive_ntp_servers: ["10.9{i}.0.4"]
+hive_venv_pip_packages: []
 """
 
 
@@ -34,6 +41,11 @@ def bench(n: int, index: int, repeat: int) -> dict[str, object]:
     root = Path(tempfile.mkdtemp(prefix=f"hive-bench{n}-"))
     (root / "inventory").mkdir()
     (root / "inventory" / "hive.yml").write_text(SITE.format(n=n, i=index, sep="true" if n > 1 else "false"))
+    (root / "inventory" / "group_vars").mkdir()
+    (root / "inventory" / "group_vars" / "all.yml").write_text(GROUP_VARS.format(i=index))
+    (root / "inventory" / "host_vars").mkdir()
+    for k in range(3, n - 1):
+        (root / "inventory" / "host_vars" / f"p-hive{k}.bench{n}.yml").write_text("hive_swarm_mode: worker\n")
     site = load_site(root / "inventory" / "hive.yml")
     provider = get_provider("docker")
     context = root / ".hive" / "private"
@@ -63,7 +75,7 @@ def bench(n: int, index: int, repeat: int) -> dict[str, object]:
 def main() -> None:
     """Run every size and print a markdown table for the README."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="1,5,20")
+    parser.add_argument("--sizes", default="4,20")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/results.json")
     args = parser.parse_args()
