@@ -1,6 +1,7 @@
 """Cron-style runbook script: converge setup-hosts, keep a JSON report, exit with the documented code.
 
     */30 * * * * cd /srv/site && .venv/bin/python -m hive_nornir.runbooks.cron_setup_hosts --stage production
+    0 3 * * * cd /srv/site && .venv/bin/python -m hive_nornir.runbooks.cron_setup_hosts -T base,users -l hive0
 
 No terminal, no colour, no prompts; a second cron run while this one works exits 5 (stage locked).
 """
@@ -25,11 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=".")
     parser.add_argument("--stage", default="private")
     parser.add_argument("--phase", default="setup-hosts")
+    parser.add_argument("-T", "--tags", default="", help="comma-separated roles/tags (default: the whole phase)")
+    parser.add_argument("-l", "--limit", default="", help="comma-separated hosts (default: every host)")
     parser.add_argument("--report-dir", default=None, help="default: ROOT/.hive/STAGE/reports")
     args = parser.parse_args(argv)
+    tags = [t for t in args.tags.split(",") if t] or None
+    limit = [h for h in args.limit.split(",") if h] or None
     try:
         hive = Hive(root=args.root, stage=args.stage)
-        report = hive.run(args.phase, progress=Progress(sys.stdout, colour=False, quiet=True))
+        report = hive.run(args.phase, tags=tags, limit=limit,
+                          progress=Progress(sys.stdout, colour=False, quiet=True))
     except (SiteError, BadInput) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

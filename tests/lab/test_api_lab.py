@@ -35,12 +35,13 @@ def test_example_notebook_cells_run_in_order(lab, monkeypatch: pytest.MonkeyPatc
 
 def test_cron_script_writes_report_and_respects_the_lock(lab) -> None:  # type: ignore[no-untyped-def]
     cmd = [sys.executable, "-m", "hive_nornir.runbooks.cron_setup_hosts", "--root", str(lab.root),
-           "--phase", "setup-hosts"]
+           "--phase", "setup-hosts", "-T", "base,hostsfile"]  # the whole phase is tests/lab/test_setup_hosts_lab.py
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
     assert "\033[" not in proc.stdout and "setup-hosts on stage private" in proc.stdout
     report = json.loads((lab.context_dir / "reports" / "setup-hosts-private.json").read_text())
     assert report["exit_code"] == EXIT_OK and {h["host"] for h in report["hosts"]} == set(lab.hosts)
+    assert {s["step"] for s in report["steps"]} == {"base", "hostsfile"}
     with StageLock(lab.context_dir):
         locked = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert locked.returncode == EXIT_LOCKED and "locked" in locked.stderr
