@@ -102,8 +102,16 @@ def uses_vfs(ctx: HostContext) -> bool:
     return bool(ctx.var("hive_shared_repository")) and "repository" in groups
 
 
+def etc_docker_mode(facts: Facts, groups: set[str]) -> str:
+    """hive-builder's 0700, except where Debian's docker-registry package (the repository) owns /etc/docker/registry:
+    dpkg makes /etc/docker 0755 for its service user, so 0700 would break the registry and flip back on every run.
+    daemon.json holds only paths; the TLS key lives in /etc/pki/tls/private (0700)."""
+    return "0755" if facts.is_debian and "repository" in groups else "0700"
+
+
 def engine_primitives(host: str, facts: Facts, admin: str | None, internal_cidr: str | None,
-                      registry_mirror: str | None = None, vfs: bool = False) -> list[Primitive]:
+                      registry_mirror: str | None = None, vfs: bool = False,
+                      etc_mode: str = "0700") -> list[Primitive]:
     """Repo, packages, group, config, unit drop-in, then the service; config changes restart docker once."""
     nets = slice_internal_cidr(internal_cidr)
     items: list[Primitive] = []
@@ -117,7 +125,7 @@ def engine_primitives(host: str, facts: Facts, admin: str | None, internal_cidr:
         Directory(path=OVERRIDE_DIR, mode="0755"),
         # drop-in before daemon.json: a restart with "hosts" set but `-H fd://` still in the unit would fail
         File(path=OVERRIDE_CONF, content=override_conf(facts, nets.bip)).with_notify("restart:docker"),
-        Directory(path="/etc/docker", mode="0700"),
+        Directory(path="/etc/docker", mode=etc_mode),
         File(path=DAEMON_JSON, content=daemon_json(host, facts, registry_mirror, vfs), mode="0644",
              validate=VALIDATE).with_notify("restart:docker"),
         Command(cmd="systemctl daemon-reload", unless=LOADED),
@@ -142,4 +150,5 @@ def docker_engine(ctx: HostContext) -> None:
     mirror = ctx.var("hive_registry_mirror")
     ctx.ensure([*firewall_primitives(ctx),
                 *engine_primitives(ctx.name, ctx.facts, admin_user(ctx), ctx.var("hive_internal_cidr"),
-                                   str(mirror) if mirror else None, uses_vfs(ctx))])
+                                   str(mirror) if mirror else None, uses_vfs(ctx),
+                                   etc_docker_mode(ctx.facts, {str(getattr(g, "name", g)) for g in ctx.host.groups}))])

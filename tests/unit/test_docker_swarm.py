@@ -286,3 +286,12 @@ def test_a_pending_node_is_not_joined_blindly() -> None:
 def test_bad_swarm_mode_fails_before_anything_runs() -> None:
     with pytest.raises(StepFailed, match="hive_swarm_mode"):
         _join_plan(["inactive "], mode="leader")
+
+
+def test_etc_docker_stays_0755_where_debians_registry_package_lives() -> None:
+    """dpkg resets /etc/docker to 0755 for docker-registry's service user; 0700 there would flip on every run."""
+    from hive_nornir.tasks.docker_engine import etc_docker_mode
+
+    assert etc_docker_mode(canned("debian"), {"servers", "repository"}) == "0755"
+    assert etc_docker_mode(canned("debian"), {"servers", "hives"}) == "0700"
+    assert etc_docker_mode(canned("redhat"), {"servers", "repository"}) == "0700"  # EL runs registry:2 in docker
