@@ -1,6 +1,8 @@
 """Benchmark: the full setup-hosts phase, first run and no-change run, on N lab hosts, with SSH round trips per host.
 
     .venv/bin/python benchmarks/bench_setup_hosts.py [--sizes 4,20] [--repeat 5] [--out benchmarks/results.json]
+    .venv/bin/python benchmarks/bench_setup_hosts.py --sizes 1,5,20 --tags ssh-connection,base,hostsfile,users \
+        --out benchmarks/results_first_cut.json      # the engine's first cut of the phase
 
 Each size gets its own docker stage (site `benchN`: the default lab site's settings, N-1 hives + a repository, a
 mirrored disk per hive), built by the real provider and destroyed afterwards. Hives after the third join the swarm
@@ -36,7 +38,7 @@ hive_venv_pip_packages: []
 """
 
 
-def bench(n: int, index: int, repeat: int) -> dict[str, object]:
+def bench(n: int, index: int, repeat: int, tags: list[str] | None) -> dict[str, object]:
     """Build an n-host stage, time setup-hosts twice over, tear it down."""
     root = Path(tempfile.mkdtemp(prefix=f"hive-bench{n}-"))
     (root / "inventory").mkdir()
@@ -54,13 +56,13 @@ def bench(n: int, index: int, repeat: int) -> dict[str, object]:
     build_s = time.monotonic() - t0
     try:
         hive = Hive(root=root, stage="private")
-        first = hive.run("setup-hosts")
+        first = hive.run("setup-hosts", tags=tags)
         assert first.exit_code == 0, first.text()
         nochange = []
         trips: list[int] = []
         for _ in range(repeat):
             t = time.monotonic()
-            report = hive.run("setup-hosts")
+            report = hive.run("setup-hosts", tags=tags)
             nochange.append(time.monotonic() - t)
             assert report.changed == 0 and report.exit_code == 0, report.text()
             trips = [s.round_trips for s in report.summaries()]
@@ -78,8 +80,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="4,20")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/results.json")
+    parser.add_argument("--tags", default="", help="comma-separated step tags (default: the whole phase)")
     args = parser.parse_args()
-    rows = [bench(int(n), i, args.repeat) for i, n in enumerate(args.sizes.split(","))]
+    tags = [t for t in args.tags.split(",") if t] or None
+    rows = [bench(int(n), i, args.repeat, tags) for i, n in enumerate(args.sizes.split(","))]
     Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
     print("| hosts | build-infra | first setup-hosts | no-change run (median / min) | round trips per host |")
     print("|---|---|---|---|---|")

@@ -41,7 +41,8 @@ def test_cron_script_writes_report_and_respects_the_lock(lab) -> None:  # type: 
     assert "\033[" not in proc.stdout and "setup-hosts on stage private" in proc.stdout
     report = json.loads((lab.context_dir / "reports" / "setup-hosts-private.json").read_text())
     assert report["exit_code"] == EXIT_OK and {h["host"] for h in report["hosts"]} == set(lab.hosts)
-    assert {s["step"] for s in report["steps"]} == {"base", "hostsfile"}
+    # sshd carries base's sshd settings, so -T base runs it too (README, the setup-hosts phase)
+    assert {s["step"] for s in report["steps"]} == {"base", "hostsfile", "sshd"}
     with StageLock(lab.context_dir):
         locked = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert locked.returncode == EXIT_LOCKED and "locked" in locked.stderr

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from hive_nornir.tasks.backup_tools import backup_tools
+from hive_nornir.tasks.iptables import iptables
 from hive_nornir.tasks.registry import PASSWORD_FILE, registry
 from hive_nornir.tasks.rsyslogd import rsyslogd
 from hive_nornir.tasks.tls_certificate import tls_certificate
@@ -43,6 +44,7 @@ def runbook() -> Runbook:
     """The repository play as the lead wires it, after tls-certificate (the stage CA and host cert it serves)."""
     return Runbook("repository-test", (
         Step("tls-certificate", tls_certificate, groups=("repository",), tags=("tls-certificate", "setup-hosts")),
+        Step("iptables", iptables, groups=("repository",), tags=("iptables", "setup-hosts")),
         Step("test-tools", install_test_tools, groups=("repository",), tags=("test-tools",)),
         Step("registry", registry, groups=("repository",), tags=("registry", "repository", "setup-hosts")),
         Step("backup-tools", backup_tools, groups=("repository",),
@@ -72,8 +74,8 @@ def check_mode_on_a_fresh_host_changes_nothing(lab: Any, hive: Hive, book: Runbo
     print(f"check run on a fresh host: {time.monotonic() - t0:.1f} s, {report.changed} predicted changes")
     assert report.exit_code == EXIT_OK, report.text()
     assert fingerprint(lab, host) == before
-    assert {o.step for o in report.outcomes} == {"tls-certificate", "test-tools", "registry", "backup-tools",
-                                                 "rsyslogd"}
+    assert {o.step for o in report.outcomes} == {"tls-certificate", "iptables", "test-tools", "registry",
+                                                 "backup-tools", "rsyslogd"}
     assert {o.host for o in report.outcomes} == {host}  # the hive is not in the repository play
     assert all(o.changes for o in report.outcomes if o.step != "test-tools")
     assert not (lab.context_dir / PASSWORD_FILE).exists()  # check mode makes no secret either
@@ -233,6 +235,7 @@ def zabbix_runbook() -> Runbook:
     def wants_zabbix(h: Any) -> bool:
         return bool(h.get("hive_zabbix"))
     return Runbook("zabbix-test", (
+        Step("iptables", iptables, groups=("servers",), tags=("iptables", "setup-hosts")),  # rule sets need it
         Step("zabbix-agent", zabbix_agent, groups=("servers",), when=wants_zabbix,
              tags=("zabbix-agent", "setup-hosts")),
         Step("rsyslogd", rsyslogd, groups=("repository",), tags=("rsyslogd", "repository", "setup-hosts")),
