@@ -1,4 +1,4 @@
-"""Benchmark: the full setup-hosts phase, first run and no-change run, on N lab hosts, with SSH round trips per host.
+"""Benchmark: the full setup-hosts phase, first run and no-change run, on N lab hosts: time, SSH round trips, memory.
 
     .venv/bin/python benchmarks/bench_setup_hosts.py [--sizes 4,20] [--repeat 5] [--out benchmarks/results.json]
     .venv/bin/python benchmarks/bench_setup_hosts.py --sizes 1,5,20 --tags ssh-connection,base,hostsfile,users \
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import tempfile
 import time
@@ -69,7 +70,8 @@ def bench(n: int, index: int, repeat: int, tags: list[str] | None) -> dict[str, 
         return {"hosts": n, "build_infra_s": round(build_s, 2), "first_run_s": round(first.seconds, 2),
                 "first_run_changes": first.changed, "nochange_median_s": round(statistics.median(nochange), 3),
                 "nochange_min_s": round(min(nochange), 3), "round_trips_per_host": max(trips),
-                "steps": len({o.step for o in report.outcomes})}
+                "steps": len({o.step for o in report.outcomes}),
+                "controller_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     finally:
         provider.destroy(site, "private", context, lambda m: None)
 
@@ -85,12 +87,13 @@ def main() -> None:
     tags = [t for t in args.tags.split(",") if t] or None
     rows = [bench(int(n), i, args.repeat, tags) for i, n in enumerate(args.sizes.split(","))]
     Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
-    print("| hosts | build-infra | first setup-hosts | no-change run (median / min) | round trips per host |")
-    print("|---|---|---|---|---|")
+    print("| hosts | build-infra | first setup-hosts | no-change run (median / min) | round trips per host "
+          "| controller peak RSS |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['hosts']} | {r['build_infra_s']} s | {r['first_run_s']} s ({r['first_run_changes']} changes) | "
               f"{r['nochange_median_s']} s / {r['nochange_min_s']} s | {r['round_trips_per_host']} "
-              f"({r['steps']} steps) |")
+              f"({r['steps']} steps) | {r['controller_peak_rss_mib']} MiB |")
 
 
 if __name__ == "__main__":
