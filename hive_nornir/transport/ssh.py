@@ -42,9 +42,16 @@ CONNECTION_NAME = "hive_ssh"
 
 log = logging.getLogger(__name__)
 # paramiko's transport thread logs tracebacks (e.g. "Error reading SSH protocol banner") that we turn into
-# readable TransportErrors; route them under our name with a NullHandler so they never hit stderr unasked.
+# readable TransportErrors; route them under our name with a NullHandler and no propagation so they never hit
+# stderr unasked (the CLI's -v turns propagation back on: paramiko_logging(True)).
 _PARAMIKO_LOG = f"{__name__}.paramiko"
 logging.getLogger(_PARAMIKO_LOG).addHandler(logging.NullHandler())
+logging.getLogger(_PARAMIKO_LOG).propagate = False
+
+
+def paramiko_logging(enabled: bool) -> None:
+    """Show paramiko's own log records (tracebacks included) through the root handlers, for -v debugging."""
+    logging.getLogger(_PARAMIKO_LOG).propagate = enabled
 
 _BACKOFF_S = (0.5, 1.0, 2.0)
 _SUDO_PASSWORD_RE = re.compile(r"^sudo: (a password is required|a terminal is required)", re.MULTILINE)
