@@ -117,9 +117,10 @@ class HostContext:
                     self.run_state.predicted.add(self.name)
                     self.notify(*primitive.notify)
                     continue
+                # journal the handlers first: a connection lost after the change must not lose its reload
+                self.notify(*primitive.notify)
                 apply_plan(self.session, plan, self.apply_timeout)
                 self.run_state.facts.pop(self.name, None)
-                self.notify(*primitive.notify)
                 rest = pending[index + 1:]
                 break
             pending = rest

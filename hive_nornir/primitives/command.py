@@ -61,6 +61,6 @@ class Command(Primitive):
         if run == "no":
             return Plan()
         if run != "yes":
-            return Plan(missing=f"guard check of {self.ident} printed nothing")
+            return Plan(error=f"guard check of {self.ident} printed nothing")
         shown = "(secret)" if self.secret else self.cmd
         return Plan(changed=True, summary=f"run: {shown}", diff=f"$ {shown}\n", commands=[self.cmd])

@@ -70,7 +70,7 @@ class Directory(Primitive):
         kind = kv.get("type", "")
         p = q(self.path)
         if not kind:
-            return Plan(missing=f"cannot inspect {self.path} (probe printed nothing)")
+            return Plan(error=f"cannot inspect {self.path} (probe printed nothing)")
         if self.state == "absent":
             if kind == "none":
                 return Plan()
@@ -78,11 +78,11 @@ class Directory(Primitive):
                 return Plan(changed=True, summary=f"remove symlink {self.path}",
                             diff=f"- {self.path} (symlink)\n", commands=[f"rm -f -- {p}"])
             if kind != "dir":
-                return Plan(missing=f"{self.path} is not a directory; not removing it")
+                return Plan(error=f"{self.path} is not a directory; not removing it")
             return Plan(changed=True, summary=f"remove directory {self.path}", diff=f"- {self.path}/\n",
                         commands=[f"rm -rf -- {p}"])
         if kind == "other":
-            return Plan(missing=f"{self.path} exists and is not a directory")
+            return Plan(error=f"{self.path} exists and is not a directory")
         if kind == "none":
             opts = "".join(f" {flag} {q(value)}" for flag, value in
                            (("-m", self.mode), ("-o", self.owner), ("-g", self.group)) if value)
@@ -146,18 +146,18 @@ class Symlink(Primitive):
         link = kv.get("link")
         kind = "link" if link is not None else kv.get("type", "")
         if not kind:
-            return Plan(missing=f"cannot inspect {self.path} (probe printed nothing)")
+            return Plan(error=f"cannot inspect {self.path} (probe printed nothing)")
         if self.state == "absent":
             if kind == "link":
                 return Plan(changed=True, summary=f"remove symlink {self.path}",
                             diff=f"- {self.path} -> {link}\n", commands=[f"rm -f -- {p}"])
             if kind == "none":
                 return Plan()
-            return Plan(missing=f"{self.path} is not a symlink; not removing it")
+            return Plan(error=f"{self.path} is not a symlink; not removing it")
         if kind == "link" and link == self.target:
             return Plan()
         if kind == "dir":
-            return Plan(missing=f"{self.path} is a directory; cannot replace it with a symlink")
+            return Plan(error=f"{self.path} is a directory; cannot replace it with a symlink")
         if kind == "none" and kv.get("parent") != "yes":
             return Plan(missing=f"directory of {self.path} does not exist")
         command = f"ln -sfn -- {q(self.target)} {p}"

@@ -27,7 +27,7 @@ def test_guards_from_canned_output() -> None:
     cmd = Command("make install", creates="/usr/local/bin/tool")
     assert not cmd.plan(canned(), "run=no\nwhy=/usr/local/bin/tool exists").changed
     assert cmd.plan(canned(), "run=yes").commands == ["make install"]
-    assert "printed nothing" in cmd.plan(canned(), "").missing
+    assert "printed nothing" in cmd.plan(canned(), "").error
 
 
 @pytest.mark.parametrize("facts", FAMILIES)

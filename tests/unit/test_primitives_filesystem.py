@@ -59,8 +59,8 @@ def test_directory_absent_and_guards() -> None:
     assert Directory("/srv/link", state="absent").plan(canned(), "link=yes\ntype=dir").commands == [
         "rm -f -- /srv/link"]
     assert not Directory("/srv/old", state="absent").plan(canned(), "type=none").changed
-    assert "not a directory" in Directory("/srv/f", state="absent").plan(canned(), "type=other").missing
-    assert "not a directory" in Directory("/srv/f").plan(canned(), "type=other").missing
+    assert "not a directory" in Directory("/srv/f", state="absent").plan(canned(), "type=other").error
+    assert "not a directory" in Directory("/srv/f").plan(canned(), "type=other").error
 
 
 @pytest.mark.parametrize("path", ["/", "//", "/etc", "/usr/", "/var/lib", "/srv/../etc"])
@@ -88,14 +88,14 @@ def test_symlink_plans(facts: Facts) -> None:
     assert link.plan(facts, "type=file").summary == "replace file /etc/localtime -> /usr/share/zoneinfo/Etc/UTC"
     assert link.plan(facts, "type=none\nparent=yes").commands == plan.commands
     assert "directory of" in link.plan(facts, "type=none").missing
-    assert "is a directory" in link.plan(facts, "type=dir").missing
+    assert "is a directory" in link.plan(facts, "type=dir").error
 
 
 def test_symlink_absent() -> None:
     link = Symlink("/usr/local/bin/tool", state="absent")
     assert link.plan(canned(), "link=/opt/tool").commands == ["rm -f -- /usr/local/bin/tool"]
     assert not link.plan(canned(), "type=none").changed
-    assert "not a symlink" in link.plan(canned(), "type=file").missing
+    assert "not a symlink" in link.plan(canned(), "type=file").error
 
 
 def test_symlink_needs_target() -> None:
@@ -134,4 +134,4 @@ def test_real_symlink_round_trip(tmp_path: Path, facts: Facts) -> None:
     assert not path.exists() and not path.is_symlink()
     (tmp_path / "dir").mkdir()
     blocked = Symlink(str(tmp_path / "dir"), "/x")
-    assert "is a directory" in blocked.plan(facts, run_probe(blocked, facts)).missing
+    assert "is a directory" in blocked.plan(facts, run_probe(blocked, facts)).error
