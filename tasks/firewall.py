@@ -153,18 +153,38 @@ def ssh_port_rule(port: int) -> str:
     return f"-p tcp -m state --state NEW -m tcp --dport {port_list([port])} -j ACCEPT"
 
 
-def ssh_port_lines(strict_sources: Sequence[str], port: int) -> tuple[str, ...]:
-    """Saved lines of the SSH PORT block: only without strict sources and only for a port other than 22."""
-    return () if strict_sources or port == 22 else saved("INPUT", [ssh_port_rule(port)])
+def ssh_port_lines(strict_sources: Sequence[str], ports: int | Sequence[int]) -> tuple[str, ...]:
+    """Saved lines of the SSH PORT block: only without strict sources, one per ssh port other than 22."""
+    wanted = _ports(ports)
+    return () if strict_sources else saved("INPUT", [ssh_port_rule(p) for p in wanted if p != 22])
 
 
-def input_rules(strict_sources: Sequence[str] = (), ssh_port: int = 22) -> tuple[str, ...]:
-    """INPUT as the iptables step wants it live: ACCEPTs for established and ssh always before the REJECT."""
+def strict_ssh_rules(strict_sources: Sequence[str], ports: int | Sequence[int]) -> tuple[str, ...]:
+    """One rate-limited rule per ssh port and source (ports outer), so a port added later leaves the rest alone."""
+    return tuple(dict.fromkeys(ssh_rule(s, p) for p in _ports(ports) for s in strict_sources))
+
+
+def input_rules(strict_sources: Sequence[str] = (), ssh_port: int | Sequence[int] = 22) -> tuple[str, ...]:
+    """INPUT as the iptables step wants it live: ACCEPTs for established and ssh always before the REJECT.
+
+    ssh_port may be several ports: the one this session arrived on and hive_sshd_port (see ssh_ports()).
+    """
     if strict_sources:
-        ssh = [ssh_rule(s, ssh_port) for s in strict_sources]
-        return (ESTABLISHED, *ssh, GWBRIDGE, JUMP_HIVE, ICMP, LOOPBACK, REJECT)
-    extra = [ssh_port_rule(ssh_port)] if ssh_port != 22 else []
+        return (ESTABLISHED, *strict_ssh_rules(strict_sources, ssh_port), GWBRIDGE, JUMP_HIVE, ICMP, LOOPBACK,
+                REJECT)
+    extra = [ssh_port_rule(p) for p in _ports(ssh_port) if p != 22]
     return (ESTABLISHED, *extra, GWBRIDGE, JUMP_HIVE, ICMP, LOOPBACK, SSH_OPEN, REJECT)
+
+
+def _ports(ports: int | Sequence[int]) -> tuple[int, ...]:
+    """One port or several, deduplicated in order."""
+    return (int(ports),) if isinstance(ports, int) else tuple(dict.fromkeys(int(p) for p in ports))
+
+
+def ssh_ports(session: int | None, wanted: int) -> tuple[int, ...]:
+    """Ports ssh must stay open on: the one this session arrived on (sshd still listens there until the
+    controller logs in on hive_sshd_port) and hive_sshd_port; 22 stands in for an unknown session port."""
+    return tuple(dict.fromkeys((22 if session is None else session, wanted)))
 
 
 # -- the saved rules file -------------------------------------------------------------------------------------
@@ -301,6 +321,17 @@ def client_address(output: str) -> str:
     return parse_kv(output).get("ssh_client", "").strip()
 
 
+def client_port(output: str) -> int | None:
+    """The host port our SSH session arrived on (SSH_CONNECTION's last field, from the probe), or None."""
+    value = parse_kv(output).get("ssh_port", "").strip()
+    return int(value) if value.isdigit() and 0 < int(value) < 65536 else None
+
+
+def session_port(ctx: HostContext) -> int | None:
+    """Where sshd received hive_nornir's session on the host (not the controller's published port); read-only."""
+    return client_port(ctx.run(CLIENT_PROBE, check=False).stdout)
+
+
 @dataclass(eq=False)
 class LiveRules(Primitive):
     """Rules present (in this order) and absent in one live chain; missing ones are inserted one by one."""
@@ -332,8 +363,8 @@ class LiveRules(Primitive):
             lines.append(f"{IPT} -C {c} {rule} >/dev/null 2>&1 && echo has={i}")
         for i, rule in enumerate(self.absent):
             lines.append(f"{IPT} -C {c} {rule} >/dev/null 2>&1 && echo stale={i}")
-        if self.ssh_sources:
-            lines.append(_CLIENT_PROBE)
+        if self.chain == "INPUT":
+            lines.append(CLIENT_PROBE)
         lines.append("fi; true")
         return "\n".join(lines)
 
@@ -365,9 +396,13 @@ class LiveRules(Primitive):
         for rule in stale:
             commands.append(f"{IPT} -D {c} {rule}")
             diff.append(f"- {prefix}{rule}\n")
+            if rule in sim:
+                sim.remove(rule)
         if not commands:
             return Plan()
-        problem = self._unsafe(sim, client_address(probe_output))
+        cutting = bool(stale) or any(_CATCH_ALL.match(r) for r in self.rules if r in sim and
+                                     self.rules.index(r) not in has)
+        problem = self._unsafe(sim, probe_output, cutting)
         if problem:
             return Plan(error=problem)
         commands += [f"{IPT} -C {c} {r} || {{ echo {q(f'hive: rule missing after insert: {prefix}{r}')} >&2; "
@@ -379,28 +414,107 @@ class LiveRules(Primitive):
         summary = f"{self.chain}: " + (", ".join(parts) or "create chain")
         return Plan(changed=True, summary=summary, diff="".join(diff), commands=commands)
 
-    def _unsafe(self, sim: list[str], client: str) -> str:
-        """Why the planned chain could cut the session: a REJECT before the established ACCEPT, or a
-        strict ssh list that does not cover the address this session comes from."""
+    def _unsafe(self, sim: list[str], probe_output: str, cutting: bool) -> str:
+        """Why the planned chain could cut us off: a REJECT before the established ACCEPT, or an INPUT chain
+        that would not accept a NEW login from this session's address on this session's port."""
         catch = next((k for k, r in enumerate(sim) if _CATCH_ALL.match(r)), None)
         if self.chain == "INPUT" and catch is not None and ESTABLISHED not in sim[:catch]:
             return f"refusing: INPUT would REJECT before `{ESTABLISHED}` (the SSH session would be cut)"
-        if self.ssh_sources and client:
+        if self.chain != "INPUT":
+            return ""
+        client, port = client_address(probe_output), client_port(probe_output)
+        try:
+            addr = ipaddress.ip_address(client) if client else None
+        except ValueError:
+            addr = None
+        if addr is None or port is None:
+            if cutting:
+                return ("refusing: this change deletes or adds a REJECT/DROP in INPUT, but the address and port "
+                        "this SSH session arrived on are unknown ($SSH_CONNECTION not found), so it cannot be "
+                        "shown that a new login would still be accepted")
+            return ""
+        if admits(sim, addr, port, _policy(probe_output, self.chain)):
+            return ""
+        if self.ssh_sources and not any(addr in ipaddress.ip_network(s, strict=False) for s in self.ssh_sources):
+            return (f"refusing: this SSH session comes from {client}, which hive_ssh_source_ips "
+                    f"({', '.join(self.ssh_sources)}) does not cover; the next login would be rejected")
+        return (f"refusing: INPUT would not accept a NEW ssh login from {client} on port {port}, the port this "
+                f"session arrived on (sshd still listens there); the next login would be rejected")
+
+
+def _policy(probe_output: str, chain: str) -> str:
+    """The chain's policy from `iptables -S` (`-P INPUT ACCEPT`); ACCEPT when not shown."""
+    for line in probe_output.splitlines():
+        if line.startswith(f"rule=-P {chain} "):
+            return line.split()[-1]
+    return "ACCEPT"
+
+
+def _matches(rule: str, addr: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> bool | None:
+    """Whether a rule matches a NEW tcp packet from addr to port: True, False, or None (cannot tell)."""
+    tokens = rule.split()
+    verdict: bool | None = True
+    i = 0
+    while i < len(tokens):
+        opt = tokens[i]
+        if opt == "!":  # a negated match: not evaluated here
+            verdict, i = None, i + 3
+            continue
+        arg = tokens[i + 1] if i + 1 < len(tokens) else ""
+        i += 2
+        if opt in ("-m", "-j", "--limit", "--limit-burst", "--reject-with", "--comment"):
+            if opt == "--comment" and arg.startswith('"'):
+                while not tokens[i - 1].endswith('"') and i < len(tokens):
+                    i += 1
+            continue
+        if opt == "-s":
             try:
-                addr = ipaddress.ip_address(client)
+                ok: bool | None = addr in ipaddress.ip_network(arg, strict=False)
             except ValueError:
-                return ""
-            if not any(addr in ipaddress.ip_network(s, strict=False) for s in self.ssh_sources):
-                return (f"refusing: this SSH session comes from {client}, which hive_ssh_source_ips "
-                        f"({', '.join(self.ssh_sources)}) does not cover; the next login would be rejected")
-        return ""
+                ok = None
+        elif opt == "-p":
+            ok = arg in ("tcp", "all", "6")
+        elif opt in ("--state", "--ctstate"):
+            ok = "NEW" in arg.split(",")
+        elif opt in ("--dport", "--dports"):
+            ok = any(_in_range(port, item) for item in arg.split(","))
+        else:  # -i, -d, negations, other matches: this host's view cannot be shown from here
+            ok = None
+        if ok is False:
+            return False
+        if ok is None:
+            verdict = None
+    return verdict
 
 
-# The login shell (an ancestor of the probe) holds SSH_CONNECTION; sudo drops it from our own environment.
-_CLIENT_PROBE = (
+def _in_range(port: int, item: str) -> bool:
+    """`22` or `7000:7999` contains port."""
+    low, _, high = item.partition(":")
+    return low.isdigit() and int(low) <= port <= int(high if high.isdigit() else low)
+
+
+def admits(rules: Sequence[str], addr: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int,
+           policy: str = "ACCEPT") -> bool:
+    """Whether INPUT (rules in order, `iptables -S` form) surely ACCEPTs a NEW login from addr to port before any
+    REJECT/DROP that could match it; jumps to other chains are passed over (HIVE-SERVICE only ACCEPTs)."""
+    for rule in rules:
+        tokens = rule.split()
+        jump = len(tokens) - 1 - tokens[::-1].index("-j") if "-j" in tokens else -1
+        target = tokens[jump + 1] if 0 <= jump < len(tokens) - 1 else ""
+        hit = _matches(rule, addr, port)
+        if target == "ACCEPT" and hit is True:
+            return True
+        if target in ("REJECT", "DROP") and hit is not False:
+            return False
+    return policy == "ACCEPT"
+
+
+# The login shell (an ancestor of the probe) holds SSH_CONNECTION (`client cport server sport`); sudo drops it
+# from our own environment.
+CLIENT_PROBE = (
     "p=$$; while [ \"${p:-1}\" -gt 1 ]; do "
     "e=$(tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p'); "
-    "if [ -n \"$e\" ]; then echo \"ssh_client=${e%% *}\"; break; fi; "
+    "if [ -n \"$e\" ]; then echo \"ssh_client=${e%% *}\"; echo \"ssh_port=${e##* }\"; break; fi; "
     "p=$(sed 's/^.*) //' /proc/$p/stat 2>/dev/null | cut -d' ' -f2); done"
 )
 

@@ -18,7 +18,9 @@ from hive_nornir.tasks.firewall import (
     input_rules,
     rules_path,
     saved,
+    session_port,
     ssh_port_lines,
+    ssh_ports,
 )
 from hive_nornir.tasks.strict_source_ip import ssh_port, ssh_sources
 
@@ -56,13 +58,13 @@ def hive_block(facts: Facts) -> RulesBlock:
                       base=base_rules(facts))
 
 
-def ssh_port_block(facts: Facts, strict: Sequence[str] = (), port: int = 22) -> RulesBlock:
-    """hive_sshd_port other than 22 without strict sources: open it in the saved file too (else: no block)."""
+def ssh_port_block(facts: Facts, strict: Sequence[str] = (), port: int | Sequence[int] = 22) -> RulesBlock:
+    """ssh ports other than 22 without strict sources: open them in the saved file too (else: no block)."""
     return RulesBlock(path=rules_path(facts), marker=SSH_PORT_MARKER, lines=ssh_port_lines(strict, port),
                       after=f"-A INPUT {ESTABLISHED}")
 
 
-def live_rules(strict: Sequence[str] = (), port: int = 22) -> list[Primitive]:
+def live_rules(strict: Sequence[str] = (), port: int | Sequence[int] = 22) -> list[Primitive]:
     """The chain, then INPUT and FORWARD as the file has them, inserted one by one (never a restore)."""
     return [
         LiveRules(chain=HIVE_CHAIN, create_chain=True, label="chain"),
@@ -71,12 +73,16 @@ def live_rules(strict: Sequence[str] = (), port: int = 22) -> list[Primitive]:
     ]
 
 
-def iptables_primitives(facts: Facts, strict: Sequence[str] = (), port: int = 22) -> list[Primitive]:
-    """Everything the iptables step ensures, in order; strict sources replace the open ssh rule live."""
+def iptables_primitives(facts: Facts, strict: Sequence[str] = (), port: int | Sequence[int] = 22) -> list[Primitive]:
+    """Everything the iptables step ensures, in order; strict sources replace the open ssh rule live.
+
+    port: every port ssh must stay open on, i.e. this session's and hive_sshd_port (see ssh_ports()).
+    """
     return [*persistence(facts), hive_block(facts), ssh_port_block(facts, strict, port), boot_service(facts),
             *live_rules(strict, port)]
 
 
 def iptables(ctx: HostContext) -> None:
     """Runs on every server, like hive-builder's iptables role (before the roles that add rule sets)."""
-    ctx.ensure(iptables_primitives(ctx.facts, ssh_sources(ctx), ssh_port(ctx)))
+    ports = ssh_ports(session_port(ctx), ssh_port(ctx))
+    ctx.ensure(iptables_primitives(ctx.facts, ssh_sources(ctx), ports))

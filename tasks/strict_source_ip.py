@@ -12,9 +12,12 @@ from hive_nornir.tasks.firewall import (
     RulesBlock,
     rules_path,
     saved,
+    session_port,
     source,
     ssh_port_rule,
+    ssh_ports,
     ssh_rule,
+    strict_ssh_rules,
 )
 
 from hive_nornir.engine.context import HostContext
@@ -40,22 +43,28 @@ def ssh_port(ctx: HostContext) -> int:
     return int(ctx.var("hive_sshd_port") or 22)
 
 
-def strict_primitives(facts: Facts, sources: Sequence[str], port: int = 22) -> list[Primitive]:
-    """One block with a rule per source (hive-builder kept only the last), the open ssh rule gone, live too."""
-    rules = tuple(ssh_rule(s, port) for s in sources)
-    opened = tuple(dict.fromkeys((SSH_OPEN, ssh_port_rule(port))))
+def strict_primitives(facts: Facts, sources: Sequence[str], port: int | Sequence[int] = 22) -> list[Primitive]:
+    """One block with a rule per port and source (hive-builder kept only the last), the open ssh rules gone.
+
+    port: every port sshd must stay reachable on (this session's and hive_sshd_port, see ssh_ports()); rules
+    for 22 or an old port left over from an earlier run are deleted live, and only when not wanted.
+    """
+    ports = (port,) if isinstance(port, int) else tuple(port)
+    rules = strict_ssh_rules(sources, ports)
+    opened = (SSH_OPEN, *(ssh_port_rule(p) for p in ports if p != 22))
+    old = tuple(ssh_rule(s, 22) for s in sources) if 22 not in ports else ()
     return [
         RulesBlock(path=rules_path(facts), marker=MARKER, lines=saved("INPUT", rules),
                    after=f"-A INPUT {ESTABLISHED}", remove=(f"-A INPUT {SSH_OPEN}",)),
         RulesBlock(path=rules_path(facts), marker=SSH_PORT_MARKER),  # empty: no open ssh port block stays
-        LiveRules(chain="INPUT", rules=(ESTABLISHED, *rules), absent=opened, label="ssh sources",
-                  ssh_sources=tuple(source(s) for s in sources)),
+        LiveRules(chain="INPUT", rules=(ESTABLISHED, *rules), absent=tuple(dict.fromkeys((*opened, *old))),
+                  label="ssh sources", ssh_sources=tuple(source(s) for s in sources)),
     ]
 
 
 def strict_source_ip(ctx: HostContext) -> None:
-    """Runs where hive_ssh_source_ips is set; refuses when this session's own address is not covered."""
+    """Runs where hive_ssh_source_ips is set; refuses when this session's address and port would not be covered."""
     sources = ssh_sources(ctx)
     if not sources:
         raise StepFailed("hive_ssh_source_ips is empty: sshd would be reachable from nowhere")
-    ctx.ensure(strict_primitives(ctx.facts, sources, ssh_port(ctx)))
+    ctx.ensure(strict_primitives(ctx.facts, sources, ssh_ports(session_port(ctx), ssh_port(ctx))))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 
 import pytest
 from hive_nornir.tasks.firewall import (
@@ -13,6 +14,7 @@ from hive_nornir.tasks.firewall import (
     STOCK_RULES,
     LiveRules,
     RulesBlock,
+    admits,
     base_rules,
     input_rules,
     port_list,
@@ -20,6 +22,7 @@ from hive_nornir.tasks.firewall import (
     rules_path,
     service_rule,
     source,
+    ssh_ports,
 )
 from hive_nornir.tasks.internal_network import firewall_primitives, interface_primitives
 from hive_nornir.tasks.iptables import PRESEED_CMD, hive_block, iptables_primitives
@@ -54,12 +57,12 @@ def file_out(content: str | None, stat: str = "600 root root", parent: bool = Tr
 
 
 def live_out(chain: str, rules: list[str], has: list[int] | None = None, stale: list[int] | None = None,
-             client: str = "") -> str:
-    """Probe output of LiveRules: `iptables -S CHAIN` lines, then -C hits by index."""
-    head = f"-P {chain} ACCEPT" if chain in ("INPUT", "FORWARD", "OUTPUT") else f"-N {chain}"
+             client: str = "", port: int = 22, policy: str = "ACCEPT") -> str:
+    """Probe output of LiveRules: `iptables -S CHAIN` lines, -C hits by index, and this session's address/port."""
+    head = f"-P {chain} {policy}" if chain in ("INPUT", "FORWARD", "OUTPUT") else f"-N {chain}"
     lines = ["chain=yes", f"rule={head}", *(f"rule=-A {chain} {r}" for r in rules)]
     lines += [f"has={i}" for i in has or []] + [f"stale={i}" for i in stale or []]
-    return "\n".join(lines + ([f"ssh_client={client}"] if client else []))
+    return "\n".join(lines + ([f"ssh_client={client}", f"ssh_port={port}"] if client else []))
 
 
 def text_of(plan: Plan) -> str:
@@ -169,7 +172,8 @@ def test_debian_file_dir_missing_is_a_prerequisite_and_bad_markers_an_error() ->
 def test_live_input_on_an_empty_table_keeps_established_and_ssh_before_reject(facts: Facts) -> None:
     [chain, inp, fwd] = iptables_primitives(facts)[-3:]
     assert chain.plan(facts, "chain=no").commands == ["iptables -w -N HIVE-SERVICE"]
-    plan = inp.plan(facts, live_out("INPUT", []))
+    assert "unknown" in inp.plan(facts, live_out("INPUT", [])).error  # a REJECT, and our session not seen
+    plan = inp.plan(facts, live_out("INPUT", [], client="10.83.0.1"))
     inserts = [c for c in plan.commands if " -C " not in c]
     assert inserts == [
         "iptables -w -A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT",
@@ -256,24 +260,36 @@ def test_rule_set_custom_ports_and_internal_net_source() -> None:
 
 
 # -- strict-source-ip --------------------------------------------------------------------------------------------
+def strict_line(src: str, port: int) -> str:
+    """A strict ssh rule as the saved file has it."""
+    return (f"-A INPUT -s {src} -p tcp -m state --state NEW -m multiport --dports {port} "
+            f"-m limit --limit 5/sec --limit-burst 20 -j ACCEPT")
+
+
+SOURCES = ["203.0.113.0/24", "198.51.100.7/32"]
+
+
 @pytest.mark.parametrize("facts", FAMILIES)
-def test_strict_keeps_every_source_and_drops_the_open_ssh_rule(facts: Facts) -> None:
-    block, port_block, live = strict_primitives(facts, ["203.0.113.0/24", "198.51.100.7/32"], 2222)
+def test_strict_keeps_every_source_and_the_session_port_while_sshd_moves(facts: Facts) -> None:
+    """hive_sshd_port 2222 while this session arrived on 22: both ports stay open to every source."""
+    assert ssh_ports(22, 2222) == (22, 2222)
+    block, port_block, live = strict_primitives(facts, SOURCES, ssh_ports(22, 2222))
     plan = block.plan(facts, file_out(STOCK_WITH_HIVE))
-    rules = [f"-A INPUT -s {s} -p tcp -m state --state NEW -m multiport --dports 2222 "
-             f"-m limit --limit 5/sec --limit-burst 20 -j ACCEPT\n" for s in ("203.0.113.0/24", "198.51.100.7/32")]
-    strict = ("# BEGIN HIVE-BUILDER MANAGED BLOCK for SSH SOURCE IP STRICT\n" + "".join(rules) +
+    lines = [strict_line(s, p) for p in (22, 2222) for s in SOURCES]
+    strict = ("# BEGIN HIVE-BUILDER MANAGED BLOCK for SSH SOURCE IP STRICT\n" + "".join(f"{x}\n" for x in lines) +
               "# END HIVE-BUILDER MANAGED BLOCK for SSH SOURCE IP STRICT\n")
     assert text_of(plan) == STOCK_WITH_HIVE.replace(EST_LINE, EST_LINE + strict).replace(f"-A INPUT {SSH_OPEN}\n", "")
     current = [ESTABLISHED, "-p icmp -j ACCEPT", SSH_OPEN, REJECT]
-    lplan = live.plan(facts, live_out("INPUT", current, [0], [0], client="198.51.100.7"))
+    lplan = live.plan(facts, live_out("INPUT", current, [0], [0], client="198.51.100.7", port=22))
     assert [c for c in lplan.commands if " -C " not in c] == [
-        f"iptables -w -I INPUT 2 {rules[0][len('-A INPUT '):-1]}",
-        f"iptables -w -I INPUT 3 {rules[1][len('-A INPUT '):-1]}",
-        f"iptables -w -D INPUT {SSH_OPEN}",
-    ]
+        f"iptables -w -I INPUT {i + 2} {line[len('-A INPUT '):]}" for i, line in enumerate(lines)] + [
+        f"iptables -w -D INPUT {SSH_OPEN}"]
     assert lplan.commands[-1].startswith(f"if iptables -w -C INPUT {SSH_OPEN} 2>/dev/null; then")
     assert live.absent == (SSH_OPEN, "-p tcp -m state --state NEW -m tcp --dport 2222 -j ACCEPT")
+    # second run: every rule there, the open rule gone -> nothing to do
+    after = [ESTABLISHED, *(x[len("-A INPUT "):] for x in lines), "-p icmp -j ACCEPT", REJECT]
+    assert not live.plan(facts, live_out("INPUT", after, list(range(5)), client="198.51.100.7")).changed
+    assert not block.plan(facts, file_out(text_of(plan))).changed
     # the SSH PORT block an earlier run without sources wrote goes away
     opened = STOCK_WITH_HIVE.replace(EST_LINE, EST_LINE + SSH_PORT_2222)
     assert text_of(port_block.plan(facts, file_out(opened))) == STOCK_WITH_HIVE
@@ -281,8 +297,62 @@ def test_strict_keeps_every_source_and_drops_the_open_ssh_rule(facts: Facts) -> 
     assert not port_block.plan(facts, file_out(None)).changed
 
 
+def test_strict_on_the_new_port_only_is_refused_while_the_session_uses_22() -> None:
+    """The audit's lock-out: rules for 2222 only, the open 22 rule deleted, sshd still on 22."""
+    _, _, live = strict_primitives(DEB, SOURCES, 2222)
+    current = [ESTABLISHED, "-p icmp -j ACCEPT", SSH_OPEN, REJECT]
+    plan = live.plan(DEB, live_out("INPUT", current, [0], [0], client="198.51.100.7", port=22))
+    assert plan.error == ("refusing: INPUT would not accept a NEW ssh login from 198.51.100.7 on port 22, the port "
+                          "this session arrived on (sshd still listens there); the next login would be rejected")
+    # the iptables step on a fresh host likewise: strict rules for 2222 only, session on 22
+    [_, inp, _] = iptables_primitives(DEB, SOURCES, 2222)[-3:]
+    assert "on port 22" in inp.plan(DEB, live_out("INPUT", [], client="198.51.100.7", port=22)).error
+    [_, inp, _] = iptables_primitives(DEB, SOURCES, ssh_ports(22, 2222))[-3:]
+    assert not inp.plan(DEB, live_out("INPUT", [], client="198.51.100.7", port=22)).error
+
+
+def test_strict_after_the_move_drops_the_old_port_22_rules() -> None:
+    """The session arrives on 2222 (sshd moved, the inventory points there): 22 is closed, live and saved."""
+    assert ssh_ports(2222, 2222) == (2222,)
+    block, _, live = strict_primitives(DEB, SOURCES, ssh_ports(2222, 2222))
+    old = [strict_line(s, 22)[len("-A INPUT "):] for s in SOURCES]
+    new = [strict_line(s, 2222)[len("-A INPUT "):] for s in SOURCES]
+    assert live.absent == (SSH_OPEN, "-p tcp -m state --state NEW -m tcp --dport 2222 -j ACCEPT", *old)
+    current = [ESTABLISHED, *old, *new, REJECT]
+    plan = live.plan(DEB, live_out("INPUT", current, [0, 1, 2], [2, 3], client="198.51.100.7", port=2222))
+    assert [c for c in plan.commands if " -C " not in c] == [f"iptables -w -D INPUT {r}" for r in old]
+    begin, end = ("# BEGIN HIVE-BUILDER MANAGED BLOCK for SSH SOURCE IP STRICT\n",
+                  "# END HIVE-BUILDER MANAGED BLOCK for SSH SOURCE IP STRICT\n")
+    both = "".join(f"{strict_line(s, p)}\n" for p in (22, 2222) for s in SOURCES)
+    moved = "".join(f"{strict_line(s, 2222)}\n" for s in SOURCES)
+    text = STOCK_WITH_HIVE.replace(EST_LINE, EST_LINE + begin + both + end)
+    assert text_of(block.plan(DEB, file_out(text))) == text.replace(both, moved)
+    # same chain, but the session still on 22: refused
+    plan = live.plan(DEB, live_out("INPUT", current, [0, 1, 2], [2, 3], client="198.51.100.7", port=22))
+    assert "on port 22" in plan.error
+
+
+def test_admits_reads_iptables_s_rules() -> None:
+    """The lock-out check's rule reader: source, proto, state, ports, policy; unknown matches never admit."""
+    a = ipaddress.ip_address("10.83.0.1")
+    assert admits(input_rules(), a, 22) and not admits(input_rules(), a, 2222)
+    assert admits(input_rules(ssh_port=(22, 2222)), a, 2222)
+    assert admits([service_rule("x", "tcp", ["20:30"], "10.83.0.0/24"), REJECT], a, 22)  # quoted comment, range
+    assert not admits([service_rule("x", "udp", ["22"], "10.83.0.0/24"), REJECT], a, 22)
+    assert not admits([f"-i eth0 {SSH_OPEN}", REJECT], a, 22)  # interface unknown here: not proof
+    assert not admits([f"! -s 10.9.0.0/16 {SSH_OPEN}", REJECT], a, 22)
+    assert not admits(["-p tcp -j DROP", SSH_OPEN], a, 22)
+    assert admits(["-p udp -j DROP", SSH_OPEN, REJECT], a, 22)
+    assert admits([], a, 22) and not admits([], a, 22, "DROP")
+    plan = LiveRules(chain="INPUT", rules=(ESTABLISHED,)).plan(
+        DEB, live_out("INPUT", [], client="10.83.0.1", policy="DROP"))
+    assert "would not accept" in plan.error
+
+
 def test_strict_refuses_when_this_session_is_not_a_source() -> None:
     _, _, live = strict_primitives(DEB, ["198.51.100.7"])
+    assert live.plan(DEB, live_out("INPUT", [ESTABLISHED, SSH_OPEN, REJECT], [0], [0])).error.startswith(
+        "refusing: this change deletes")  # session unknown: no deletion
     plan = live.plan(DEB, live_out("INPUT", [ESTABLISHED, SSH_OPEN, REJECT], [0], [0], client="10.83.0.1"))
     assert "comes from 10.83.0.1" in plan.error
     [_, inp, _] = iptables_primitives(DEB, ["198.51.100.7/32"])[-3:]
