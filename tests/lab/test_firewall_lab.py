@@ -145,3 +145,39 @@ def test_internal_network_accepts_the_internal_net(make_lab) -> None:  # type: i
     assert fresh_login_works(lab, host)
     second = hive.run(RUNBOOK)
     assert second.changed == 0, second.changes()
+
+
+SAFE_NAME, SAFE_CIDR, SAFE_GATEWAY = "hsafe", "10.92.0.0/24", "10.92.0.1"
+
+
+def test_sshd_port_move_keeps_the_session_port_open(make_lab) -> None:  # type: ignore[no-untyped-def]
+    """hive_sshd_port 2222 with strict sources, while the controller's logins arrive on 22 (docker publishes the
+    container's 22): the rule sets cover 22 and 2222, sshd refuses the Port change, and new logins still work."""
+    lab = make_lab(SAFE_NAME, SAFE_CIDR, 1, separate=False,
+                   group_vars=f'hive_sshd_port: 2222\nhive_ssh_source_ips: ["{SAFE_GATEWAY}"]\n')
+    [host] = lab.hosts
+    hive = Hive(lab.root, stage="private")
+    tags = ["iptables", "strict-source-ip", "sshd"]
+
+    first = hive.run("setup-hosts", tags=tags)
+    by_step = {o.step: o for o in first.outcomes}
+    assert set(by_step) == {"iptables", "strict-source-ip", "sshd"}, first.text()
+    assert by_step["iptables"].status != FAILED and by_step["strict-source-ip"].status != FAILED, first.text()
+    assert by_step["sshd"].status == FAILED  # sshd keeps port 22: the controller cannot reach 2222
+    assert "nothing changed" in by_step["sshd"].error and "Port 2222" in by_step["sshd"].error
+    live = lab.docker_exec(host, "iptables -S INPUT")[1].splitlines()
+    saved = lab.docker_exec(host, f"cat {RULES}")[1].splitlines()
+    for port in (22, 2222):
+        ssh = (f"-A INPUT -s {SAFE_GATEWAY}/32 -p tcp -m state --state NEW -m multiport --dports {port} "
+               f"-m limit --limit 5/sec --limit-burst 20 -j ACCEPT")
+        assert ssh in live and ssh in saved, (live, saved)
+    assert "-A INPUT -j REJECT --reject-with icmp-host-prohibited" in live
+    assert lab.docker_exec(host, "ss -Hltn 'sport = :22' | wc -l")[1].strip() != "0"  # sshd still on 22
+    assert fresh_login_works(lab, host)
+
+    second = hive.run("setup-hosts", tags=tags)
+    assert second.changed == 0, second.changes()
+    assert [o.step for o in second.outcomes if o.status == FAILED] == ["sshd"], second.text()
+    assert lab.docker_exec(host, "iptables -S INPUT")[1].splitlines() == live
+    assert hive.run("setup-hosts", tags=tags, check=True).changed == 0
+    assert fresh_login_works(lab, host)
