@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -50,10 +50,10 @@ class Hive:
     # -- inventory ------------------------------------------------------------------------------------
     @property
     def state(self) -> dict[str, Any] | None:
-        """The provider's state.json for this stage (None before build-infra)."""
-        path = self.context_dir / "state.json"
-        loaded: dict[str, Any] | None = json.loads(path.read_text()) if path.exists() else None
-        return loaded
+        """The provider's state.json for this stage (None before build-infra); a broken one is a StateError."""
+        from hive_nornir.inventory import read_state
+
+        return read_state(self.context_dir)
 
     def require_state(self) -> None:
         """Lab hosts are only reachable through the ports build-infra recorded; never guess an address."""
@@ -180,6 +180,16 @@ class Hive:
 
 
 def default_progress(stream: TextIO | None = None, show_diff: bool = False) -> Progress:
-    """Colour only on a terminal; cron and pipes get plain lines."""
+    """Colour only on a terminal (and not under NO_COLOR or TERM=dumb); cron and pipes get plain lines."""
     out = stream or sys.stdout
-    return Progress(out, colour=out.isatty(), show_diff=show_diff)
+    return Progress(out, colour=wants_colour(out), show_diff=show_diff)
+
+
+def wants_colour(stream: TextIO) -> bool:
+    """ANSI colour codes only where a person reads a terminal that understands them."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -12,7 +12,10 @@ from pathlib import Path
 from hive_nornir.api import Hive, default_progress
 from hive_nornir.engine.errors import BadInput
 from hive_nornir.engine.lock import StageLocked
+from hive_nornir.engine.outcome import FAILED, UNREACHABLE
+from hive_nornir.inventory import StateError
 from hive_nornir.phases import phase_names
+from hive_nornir.providers import ProviderError
 from hive_nornir.report.run_report import (
     EXIT_BAD_INPUT,
     EXIT_CODES,
@@ -23,6 +26,7 @@ from hive_nornir.report.run_report import (
     RunReport,
 )
 from hive_nornir.site import SiteError
+from hive_nornir.transport.ssh import paramiko_logging
 
 log = logging.getLogger("hive_nornir")
 
@@ -36,7 +40,8 @@ def _common() -> argparse.ArgumentParser:
                    help="site file (default: ROOT/inventory/hive.yml, else the embedded lab site)")
     p.add_argument("-s", "--stage", default=argparse.SUPPRESS, choices=("private", "staging", "production"),
                    help="stage to act on (default: private)")
-    p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output")
+    p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                   help="debug log output, including paramiko's own log records and tracebacks")
     return p
 
 
@@ -58,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--diff", action="store_true", help="show the diff of every change")
     run.add_argument("--resume", action="store_true", help="restart at the step the last run failed at")
     run.add_argument("-D", "--destroy", action="store_true", help="build-infra only: remove the stage's machines")
-    run.add_argument("--json", metavar="FILE", help="write a machine-readable report to FILE ('-' for stdout)")
+    run.add_argument("--json", metavar="FILE",
+                     help="write a machine-readable report to FILE; with '-' stdout is only that JSON document "
+                          "(progress and summary go to stderr)")
     run.add_argument("-q", "--quiet", action="store_true", help="no per-host progress lines, only the summary")
 
     inv = sub.add_parser("inventory", parents=[common], help="show the stage's Nornir inventory")
@@ -74,26 +81,65 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the documented exit code."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", 0) else logging.WARNING,
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage error on stderr
+        if exc.code == EXIT_BAD_INPUT:
+            _error_json(_json_target(argv), "run", "private", False, EXIT_BAD_INPUT, "bad command line (see usage)")
+        raise
+    verbose = bool(getattr(args, "verbose", 0))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    paramiko_logging(verbose)
+    code, message = EXIT_INTERNAL, ""
     try:
         return _dispatch(args)
     except SiteError as exc:
-        print(f"error: invalid site definition\n{exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except BadInput as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        code, message = EXIT_BAD_INPUT, f"invalid site definition\n{exc}"
+    except (BadInput, StateError) as exc:
+        code, message = EXIT_BAD_INPUT, str(exc)
     except StageLocked as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_LOCKED
+        code, message = EXIT_LOCKED, str(exc)
+    except ProviderError as exc:
+        code, message = EXIT_FAILED, f"build-infra: {exc}"
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception:
         log.exception("internal error")
         return EXIT_INTERNAL
+    print(f"error: {message}", file=sys.stderr)
+    if args.command == "run":
+        _error_json(args.json, args.phase, getattr(args, "stage", "private"), args.check, code, message)
+    return code
+
+
+def _json_target(argv: Sequence[str]) -> str | None:
+    """Where --json points, read from raw argv when argparse refused the rest of the line."""
+    for i, arg in enumerate(argv):
+        if arg == "--json" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--json="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _error_json(target: str | None, phase: str, stage: str, check: bool, code: int, message: str) -> None:
+    """A run that ended before any host was touched still owes --json its document, naming the error."""
+    if not target:
+        return
+    report = RunReport(phase=phase, stage=stage, check=check, error=message, error_exit=code)
+    _write_json(target, report)
+
+
+def _write_json(target: str, report: RunReport) -> None:
+    """`-` is stdout (and then nothing else is printed there); anything else is a file."""
+    if target == "-":
+        sys.stdout.write(report.to_json() + "\n")
+        sys.stdout.flush()
+    else:
+        Path(target).write_text(report.to_json() + "\n")
 
 
 def _hive(args: argparse.Namespace) -> Hive:
@@ -148,7 +194,8 @@ def _run(hive: Hive, args: argparse.Namespace) -> int:
     if args.destroy and args.phase != "build-infra":
         raise BadInput("-D/--destroy only applies to build-infra")
     tags = [t.strip() for t in args.tags.split(",") if t.strip()] if args.tags else None
-    progress = default_progress(show_diff=args.diff)
+    human = sys.stderr if args.json == "-" else sys.stdout  # `--json -`: stdout is the JSON document only
+    progress = default_progress(stream=human, show_diff=args.diff)
     progress.quiet = args.quiet
     if args.phase == "build-infra":
         from hive_nornir.infra import build_infra
@@ -157,10 +204,16 @@ def _run(hive: Hive, args: argparse.Namespace) -> int:
     else:
         report = hive.run(args.phase, tags=tags, limit=args.limit, check=args.check, diff=args.diff,
                           resume=args.resume, progress=progress)
-    print(report.text())
+    print(report.text(), file=human, flush=True)
+    for row in report.summaries():
+        if row.status in (FAILED, UNREACHABLE):
+            print(f"error: {row.host}: {row.status} at step {row.failed_step}: {_one_line(row.error)}",
+                  file=sys.stderr)
     if args.json:
-        if args.json == "-":
-            print(report.to_json())
-        else:
-            Path(args.json).write_text(report.to_json() + "\n")
+        _write_json(args.json, report)
     return report.exit_code if report.exit_code in EXIT_CODES else EXIT_FAILED
+
+
+def _one_line(text: str) -> str:
+    """A failure reason on one line: cron mail and terminals read it, a traceback never reaches it."""
+    return " ".join(text.split())[:300] or "(no reason recorded)"

@@ -23,6 +23,7 @@ def build_infra(hive: Hive, *, destroy: bool = False, check: bool = False,
     report = RunReport(phase="build-infra" + (" -D" if destroy else ""), stage=hive.stage, check=check,
                        started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     started = time.monotonic()
+    recorded = hive.state  # a broken state.json is bad input (StateError names the file), before any change
 
     def say(message: str) -> None:
         if progress is not None and not progress.quiet:
@@ -34,9 +35,13 @@ def build_infra(hive: Hive, *, destroy: bool = False, check: bool = False,
         if check:
             report.outcomes = _predict(hive, destroy)
         elif destroy:
-            before = list((hive.state or {}).get("hosts", {}))
-            provider.destroy(hive.site, hive.stage, hive.context_dir, say)
-            report.outcomes = [HostOutcome(h, "build-infra", CHANGED, [Change(h, "removed")]) for h in before]
+            before = list((recorded or {}).get("hosts", {}))
+            try:
+                provider.destroy(hive.site, hive.stage, hive.context_dir, say)
+            except ProviderError as exc:
+                report.outcomes = [HostOutcome("(provider)", "build-infra -D", FAILED, error=str(exc))]
+            else:
+                report.outcomes = [HostOutcome(h, "build-infra", CHANGED, [Change(h, "removed")]) for h in before]
         else:
             try:
                 result = provider.build(hive.site, hive.stage, hive.context_dir, say)

@@ -54,6 +54,8 @@ class RunReport:
     hosts: list[str] = field(default_factory=list)
     outcomes: list[HostOutcome] = field(default_factory=list)
     resumed_from: str = ""
+    error: str = ""  # the run ended before any host was touched (bad input, stage lock): why
+    error_exit: int = 0  # and the exit code that error means
 
     def summaries(self) -> list[HostSummary]:
         """Per-host roll-up; a host's status is its worst step status."""
@@ -88,12 +90,14 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        """True when no host failed or was unreachable."""
-        return not self.failed_hosts and not self.unreachable_hosts
+        """True when no host failed or was unreachable and the run itself did not stop on an error."""
+        return not self.error_exit and not self.failed_hosts and not self.unreachable_hosts
 
     @property
     def exit_code(self) -> int:
-        """Documented exit code: failures outrank unreachable hosts."""
+        """Documented exit code: a run-level error first, then failures outrank unreachable hosts."""
+        if self.error_exit:
+            return self.error_exit
         if self.failed_hosts:
             return EXIT_FAILED
         if self.unreachable_hosts:
@@ -110,7 +114,7 @@ class RunReport:
         return {
             "phase": self.phase, "stage": self.stage, "check": self.check, "started_at": self.started_at,
             "seconds": self.seconds, "exit_code": self.exit_code, "changed": self.changed,
-            "resumed_from": self.resumed_from,
+            "resumed_from": self.resumed_from, "error": self.error,
             "hosts": [vars(s) for s in self.summaries()],
             "steps": [o.to_dict() for o in self.outcomes],
         }

@@ -1,0 +1,201 @@
+"""run_steps and HostContext over a fake connection: drop-out of failed hosts, handler order, serial batches.
+
+Stand-in: hosts here are a fake `hive_ssh` session object placed in `host.connections` (nornir.md section 8,
+"a fake connection plugin"), because these properties are about the engine's ordering, not about SSH; the
+same behaviours are proven on real hosts in tests/lab/test_engine_lab.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Callable
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nornir.core import Nornir
+from nornir.core.inventory import Defaults, Groups, Host, Hosts, Inventory
+from nornir.plugins.runners import ThreadedRunner
+
+from hive_nornir.engine.context import HostContext, RunState
+from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.handlers import HandlerJournal
+from hive_nornir.engine.outcome import FAILED, OK, UNREACHABLE, HostOutcome
+from hive_nornir.engine.runbook import Step, run_steps
+from hive_nornir.facts import canned
+from hive_nornir.primitives.filesystem import Directory
+from hive_nornir.transport.errors import ConnectionRefused
+from hive_nornir.transport.ssh import CONNECTION_NAME, CommandResult
+
+HOSTS = ("h0", "h1", "h2", "h3")
+
+
+class FakeSession:
+    """Records every command; `local=True` runs it with sh here, `drop_on` makes a matching command lose the link."""
+
+    def __init__(self, name: str, local: bool = False, drop_on: str | None = None) -> None:
+        self.name = name
+        self.local = local
+        self.drop_on = drop_on
+        self.commands: list[str] = []
+        self.round_trips = 0
+
+    def is_alive(self) -> bool:
+        return True
+
+    def run(self, command: str, sudo: bool = True, timeout: float | None = None,
+            stdin: bytes | str | None = None) -> CommandResult:
+        self.round_trips += 1
+        self.commands.append(command)
+        if self.drop_on is not None and self.drop_on in command:
+            raise ConnectionRefused(self.name, 22, "connection lost (fake)")
+        if self.local:
+            done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30)
+            return CommandResult(command, done.returncode, done.stdout, done.stderr, 0.0)
+        return CommandResult(command, 0, "", "", 0.0)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class FakeConnection:
+    """What nornir keeps in host.connections: an object with .connection and .close()."""
+
+    def __init__(self, session: FakeSession) -> None:
+        self.connection = session
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def make_run(tmp_path: Path, sessions: dict[str, FakeSession] | None = None) -> tuple[Nornir, RunState]:
+    """Four hosts in group servers, each with a fake session already 'open', facts pre-gathered."""
+    defaults = Defaults()
+    hosts = Hosts()
+    for name in HOSTS:
+        host = Host(name=name, hostname="127.0.0.1", port=22, defaults=defaults)
+        host.connections[CONNECTION_NAME] = FakeConnection((sessions or {}).get(name) or FakeSession(name))  # type: ignore[assignment]
+        hosts[name] = host
+    nr = Nornir(inventory=Inventory(hosts=hosts, groups=Groups(), defaults=defaults),
+                runner=ThreadedRunner(num_workers=10))
+    run = RunState(nornir=nr, context_dir=tmp_path, handlers=HandlerJournal(tmp_path / "handlers.json"),
+                   facts={n: canned() for n in HOSTS})
+    return nr, run
+
+
+def session(nr: Nornir, name: str) -> FakeSession:
+    conn: Any = nr.inventory.hosts[name].connections[CONNECTION_NAME]
+    return conn.connection  # type: ignore[no-any-return]
+
+
+def recorder(log: list[tuple[str, str]], lock: threading.Lock, tag: str) -> Callable[[HostContext], None]:
+    def task(ctx: HostContext) -> None:
+        with lock:
+            log.append((tag, ctx.name))
+    return task
+
+
+def test_failed_or_unreachable_host_drops_out_of_later_steps(tmp_path: Path) -> None:
+    nr, run = make_run(tmp_path)
+    ran: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def first(ctx: HostContext) -> None:
+        recorder(ran, lock, "first")(ctx)
+        if ctx.name == "h1":
+            raise StepFailed("h1 broke")
+        if ctx.name == "h2":
+            raise ConnectionRefused("127.0.0.1", 22, "sshd gone")
+
+    steps = [Step("first", first, groups=("all",)), Step("second", recorder(ran, lock, "second"), groups=("all",))]
+    outcomes = run_steps(nr, steps, run)
+    assert {h for t, h in ran if t == "first"} == set(HOSTS)
+    assert {h for t, h in ran if t == "second"} == {"h0", "h3"}
+    status = {(o.step, o.host): o.status for o in outcomes}
+    assert status[("first", "h1")] == FAILED and status[("first", "h2")] == UNREACHABLE
+    assert ("second", "h1") not in status and status[("second", "h0")] == OK
+
+
+def test_handlers_run_once_per_host_at_phase_end_and_stay_owed_on_failure(tmp_path: Path) -> None:
+    nr, run = make_run(tmp_path)
+
+    def notify(ctx: HostContext) -> None:
+        ctx.run("echo step work")
+        ctx.notify("restart:foo", "reload:ssh")
+
+    def fail_h3(ctx: HostContext) -> None:
+        if ctx.name == "h3":
+            raise StepFailed("no")
+
+    steps = [Step("a", notify, groups=("all",)), Step("b", notify, groups=("all",)),
+             Step("c", fail_h3, groups=("all",))]
+    outcomes = run_steps(nr, steps, run)
+    for name in ("h0", "h1", "h2"):
+        commands = session(nr, name).commands
+        assert commands.count("systemctl restart foo") == 1 and commands.count("systemctl reload ssh") == 1
+        # after every step's work, in notification order
+        assert commands[-2:] == ["systemctl restart foo", "systemctl reload ssh"]
+    handler_rows = [o for o in outcomes if o.step == "handlers"]
+    assert {o.host for o in handler_rows} == {"h0", "h1", "h2"}
+    assert all(o.handlers_run == ["restart:foo", "reload:ssh"] for o in handler_rows)
+    # the failed host ran no handler; they stay owed on disk for the next run
+    assert not any(c.startswith("systemctl") for c in session(nr, "h3").commands)
+    assert json.loads((tmp_path / "handlers.json").read_text()) == {"h3": ["restart:foo", "reload:ssh"]}
+
+
+@pytest.mark.parametrize("serial", [1, 2])
+def test_serial_batches_do_not_overlap(tmp_path: Path, serial: int) -> None:
+    nr, run = make_run(tmp_path)
+    events: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    gate = threading.Barrier(serial, timeout=10)  # a whole batch is inside the task at once
+
+    def task(ctx: HostContext) -> None:
+        with lock:
+            events.append(("start", ctx.name))
+        gate.wait()
+        with lock:
+            events.append(("end", ctx.name))
+
+    outcomes = run_steps(nr, [Step("rolling", task, groups=("all",), serial=serial)], run)
+    assert [o.status for o in outcomes] == [OK] * 4
+    batches = [HOSTS[i:i + serial] for i in range(0, len(HOSTS), serial)]
+    for earlier, later in pairwise(batches):
+        last_end = max(events.index(("end", h)) for h in earlier)
+        first_start = min(events.index(("start", h)) for h in later)
+        assert last_end < first_start, events
+
+
+def test_notification_is_journalled_before_the_change_is_applied(tmp_path: Path) -> None:
+    """The link drops while the apply script runs: the reload it notified must already be on disk."""
+    target = tmp_path / "made-by-apply"
+    fake = FakeSession("h0", local=True, drop_on="install -d")
+    nr, run = make_run(tmp_path, {"h0": fake})
+    outcome = HostOutcome(host="h0", step="s")
+    ctx = HostContext(nr.inventory.hosts["h0"], run, outcome)
+    with pytest.raises(ConnectionRefused):
+        ctx.ensure([Directory(str(target)).with_notify("reload:ssh")])
+    assert any("install -d" in c for c in fake.commands)  # the apply was attempted (and lost)
+    assert json.loads((tmp_path / "handlers.json").read_text()) == {"h0": ["reload:ssh"]}
+    # a fresh run (new journal object, as after a crash) still owes the reload
+    assert HandlerJournal(tmp_path / "handlers.json").pending("h0") == ["reload:ssh"]
+
+
+def test_check_mode_fails_a_genuine_error_instead_of_assuming_it(tmp_path: Path) -> None:
+    """A file where a directory must be is an error in check mode too, even after a predicted change."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    nr, run = make_run(tmp_path, {"h0": FakeSession("h0", local=True)})
+    run.check = True
+    run.predicted.add("h0")  # an earlier change was predicted: missing prerequisites would be assumed
+    ctx = HostContext(nr.inventory.hosts["h0"], run, HostOutcome(host="h0", step="s"))
+    with pytest.raises(StepFailed, match="exists and is not a directory"):
+        ctx.ensure([Directory(str(blocker))])
+    # while a genuinely missing prerequisite (the parent of a symlink) is still assumed
+    from hive_nornir.primitives.filesystem import Symlink
+
+    assert ctx.ensure([Symlink(str(tmp_path / "later" / "link"), "/x")])
+    assert ctx.outcome.changes[-1].assumed
