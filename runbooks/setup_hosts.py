@@ -14,6 +14,7 @@ from hive_nornir.tasks.base import base
 from hive_nornir.tasks.docker_client import docker_client
 from hive_nornir.tasks.docker_engine import docker_engine
 from hive_nornir.tasks.drbd import drbd, drbd_step_wanted
+from hive_nornir.tasks.follow_swarm_service import follow_swarm_service
 from hive_nornir.tasks.hostsfile import hostsfile
 from hive_nornir.tasks.internal_network import internal_network
 from hive_nornir.tasks.iptables import iptables
@@ -64,6 +65,8 @@ RUNBOOK = Runbook(
         Step("docker", docker_engine, tags=("docker", *SERVERS), flush_handlers=True),
         Step("drbd", drbd, tags=("drbd", *SERVERS), when=drbd_step_wanted),
         Step("docker-client", docker_client, tags=("docker-client", *SERVERS)),
+        Step("follow-swarm-service", follow_swarm_service, groups=("hives",),
+             tags=("follow-swarm-service", *SERVERS)),
         Step("zabbix-agent", zabbix_agent, tags=("zabbix-agent", *SERVERS), when=has("hive_zabbix")),
         Step("registry", registry, groups=("repository",), tags=("registry", *REPOSITORY)),
         Step("backup-tools", backup_tools, groups=("repository",), tags=("backup-tools", *REPOSITORY)),
