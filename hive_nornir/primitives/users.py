@@ -224,11 +224,16 @@ fi"""
 
 @dataclass(eq=False)
 class AuthorizedKeys(Primitive):
-    """Ensure a user's ~/.ssh/authorized_keys holds these public keys (only these, when exclusive)."""
+    """Ensure a user's ~/.ssh/authorized_keys holds these public keys (only these, when exclusive).
+
+    Non-exclusive by default, like hive-builder's authorized_key. `keep`: keys (e.g. the one hive_nornir logs in
+    with) that an exclusive plan must never drop; it is refused instead.
+    """
 
     user: str
     keys: Sequence[str]
-    exclusive: bool = True
+    exclusive: bool = False
+    keep: Sequence[str] = ()
     kind = "authorized_keys"
 
     def __post_init__(self) -> None:
@@ -239,6 +244,7 @@ class AuthorizedKeys(Primitive):
         self.keys = tuple(dict.fromkeys(k.strip() for k in self.keys if k.strip()))
         if any("\n" in k or "\r" in k for k in self.keys):
             raise ValueError(f"authorized key for {self.user} contains a line break")
+        self.keep = tuple(self.keep)
 
     @property
     def ident(self) -> str:
@@ -262,6 +268,13 @@ class AuthorizedKeys(Primitive):
         old_lines = (current or "").splitlines()
         new_lines = list(self.keys) if self.exclusive else \
             old_lines + [k for k in self.keys if k not in {line.strip() for line in old_lines}]
+        if self.exclusive:
+            kept = {key_id(k) for k in new_lines} - {None}
+            dropped = [ln for ln in old_lines if key_id(ln) in {key_id(k) for k in self.keep} - {None} - kept]
+            if dropped:
+                return Plan(error=f"refusing: exclusive authorized_keys for {self.user} would drop the key "
+                                  f"hive_nornir logs in with ({dropped[0].strip()[:60]}...); list it in the "
+                                  f"user's keys or drop `exclusive`")
         desired = "".join(line + "\n" for line in new_lines)
         owner = f"{q(self.user)}:{q(group)}"
         commands: list[str] = []
@@ -305,10 +318,24 @@ class AuthorizedKeys(Primitive):
         return out
 
 
-def user_with_keys(name: str, authorized_keys: Sequence[str] = (), exclusive_keys: bool = True,
-                   **user: Any) -> list[Primitive]:
-    """A User, then its AuthorizedKeys (re-probed after the account exists); no keys given: keys untouched."""
+def key_id(line: str) -> str | None:
+    """`type base64` of an authorized_keys line (options and comment ignored), or None for no key."""
+    tokens = line.strip().split()
+    for i, token in enumerate(tokens[:-1]):
+        if token.startswith(("ssh-", "ecdsa-", "sk-")):
+            return f"{token} {tokens[i + 1]}"
+    return None
+
+
+def user_with_keys(name: str, authorized_keys: Sequence[str] = (), exclusive_keys: bool = False,
+                   keep_keys: Sequence[str] = (), **user: Any) -> list[Primitive]:
+    """A User, then its AuthorizedKeys (re-probed after the account exists); no keys given: keys untouched.
+
+    Keys are added to what the file holds (hive-builder's authorized_key); exclusive_keys replaces the file but
+    never drops keep_keys (the login's own key).
+    """
     items: list[Primitive] = [User(name=name, **user)]
     if authorized_keys and user.get("state", "present") == "present":
-        items.append(AuthorizedKeys(user=name, keys=tuple(authorized_keys), exclusive=exclusive_keys))
+        items.append(AuthorizedKeys(user=name, keys=tuple(authorized_keys), exclusive=exclusive_keys,
+                                    keep=tuple(keep_keys)))
     return items

@@ -128,7 +128,7 @@ def test_keys_no_change(facts: Facts) -> None:
 
 @pytest.mark.parametrize("facts", FAMILIES)
 def test_keys_exclusive_upload_replaces_file(facts: Facts) -> None:
-    plan = AuthorizedKeys("deploy", [KEY_A]).plan(facts, keys_out(f"{KEY_B}\n"))
+    plan = AuthorizedKeys("deploy", [KEY_A], exclusive=True).plan(facts, keys_out(f"{KEY_B}\n"))
     assert not plan.commands
     [upload] = plan.uploads
     assert upload.path == "/home/deploy/.ssh/authorized_keys"
@@ -141,6 +141,31 @@ def test_keys_exclusive_upload_replaces_file(facts: Facts) -> None:
 def test_keys_not_exclusive_adds_to_existing() -> None:
     plan = AuthorizedKeys("deploy", [KEY_A], exclusive=False).plan(canned(), keys_out(f"{KEY_B}\n"))
     assert plan.uploads[0].content == f"{KEY_B}\n{KEY_A}\n".encode()
+
+
+def test_keys_are_not_exclusive_by_default_like_hive_builders_authorized_key() -> None:
+    """The stage key already in the login user's file stays when hive_users names that user."""
+    plan = AuthorizedKeys("deploy", [KEY_A]).plan(canned(), keys_out(f"{KEY_B}\n"))
+    [upload] = plan.uploads
+    assert upload.content == f"{KEY_B}\n{KEY_A}\n".encode()
+    assert not AuthorizedKeys("deploy", [KEY_A]).plan(canned(), keys_out(upload.content.decode())).changed
+    [_, keys] = user_with_keys("deploy", authorized_keys=[KEY_A])
+    assert isinstance(keys, AuthorizedKeys) and not keys.exclusive
+
+
+def test_exclusive_keys_refuse_to_drop_the_login_key() -> None:
+    login = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB"  # KEY_B without its comment, as the session knows it
+    plan = AuthorizedKeys("deploy", [KEY_A], exclusive=True, keep=[login]).plan(
+        canned(), keys_out(f'from="10.0.0.0/8" {KEY_B}\n'))
+    assert plan.error.startswith("refusing: exclusive authorized_keys for deploy would drop the key hive_nornir")
+    assert not plan.uploads and not plan.commands
+    # listed among the wanted keys (any comment): the file is replaced, the login key stays
+    plan = AuthorizedKeys("deploy", [KEY_A, f"{login} other"], exclusive=True, keep=[login]).plan(
+        canned(), keys_out(f"{KEY_B}\n"))
+    assert plan.uploads[0].content == f"{KEY_A}\n{login} other\n".encode()
+    # a key that is not there to drop is no reason to refuse
+    plan = AuthorizedKeys("deploy", [KEY_A], exclusive=True, keep=[login]).plan(canned(), keys_out(""))
+    assert plan.uploads[0].content == f"{KEY_A}\n".encode()
 
 
 def test_keys_without_ssh_dir_stage_in_home_then_move() -> None:
