@@ -29,6 +29,7 @@ from hive_nornir.tasks.swarm import swarm_init, swarm_join
 from hive_nornir.tasks.tls_certificate import tls_certificate
 from hive_nornir.tasks.users import users
 from hive_nornir.tasks.zabbix_agent import zabbix_agent
+from hive_nornir.tasks.zabbix_server import zabbix_server
 
 from hive_nornir.engine.runbook import Runbook, Step
 
@@ -68,6 +69,8 @@ RUNBOOK = Runbook(
         Step("follow-swarm-service", follow_swarm_service, groups=("hives",),
              tags=("follow-swarm-service", *SERVERS)),
         Step("zabbix-agent", zabbix_agent, tags=("zabbix-agent", *SERVERS), when=has("hive_zabbix")),
+        Step("zabbix", zabbix_server, groups=("repository",), tags=("zabbix", *REPOSITORY),
+             when=has("hive_zabbix")),
         Step("registry", registry, groups=("repository",), tags=("registry", *REPOSITORY)),
         Step("backup-tools", backup_tools, groups=("repository",), tags=("backup-tools", *REPOSITORY)),
         Step("rsyslogd", rsyslogd, groups=("repository",), tags=("rsyslogd", *REPOSITORY), flush_handlers=True),
