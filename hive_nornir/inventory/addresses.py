@@ -29,10 +29,11 @@ def _skip(net: ipaddress.IPv4Network | ipaddress.IPv6Network, count: int) -> Ite
 
 
 def _zone(stage: Stage, idx: int, subnet_zone: str | int | None) -> str | int | None:
-    if subnet_zone is not None:
-        return subnet_zone
+    """hive-builder sets a zone only when the stage has a region; a subnet's own zone wins then."""
     if stage.region is None:
         return None
+    if subnet_zone is not None:
+        return subnet_zone
     if stage.provider == "azure":
         return (idx % 3) + 1
     suffixes = stage.get("az_suffix_list") or list(_DEFAULT_AZ_SUFFIXES)

@@ -19,8 +19,8 @@ from nornir.core.inventory import (
 from ..site import Site
 from .addresses import allocate
 from .connection import connection_extras, endpoint
-from .constants import PLATFORM, ROLE_GROUPS
-from .hostvars import merged_data, servers, stage_vars
+from .constants import HIVES, PLATFORM, ROLE_GROUPS
+from .hostvars import group_order, hives_vars, merged_data, servers, stage_vars
 
 
 def context_dir_for(root_dir: Path, stage_name: str) -> Path:
@@ -49,13 +49,15 @@ def build_inventory(
     defaults = _defaults(site, connection_extras(context, state))
     group_data: dict[str, dict[str, Any]] = {g: dict(site.group_vars.get(g, {})) for g in ROLE_GROUPS}
     group_data[stage.name] = {**stage_vars(site, stage), **site.group_vars.get(stage.name, {})}
+    group_data[HIVES] = {**hives_vars(site, stage), **group_data[HIVES]}
     groups = Groups({n: Group(name=n, data=d, defaults=defaults) for n, d in group_data.items()})
     hosts = Hosts()
     for server in servers(site, stage, allocate(stage, site.name)):
         data = merged_data(site, stage, server)
         where = endpoint(server.name, data, state)
-        # Nornir looks groups up first-listed-first: highest precedence first.
-        parents = ParentGroups([groups[g] for g in (stage.name, *reversed(server.groups))])
+        # Nornir looks groups up first-listed-first: highest precedence first (Ansible's order, see group_order).
+        order = group_order((stage.name, *server.groups), stage.name)
+        parents = ParentGroups([groups[g] for g in reversed(order)])
         hosts[server.name] = Host(
             name=server.name,
             hostname=where.hostname,

@@ -18,16 +18,25 @@ class Endpoint:
     username: str
 
 
+def site_endpoint(name: str, data: dict[str, Any]) -> Endpoint:
+    """Where the site's variables put a host; the one rule for the inventory and the prepared provider.
+
+    ansible_host > hive_ssh_host > hive_private_ip; ansible_port > hive_sshd_port > 22 (hive-builder's
+    ssh_config has no Port, so ansible_port is what moves its connection); ansible_user > hive_admin.
+    """
+    host = data.get("ansible_host") or data.get("hive_ssh_host") or data.get("hive_private_ip") or name
+    port = data.get("ansible_port") or data.get("hive_sshd_port") or 22
+    user = data.get("ansible_user") or data.get("hive_admin") or DEFAULT_ADMIN
+    return Endpoint(str(host), int(port), str(user))
+
+
 def endpoint(name: str, data: dict[str, Any], state: dict[str, Any] | None) -> Endpoint:
     """state.json wins (the provider knows the real port); otherwise the site's own variables."""
     entry = ((state or {}).get("hosts") or {}).get(name)
     if isinstance(entry, dict) and entry.get("address"):
         return Endpoint(str(entry["address"]), int(entry.get("port") or 22),
                         str(entry.get("user") or data.get("hive_admin") or DEFAULT_ADMIN))
-    host = data.get("ansible_host") or data.get("hive_ssh_host") or data.get("hive_private_ip") or name
-    port = data.get("ansible_port") or data.get("hive_sshd_port") or 22
-    user = data.get("ansible_user") or data.get("hive_admin") or DEFAULT_ADMIN
-    return Endpoint(str(host), int(port), str(user))
+    return site_endpoint(name, data)
 
 
 def connection_extras(context_dir: Path, state: dict[str, Any] | None) -> dict[str, dict[str, Any]]:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+ALL = "all"
+HOSTS = "hosts"
 SERVERS = "servers"
 HIVES = "hives"
 REPOSITORY = "repository"
 FIRST_HIVE = "first_hive"
-ROLE_GROUPS: tuple[str, ...] = (SERVERS, HIVES, REPOSITORY, FIRST_HIVE)
+ROLE_GROUPS: tuple[str, ...] = (HOSTS, SERVERS, HIVES, REPOSITORY, FIRST_HIVE)
+# Depth of each group in hive-builder's tree: all > hosts > servers > hives/repository; first_hive and the
+# stage groups hang directly off all. Ansible merges group vars shallow to deep, equal depth by name.
+GROUP_DEPTH: dict[str, int] = {ALL: 0, HOSTS: 1, FIRST_HIVE: 1, SERVERS: 2, HIVES: 3, REPOSITORY: 3}
+STAGE_GROUP_DEPTH = 1
 
 PLATFORM = "linux"
 DEFAULT_SSH_KEY = "id_ed25519"

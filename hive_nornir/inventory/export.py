@@ -9,9 +9,16 @@ from typing import Any
 import yaml
 from nornir.core.inventory import ConnectionOptions, Host, Inventory
 
-from .constants import FIRST_HIVE, HIVES, REPOSITORY, SERVERS
+from .constants import FIRST_HIVE, HIVES, HOSTS, REPOSITORY, SERVERS
 
 _OPTION_FIELDS = ("hostname", "port", "username", "password", "platform", "extras")
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a value shared by several hosts in full each time: no &id001 anchors for a reader to resolve."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _options(options: dict[str, ConnectionOptions]) -> dict[str, Any]:
@@ -40,7 +47,7 @@ def _write_private(path: Path, content: dict[str, Any]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(content, fh, sort_keys=False, default_flow_style=False)
+        yaml.dump(content, fh, Dumper=_PlainDumper, sort_keys=False, default_flow_style=False)
 
 
 def export_simple_inventory(inventory: Inventory, out_dir: Path) -> dict[str, Path]:
@@ -62,7 +69,7 @@ def export_simple_inventory(inventory: Inventory, out_dir: Path) -> dict[str, Pa
     return {name: path for name, (path, _) in files.items()}
 
 
-_ROLE_ORDER = (SERVERS, HIVES, REPOSITORY, FIRST_HIVE)
+_ROLE_ORDER = (HOSTS, SERVERS, HIVES, REPOSITORY, FIRST_HIVE)
 
 
 def inventory_rows(inventory: Inventory) -> list[dict[str, Any]]:

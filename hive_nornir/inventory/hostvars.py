@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ..site import Site, Stage
 from .addresses import Placement
-from .constants import ADMIN_BY_PROVIDER, DEFAULT_ADMIN, FIRST_HIVE, HIVES, REPOSITORY, SERVERS
+from .constants import (
+    ADMIN_BY_PROVIDER,
+    ALL,
+    DEFAULT_ADMIN,
+    FIRST_HIVE,
+    GROUP_DEPTH,
+    HIVES,
+    HOSTS,
+    REPOSITORY,
+    SERVERS,
+    STAGE_GROUP_DEPTH,
+)
 
 # stage key -> variable set on every server (when the key is present)
 _SERVER_KEYS: dict[str, str] = {
@@ -54,7 +66,7 @@ class Server:
 
     name: str
     idx: int
-    groups: tuple[str, ...]  # role groups, lowest precedence first
+    groups: tuple[str, ...]  # role groups (hosts, servers, ...), lowest precedence first; not all, not the stage
     host_data: dict[str, Any]
 
 
@@ -62,8 +74,25 @@ def _copy(stage: Stage, keys: dict[str, str]) -> dict[str, Any]:
     return {var: stage.raw[key] for key, var in keys.items() if key in stage.raw}
 
 
+def group_order(groups: Iterable[str], stage_name: str) -> list[str]:
+    """Ansible's group_vars merge order, lowest first: shallower groups first, equal depth by name.
+
+    hive-builder never sets ansible_group_priority (and Ansible ignores it in group_vars files), so depth and
+    name decide alone: all < first_hive < hosts < <stage> < servers < hives < repository.
+    """
+    def depth(group: str) -> int:
+        return STAGE_GROUP_DEPTH if group == stage_name else GROUP_DEPTH[group]
+
+    return sorted(set(groups), key=lambda g: (depth(g), g))
+
+
+def hives_vars(site: Site, stage: Stage) -> dict[str, Any]:
+    """The group var hive-builder sets on `hives` only (per stage here: hive-builder's bug 12 is not copied)."""
+    return {"hive_swarm_master": stage.host_name(0, site.name)}
+
+
 def stage_vars(site: Site, stage: Stage) -> dict[str, Any]:
-    """Variables hive-builder sets on groups (all, stage, hives) and the mother, for one stage."""
+    """Variables hive-builder sets on groups all and <stage> and on the mother, for one stage."""
     subnets = [{"cidr": s.cidr, "name": s.name, **({"available_zone": s.available_zone}
                 if s.available_zone is not None else {})} for s in stage.subnets]
     return {
@@ -72,7 +101,6 @@ def stage_vars(site: Site, stage: Stage) -> dict[str, Any]:
         "hive_provider": stage.provider,
         "hive_custom_hostname": stage.custom_hostname,
         "hive_admin": ADMIN_BY_PROVIDER.get(stage.provider, DEFAULT_ADMIN),
-        "hive_swarm_master": stage.host_name(0, site.name),
         "hive_cidr": stage.cidr,
         "hive_subnets": subnets or [{"cidr": stage.cidr, "name": f"{site.name}-default"}],
         **_copy(stage, _STAGE_KEYS),
@@ -91,7 +119,7 @@ def servers(site: Site, stage: Stage, placements: list[Placement]) -> list[Serve
             **({"hive_available_zone": place.available_zone} if place.available_zone is not None else {}),
             **_copy(stage, _SERVER_KEYS),
         }
-        roles: list[str] = [SERVERS]
+        roles: list[str] = [HOSTS, SERVERS]
         if idx < last or not stage.separate_repository:
             roles.append(HIVES)
             data.update(_copy(stage, _HIVE_KEYS))
@@ -100,15 +128,17 @@ def servers(site: Site, stage: Stage, placements: list[Placement]) -> list[Serve
             data.update(_copy(stage, _REPOSITORY_KEYS))
         if idx == 0:
             roles.append(FIRST_HIVE)
-        out.append(Server(stage.host_name(idx, site.name), idx, tuple(roles), data))
+        out.append(Server(stage.host_name(idx, site.name), idx, tuple(group_order(roles, stage.name)), data))
     return out
 
 
 def merged_data(site: Site, stage: Stage, server: Server) -> dict[str, Any]:
-    """Ansible's precedence: host_vars > computed host vars > group_vars (stage > first_hive >
-    hives/repository > servers > all) > hive-builder's group-level defaults."""
+    """Ansible's precedence: host_vars files > host vars of the inventory plugin > group_vars files (by
+    group_order) > group vars of the inventory plugin (hive_name, hive_provider, hive_swarm_master, ...)."""
     data = stage_vars(site, stage)
-    for group in ("all", *server.groups, stage.name):
+    if HIVES in server.groups:
+        data.update(hives_vars(site, stage))
+    for group in group_order((ALL, stage.name, *server.groups), stage.name):
         data.update(site.group_vars.get(group, {}))
     data.update(server.host_data)
     data.update(site.host_vars.get(server.name, {}))

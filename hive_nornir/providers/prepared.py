@@ -8,8 +8,9 @@ from typing import Any
 
 import paramiko
 
+from hive_nornir.inventory import build_inventory
+from hive_nornir.inventory.connection import Endpoint, site_endpoint
 from hive_nornir.providers.common import (
-    HostPlan,
     Log,
     ProviderError,
     ensure_context_dir,
@@ -28,11 +29,10 @@ from hive_nornir.providers.common import (
 )
 
 
-def _endpoint(plan: HostPlan) -> tuple[str, int]:
-    """Address and port: hive_ssh_host/ansible_host override the private IP, hive_sshd_port the port."""
-    address = plan.data.get("hive_ssh_host") or plan.data.get("ansible_host") or plan.private_ip
-    port = int(plan.data.get("hive_sshd_port") or 22)
-    return str(address), port
+def site_endpoints(site: Any, stage: str) -> dict[str, Endpoint]:
+    """Where each server is by the site's variables, by the inventory's own rule (ansible_port included)."""
+    inventory = build_inventory(site, stage, None)
+    return {name: site_endpoint(name, dict(host.data)) for name, host in inventory.hosts.items()}
 
 
 def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[str, Any]:
@@ -49,13 +49,14 @@ def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[st
     status: dict[str, list[str]] = {}
     kh_set: dict[str, str] = {}
     problems: list[str] = []
+    targets = site_endpoints(site, stage)
     for plan in plan_hosts(site, stage):
-        address, port = _endpoint(plan)
+        where = targets[plan.name]
+        address, port, user = where.hostname, where.port, where.username
         pattern = known_hosts_name(address, port)
-        hosts[plan.name] = {"address": address, "port": port, "user": plan.user,
-                            "private_ip": plan.private_ip}
+        hosts[plan.name] = {"address": address, "port": port, "user": user, "private_ip": plan.private_ip}
         try:
-            hostkey, auth_err = probe_ssh(address, port, plan.user, pkey, timeout=10.0)
+            hostkey, auth_err = probe_ssh(address, port, user, pkey, timeout=10.0)
         except (OSError, paramiko.SSHException, EOFError) as e:
             status[plan.name] = ["unreachable"]
             problems.append(f"{plan.name}: ssh {address}:{port} unreachable: {type(e).__name__}: {e}")

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import importlib.resources
+import re
 from pathlib import Path
 from typing import Any
 
 from .errors import SiteError, SiteIssue
 from .marked import load_marked, plain
-from .model import Site, make_stage
+from .model import Site, Stage, make_stage
+from .rules import HIVE_GROUPS, suggest
 from .validate import validate_hive_document, validate_vars_document
 
 SITE_FILE = "hive.yml"
 _YAML_SUFFIXES = (".yml", ".yaml")
+# a top-level `plugin:` line; hive-builder's file is the one whose value is hive_inventory
+_PLUGIN_RE = re.compile(r"""^plugin:[ \t]*["']?([^"'#\s]*)["']?[ \t]*(?:#.*)?$""", re.MULTILINE)
+_SITE_PLUGIN = "hive_inventory"
 
 
 def default_site_dir() -> Path:
@@ -27,22 +32,58 @@ def default_site_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "inventory"
 
 
+def _plugin_of(path: Path) -> str | None:
+    """The top-level `plugin:` value of a YAML file, read as text so an unrelated broken file does no harm."""
+    try:
+        found = _PLUGIN_RE.search(path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return None
+    return found.group(1) if found else None
+
+
+def _site_error(where: Path, problem: str, allowed: str) -> SiteError:
+    return SiteError([SiteIssue(where, None, "", problem, allowed=allowed)])
+
+
 def find_site(root_dir: Path) -> Path:
-    """`<root>/inventory/hive.yml` when the user has one, else the embedded default site."""
-    own = Path(root_dir) / "inventory" / SITE_FILE
-    return own if own.is_file() else default_site_dir() / SITE_FILE
+    """hive-builder's rule: the one `<root>/inventory/*.yml` with `plugin: hive_inventory`, whatever its name.
+
+    The embedded default site is used only when `<root>/inventory/` does not exist at all, so a misnamed or
+    mistyped site file is an error instead of a silent switch to the lab site.
+    """
+    root = Path(root_dir)
+    if not root.is_dir():
+        problem = "is not a directory" if root.exists() else "does not exist"
+        raise _site_error(root, f"project root {problem}", "an existing directory (the one holding inventory/)")
+    inventory = root / "inventory"
+    if not inventory.exists():
+        return default_site_dir() / SITE_FILE
+    if not inventory.is_dir():
+        raise _site_error(inventory, "is not a directory", "a directory holding the site file")
+    allowed = f"exactly one *.yml or *.yaml file in {inventory} with 'plugin: {_SITE_PLUGIN}'"
+    files = sorted(p for p in inventory.iterdir()
+                   if p.is_file() and p.suffix in _YAML_SUFFIXES and not p.name.startswith("."))
+    plugins = {p: _plugin_of(p) for p in files}
+    sites = [p for p, plugin in plugins.items() if plugin == _SITE_PLUGIN]
+    if len(sites) == 1:
+        return sites[0]
+    if sites:
+        raise _site_error(inventory, f"{len(sites)} files have 'plugin: {_SITE_PLUGIN}': "
+                          + ", ".join(p.name for p in sites), allowed)
+    seen = ", ".join(f"{p.name} (plugin: {plugins[p] or 'none'})" for p in files) or "no YAML files"
+    raise _site_error(inventory, f"no site file with 'plugin: {_SITE_PLUGIN}' (found: {seen})", allowed)
 
 
-def _vars_files(directory: Path) -> dict[str, list[Path]]:
-    """Ansible layout: <dir>/<name>.yml, or <dir>/<name>/*.yml merged in name order."""
-    out: dict[str, list[Path]] = {}
+def _vars_files(directory: Path) -> dict[str, tuple[Path, list[Path]]]:
+    """Ansible layout: <dir>/<name>.yml, or <dir>/<name>/*.yml merged in name order; name -> (where, files)."""
+    out: dict[str, tuple[Path, list[Path]]] = {}
     if not directory.is_dir():
         return out
     for entry in sorted(directory.iterdir()):
         if entry.is_file() and entry.suffix in _YAML_SUFFIXES:
-            out.setdefault(entry.stem, []).append(entry)
+            out.setdefault(entry.stem, (entry, []))[1].append(entry)
         elif entry.is_dir():
-            out.setdefault(entry.name, []).extend(
+            out.setdefault(entry.name, (entry, []))[1].extend(
                 sorted(p for p in entry.iterdir() if p.is_file() and p.suffix in _YAML_SUFFIXES)
             )
     return out
@@ -51,7 +92,7 @@ def _vars_files(directory: Path) -> dict[str, list[Path]]:
 def _load_vars(directory: Path, issues: list[SiteIssue]) -> tuple[dict[str, dict[str, Any]], dict[str, Path]]:
     result: dict[str, dict[str, Any]] = {}
     where: dict[str, Path] = {}
-    for name, paths in _vars_files(directory).items():
+    for name, (origin, paths) in _vars_files(directory).items():
         merged: dict[str, Any] = {}
         for path in paths:
             doc, found = load_marked(path)
@@ -61,8 +102,27 @@ def _load_vars(directory: Path, issues: list[SiteIssue]) -> tuple[dict[str, dict
             if isinstance(doc, dict):
                 merged.update(plain(doc))
         result[name] = merged
-        where[name] = paths[0]
+        where[name] = origin
     return result, where
+
+
+def _host_names(site_name: str, stages: dict[str, Stage]) -> tuple[list[str], str]:
+    """Every host hive-builder's inventory has in any stage (servers and the mother), and a short listing."""
+    names: list[str] = []
+    listing: list[str] = []
+    for stage in stages.values():
+        servers = [stage.host_name(idx, site_name) for idx in range(stage.number_of_hosts)]
+        mother = f"{stage.prefix}mother.{site_name}"
+        names.extend([*servers, mother])
+        listing.append(servers[0] if len(servers) == 1 else f"{servers[0]} .. {servers[-1]}")
+        listing.append(mother)
+    return names, ", ".join(listing)
+
+
+def _unmatched(files: dict[str, Path], known: list[str], problem: str, allowed: str) -> list[SiteIssue]:
+    """Ansible silently ignores a vars file named after nothing; here it is an error (most likely a typo)."""
+    return [SiteIssue(where, None, "", problem + suggest(name, known), allowed=allowed)
+            for name, where in files.items() if name not in known]
 
 
 def load_site(path: Path, root_dir: Path | None = None) -> Site:
@@ -71,12 +131,19 @@ def load_site(path: Path, root_dir: Path | None = None) -> Site:
     doc, issues = load_marked(path)
     if doc is not None or not issues:
         issues.extend(validate_hive_document(doc, path))
+    site_ok = not issues
     group_vars, group_files = _load_vars(path.parent / "group_vars", issues)
     host_vars, host_files = _load_vars(path.parent / "host_vars", issues)
+    issues.extend(_unmatched(group_files, list(HIVE_GROUPS), "matches no group, so it would never apply",
+                             "a group of hive-builder's inventory: " + ", ".join(HIVE_GROUPS)))
+    data = plain(doc) if site_ok else {}
+    stages = {name: make_stage(name, raw) for name, raw in data.get("stages", {}).items()}
+    if site_ok:  # host names need a valid hive.yml
+        hosts, listing = _host_names(data["name"], stages)
+        issues.extend(_unmatched(host_files, hosts, "matches no host of any stage, so it would never apply",
+                                 f"a host name of the site: {listing}"))
     if issues:
         raise SiteError(sorted(issues, key=lambda i: (i.file != path, str(i.file), i.line or 0)))
-    data = plain(doc)
-    stages = {name: make_stage(name, raw) for name, raw in data["stages"].items()}
     var_files = {f"group_vars/{k}": v for k, v in group_files.items()}
     var_files.update({f"host_vars/{k}": v for k, v in host_files.items()})
     return Site(

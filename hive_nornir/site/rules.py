@@ -12,13 +12,27 @@ from .kinds import AnyOf, Bool, Choice, Int, Kind, ListOf, Mapping, Network, Obj
 
 STAGE_NAMES: tuple[str, ...] = ("private", "staging", "production")
 STAGE_PREFIX: dict[str, str] = {"private": "p-", "staging": "s-", "production": ""}
+# Every group hive-builder's inventory plugins create (hive_inventory and hive_services) plus Ansible's
+# built-ins: group_vars/<name>.yml must be one of them. Stage groups count even when the site does not define
+# that stage yet (Ansible ignores their vars then, a typo like "prodution" is still caught).
+HIVE_GROUPS: tuple[str, ...] = (
+    "all", "ungrouped", "hosts", "servers", "hives", "repository", "first_hive", "mother", *STAGE_NAMES,
+    "services", "images", "volumes", "drbd_volumes", "nfs_volumes", "networks",
+)
 HIVE_BUILDER_PROVIDERS: tuple[str, ...] = (
     "vagrant", "aws", "azure", "gcp", "openstack", "prepared", "kickstart",
 )
 PROVIDERS: tuple[str, ...] = (*HIVE_BUILDER_PROVIDERS, "docker")
 IAAS_PROVIDERS: tuple[str, ...] = ("aws", "gcp", "azure")
 DNS_NAME = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+DNS_NAME_TEXT = ("a DNS name: labels of letters, digits and '-' separated by '.', each label 1-63 characters "
+                 "not starting or ending with '-'")
 CUSTOM_HOSTNAME = r"[a-z0-9][a-z0-9-]*[a-z0-9]"
+CUSTOM_HOSTNAME_TEXT = ("at least 2 lower-case letters, digits and '-', starting and ending with a letter or digit "
+                        "(e.g. web-hive)")
+USER_NAME_TEXT = "a Linux user name: up to 32 lower-case letters, digits, '_' and '-', starting with a letter or '_'"
+URL = r"(https?|file)://\S+"
+URL_TEXT = "an http://, https:// or file:// URL without spaces"
 DEFAULT_HOSTNAME = "hive"
 MAX_HOSTNAME_PLUS_NAME = 54  # hive-builder: len(custom_hostname) + len(name) < 55
 
@@ -91,11 +105,12 @@ STAGE_KEYS: tuple[KeySpec, ...] = (
     KeySpec("root_password", Str(), "first root login password (prepared provider)"),
     KeySpec("internal_cidr", Network(), "address block for docker networks"),
     KeySpec("internal_cidr_v6", Network(6), "IPv6 block for docker_gwbridge"),
-    KeySpec("custom_hostname", Str(CUSTOM_HOSTNAME), "host name stem (default hive)"),
+    KeySpec("custom_hostname", Str(CUSTOM_HOSTNAME, expected=CUSTOM_HOSTNAME_TEXT),
+            "host name stem (default hive)"),
     KeySpec("shared_repository", Obj(_shared_repository_keys), "repository shared by several hives"),
     KeySpec("image_name", AnyOf((Str(), Mapping())), "VM image (AMI id, GCP image, Azure image mapping)"),
     KeySpec("kernel_version", Str(), "kernel pinned by the base role"),
-    KeySpec("drbd_download_url", Str(r"(https?|file)://\S+"), "URL of the DRBD rpm tarball"),
+    KeySpec("drbd_download_url", Str(URL, expected=URL_TEXT), "URL of the DRBD rpm tarball"),
     KeySpec("kms_key_id", Str(), "KMS key ARN for EBS encryption"),
     KeySpec("nameservers", AnyOf((ListOf(Str()), Str())), "documented by hive-builder, unused"),
     KeySpec("memory_size", _MB, "memory of hives", providers=_ALL_BUT_IAAS),
@@ -123,7 +138,8 @@ STAGE_KEYS: tuple[KeySpec, ...] = (
 
 TOP_KEYS: tuple[KeySpec, ...] = (
     KeySpec("plugin", Choice(("hive_inventory",)), "selects the hive inventory format", required=True),
-    KeySpec("name", Str(DNS_NAME, max_length=253), "hive name, the domain of every host name", required=True),
+    KeySpec("name", Str(DNS_NAME, max_length=253, expected=DNS_NAME_TEXT),
+            "hive name, the domain of every host name", required=True),
     KeySpec("stages", Mapping(), "private / staging / production stage definitions", required=True),
 )
 
@@ -167,7 +183,7 @@ def object_schema(specs: tuple[KeySpec, ...]) -> dict[str, Any]:
 
 # Variables the inventory itself reads from group_vars/host_vars; their kinds are checked too.
 VAR_KINDS: dict[str, Kind] = {
-    "hive_admin": Str(r"[a-z_][a-z0-9_-]*", max_length=32, expected="a Linux user name"),
+    "hive_admin": Str(r"[a-z_][a-z0-9_-]*", max_length=32, expected=USER_NAME_TEXT),
     "hive_sshd_port": Int(1, 65535),
     "hive_private_ip": Ip(),
     "hive_timezone": Str(),

@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from nornir import InitNornir
 from nornir.core.plugins.inventory import InventoryPluginRegister
 
@@ -71,15 +72,15 @@ def test_custom_hostname(tmp_path: Path) -> None:
     inv = build_inventory(site, "staging")
     assert list(inv.hosts) == ["s-test-hive0.example.com", "s-test-hive1.example.com"]
     assert inv.hosts["s-test-hive0.example.com"]["hive_custom_hostname"] == "test-hive"
-    assert inv.hosts["s-test-hive1.example.com"]["hive_swarm_master"] == "s-test-hive0.example.com"
+    assert inv.hosts["s-test-hive0.example.com"]["hive_swarm_master"] == "s-test-hive0.example.com"
 
 
 def test_production_groups_match_hive_builder_table(pdns: Site) -> None:
     inv = build_inventory(pdns, "production")
-    assert groups_of(inv, "hive0.pdns") == {"hives", "servers", "production", "first_hive"}
-    assert groups_of(inv, "hive1.pdns") == {"hives", "servers", "production"}
-    assert groups_of(inv, "hive2.pdns") == {"hives", "servers", "production"}
-    assert groups_of(inv, "hive3.pdns") == {"repository", "servers", "production"}
+    assert groups_of(inv, "hive0.pdns") == {"hives", "servers", "hosts", "production", "first_hive"}
+    assert groups_of(inv, "hive1.pdns") == {"hives", "servers", "hosts", "production"}
+    assert groups_of(inv, "hive2.pdns") == {"hives", "servers", "hosts", "production"}
+    assert groups_of(inv, "hive3.pdns") == {"repository", "servers", "hosts", "production"}
     hives = sorted(h.name for h in inv.children_of_group("hives"))
     assert hives == ["hive0.pdns", "hive1.pdns", "hive2.pdns"]
     assert [h.name for h in inv.children_of_group("repository")] == ["hive3.pdns"]
@@ -88,10 +89,10 @@ def test_production_groups_match_hive_builder_table(pdns: Site) -> None:
 
 def test_shared_repository_host_is_hive_and_repository(pdns: Site) -> None:
     inv = build_inventory(pdns, "staging")
-    assert groups_of(inv, "s-hive2.pdns") == {"hives", "repository", "servers", "staging"}
-    assert groups_of(inv, "s-hive1.pdns") == {"hives", "servers", "staging"}
+    assert groups_of(inv, "s-hive2.pdns") == {"hives", "repository", "servers", "hosts", "staging"}
+    assert groups_of(inv, "s-hive1.pdns") == {"hives", "servers", "hosts", "staging"}
     single = build_inventory(pdns, "private").hosts["p-hive0.pdns"]
-    assert {g.name for g in single.groups} == {"hives", "repository", "servers", "first_hive", "private"}
+    assert {g.name for g in single.groups} == {"hives", "repository", "servers", "hosts", "first_hive", "private"}
     # a host that is also a hive keeps its DRBD disk; the hive keys are applied
     assert single["hive_mirrored_disk_size"] == 20
     assert (single["hive_memory_size"], single["hive_cpus"]) == (4096, 2)
@@ -205,7 +206,45 @@ def test_swarm_master_is_per_stage(pdns: Site) -> None:
     masters = {"private": "p-hive0.pdns", "staging": "s-hive0.pdns", "production": "hive0.pdns"}
     for stage, master in masters.items():
         inv = build_inventory(pdns, stage)
-        assert {h["hive_swarm_master"] for h in inv.hosts.values()} == {master}
+        hives = [h for h in inv.hosts.values() if "hives" in h.groups]
+        assert {h["hive_swarm_master"] for h in hives} == {master}
+        assert inv.groups["hives"].data["hive_swarm_master"] == master
+
+
+def test_swarm_master_is_a_var_of_the_hives_group_only(pdns: Site, tmp_path: Path) -> None:
+    """hive-builder: set_variable('hives', 'hive_swarm_master', ...): a separate repository does not get it."""
+    repo = build_inventory(pdns, "production").hosts["hive3.pdns"]
+    assert "hive_swarm_master" not in dict(repo.items())
+    shared = build_inventory(pdns, "staging").hosts["s-hive2.pdns"]  # repository and hive
+    assert shared["hive_swarm_master"] == "s-hive0.pdns"
+    site = make_site(tmp_path, "plugin: hive_inventory\nname: t\nstages:\n"
+                               "  private: {provider: docker, cidr: 10.0.0.0/24}\n",
+                     {"group_vars/hives.yml": "hive_swarm_master: p-hive1.t\n"})
+    inv = build_inventory(site, "private")  # a group_vars file beats the plugin's group var
+    assert inv.hosts["p-hive0.t"]["hive_swarm_master"] == "p-hive1.t"
+    assert "hive_swarm_master" not in dict(inv.hosts["p-hive3.t"].items())
+
+
+def test_available_zone_only_with_a_region(tmp_path: Path) -> None:
+    """hive-builder sets hive_available_zone only `if 'region' in stage`, even when a subnet names a zone."""
+    site = make_site(tmp_path, """\
+        plugin: hive_inventory
+        name: t
+        stages:
+          private:
+            provider: prepared
+            cidr: 10.0.0.0/16
+            subnets: [{cidr: 10.0.0.0/24, available_zone: zone-x}, {cidr: 10.0.1.0/24}]
+          staging:
+            provider: prepared
+            cidr: 10.1.0.0/16
+            region: r1
+            subnets: [{cidr: 10.1.0.0/24, available_zone: zone-x}, {cidr: 10.1.1.0/24}]
+        """)
+    private = build_inventory(site, "private")
+    assert all("hive_available_zone" not in dict(h.items()) for h in private.hosts.values())
+    staging = build_inventory(site, "staging")
+    assert [h["hive_available_zone"] for h in staging.hosts.values()] == ["zone-x", "r1-b", "zone-x", "r1-a"]
 
 
 @pytest.mark.parametrize(("provider", "admin"), [
@@ -220,36 +259,63 @@ def test_hive_admin_default_per_provider(tmp_path: Path, provider: str, admin: s
     assert host.username == admin
 
 
+# Ansible merges group_vars by group depth (deeper wins), equal depth by name (later wins). Depths in
+# hive-builder's tree (hive_inventory.py): all 0; hosts, first_hive and each stage group 1 (children of all);
+# servers 2 (child of hosts); hives and repository 3 (children of servers).
+DEPTH = {"all": 0, "first_hive": 1, "hosts": 1, "private": 1, "staging": 1, "servers": 2, "hives": 3,
+         "repository": 3}
+
+
+def ansible_winner(setters: tuple[str, ...], groups: set[str]) -> str:
+    return max((g for g in setters if g in groups), key=lambda g: (DEPTH[g], g))
+
+
 def test_group_and_host_var_precedence(tmp_path: Path) -> None:
-    layers = ["all", "servers", "hives", "repository", "first_hive", "private"]
-    # v_<L> is set by layer L and by every lower layer: the value shows the highest layer that applies
-    files = {f"group_vars/{g}.yml": "".join(f"v_{x}: {g}\n" for x in layers[i:])
-             for i, g in enumerate(layers)}
-    files["host_vars/p-hive1.t.yml"] = "v_private: host1\nhive_private_ip: 10.0.0.99\nhive_admin: ops\n"
+    pairs = [(a, b) for i, a in enumerate(DEPTH) for b in list(DEPTH)[i + 1:]]
+    # group g sets k_<a>__<b> = g for every pair it is part of: each key is one two-way conflict
+    files = {f"group_vars/{g}.yml": "".join(f"k_{a}__{b}: {g}\n" for a, b in pairs if g in (a, b))
+             for g in DEPTH}
+    files["host_vars/p-hive1.t.yml"] = "k_all__hives: host1\nhive_private_ip: 10.0.0.99\nhive_admin: ops\n"
     files["group_vars/all.yml"] += "hive_private_ip: 10.9.9.9\nhive_provider: nonsense\n"
     site = make_site(tmp_path, "plugin: hive_inventory\nname: t\nstages:\n"
-                               "  private: {provider: docker, cidr: 10.0.0.0/24}\n", files)
-    inv = build_inventory(site, "private")
-    h0, h1, h3 = (inv.hosts[f"p-hive{i}.t"] for i in (0, 1, 3))
-    values = [[h[f"v_{x}"] for x in layers] for h in (h0, h1, h3)]
-    assert values == [
-        ["all", "servers", "hives", "hives", "first_hive", "private"],
-        ["all", "servers", "hives", "hives", "hives", "host1"],
-        ["all", "servers", "servers", "repository", "repository", "private"],
-    ]
+                               "  private: {provider: docker, cidr: 10.0.0.0/24}\n"
+                               "  staging: {provider: docker, cidr: 10.1.0.0/24, separate_repository: false}\n",
+                     files)
+    for stage in ("private", "staging"):
+        inv = build_inventory(site, stage)
+        for name, host in inv.hosts.items():
+            groups = {"all", *(g.name for g in host.groups)}
+            for a, b in pairs:
+                if (a in groups or b in groups) and not (name == "p-hive1.t" and (a, b) == ("all", "hives")):
+                    assert host[f"k_{a}__{b}"] == ansible_winner((a, b), groups), (name, a, b)
+    private, staging = build_inventory(site, "private"), build_inventory(site, "staging")
+    h0, h1, h3 = (private.hosts[f"p-hive{i}.t"] for i in (0, 1, 3))
+    shared = staging.hosts["s-hive2.t"]  # hives and repository
+    # the same cases spelt out (the first three were wrong before: first_hive and the stage came last)
+    assert h0["k_first_hive__hives"] == "hives"          # deeper wins
+    assert h0["k_private__servers"] == "servers"         # deeper wins over the stage group
+    assert h0["k_first_hive__hosts"] == "hosts"          # equal depth: later name wins
+    assert h0["k_hosts__private"] == "private"           # equal depth: later name wins
+    assert h3["k_hosts__servers"] == "servers" and h3["k_all__hosts"] == "hosts"
+    assert shared["k_hives__repository"] == "repository"
+    assert staging.hosts["s-hive0.t"]["k_private__staging"] == "staging"  # the other stage's file: no effect
+    assert h0["k_private__staging"] == "private"
+    # host_vars override every group
+    assert h1["k_all__hives"] == "host1"
     # group_vars override hive-builder's group-level defaults ...
     assert h0["hive_provider"] == "nonsense"
     # ... but not host-level computed values; host_vars override those
     assert h0["hive_private_ip"] == "10.0.0.4"
     assert (h1["hive_private_ip"], h1.hostname, h1.username) == ("10.0.0.99", "10.0.0.99", "ops")
     # Nornir's own lookup agrees with the merged data, and groups carry their group_vars
-    assert inv.groups["hives"].data["v_hives"] == "hives"
-    assert inv.defaults.data["v_all"] == "all"
+    assert private.groups["hives"].data["k_all__hives"] == "hives"
+    assert private.groups["hosts"].data["k_all__hosts"] == "hosts"
+    assert private.defaults.data["k_all__hosts"] == "all"
 
 
-def test_hives_precede_servers_in_nornir_group_order(pdns: Site) -> None:
+def test_nornir_group_order_is_ansibles_precedence(pdns: Site) -> None:
     host = build_inventory(pdns, "production").hosts["hive0.pdns"]
-    assert [g.name for g in host.groups] == ["production", "first_hive", "hives", "servers"]
+    assert [g.name for g in host.groups] == ["hives", "servers", "production", "hosts", "first_hive"]
 
 
 def test_secret_keys_are_listed_and_maskable(pdns: Site) -> None:
@@ -376,6 +442,21 @@ def test_export_loads_in_plain_simple_inventory(pdns: Site, tmp_path: Path) -> N
 
 def test_inventory_rows(pdns: Site) -> None:
     rows = inventory_rows(build_inventory(pdns, "staging"))
-    assert rows[2] == {"name": "s-hive2.pdns", "groups": "servers,hives,repository,staging",
+    assert rows[2] == {"name": "s-hive2.pdns", "groups": "hosts,servers,hives,repository,staging",
                        "address": "192.168.0.100:22", "user": "admin", "private_ip": "192.168.0.100"}
-    assert rows[0]["groups"] == "servers,hives,first_hive,staging"
+    assert rows[0]["groups"] == "hosts,servers,hives,first_hive,staging"
+
+
+def test_export_writes_no_yaml_anchors(tmp_path: Path) -> None:
+    """A list or mapping shared by every host (group_vars, stage keys) is written in full for each host."""
+    site = make_site(tmp_path, "plugin: hive_inventory\nname: t\nstages:\n"
+                               "  private: {provider: docker, cidr: 10.0.0.0/24}\n",
+                     {"group_vars/servers.yml": "hive_ntp_servers: [10.0.0.1, 10.0.0.2]\n"
+                                                "hive_users: {alice: {uid: 2001}}\n"})
+    files = export_simple_inventory(build_inventory(site, "private"), tmp_path / "out")
+    for path in files.values():
+        text = path.read_text()
+        assert "&id" not in text and "*id" not in text, path.name
+    hosts = yaml.safe_load(files["hosts"].read_text())
+    assert all(h["data"]["hive_ntp_servers"] == ["10.0.0.1", "10.0.0.2"] for h in hosts.values())
+    assert len(hosts) == 4

@@ -67,8 +67,8 @@ def test_hive_builder_pdns_site_loads_unchanged() -> None:
     assert site.root_dir == (FIXTURES / "site_pdns").resolve()
 
 
-def test_default_site_loads_and_is_a_docker_lab() -> None:
-    path = find_site(Path("/nonexistent-root"))
+def test_default_site_loads_and_is_a_docker_lab(tmp_path: Path) -> None:
+    path = find_site(tmp_path)  # a root without inventory/
     assert path == default_site_dir() / "hive.yml"
     site = load_site(path)
     private = site.stages["private"]
@@ -132,6 +132,7 @@ def test_top_level_keys(tmp_path: Path) -> None:
         "hive.yml:1: plugin: 'hive_inventry' is not allowed; expected one of hive_inventory")
     assert only(found, "name").line == 2
     assert "has an invalid format" in only(found, "name").problem
+    assert "a DNS name: labels of letters, digits and '-'" in only(found, "name").allowed
     assert only(found, "stagse").problem == "unknown key (did you mean 'stages'?)"
     assert any(i.problem == "missing required key 'stages'" for i in found)
 
@@ -253,6 +254,17 @@ def test_custom_hostname_pattern(tmp_path: Path, bad: str) -> None:
     found = stage_issues(tmp_path, f"provider: vagrant\ncidr: 10.0.0.0/24\ncustom_hostname: '{bad}'\n")
     issue = only(found, "stages.private.custom_hostname")
     assert issue.value == bad and issue.problem == "has an invalid format"
+    assert issue.allowed == ("at least 2 lower-case letters, digits and '-', starting and ending with a letter "
+                             "or digit (e.g. web-hive)")
+    assert str(issue).endswith(f"{bad!r} has an invalid format; expected {issue.allowed}")
+
+
+def test_url_and_user_name_formats_say_what_is_allowed(tmp_path: Path) -> None:
+    found = stage_issues(tmp_path, "provider: vagrant\ncidr: 10.0.0.0/24\ndrbd_download_url: ftp://x/y\n")
+    assert only(found, "stages.private.drbd_download_url").allowed == (
+        "an http://, https:// or file:// URL without spaces")
+    found = issues(tmp_path, BASE, {"group_vars/all.yml": "hive_admin: 9admin\n"})
+    assert only(found, "hive_admin").allowed.startswith("a Linux user name: up to 32 lower-case letters")
 
 
 def test_custom_hostname_length_with_name(tmp_path: Path) -> None:
@@ -462,3 +474,51 @@ def test_all_errors_are_reported_at_once_one_per_line(tmp_path: Path) -> None:
     assert [i.line for i in info.value.issues] == [6, 7, 11, 12, 1]
     assert lines[0].startswith(f"{path}:6: stages.private.cidr: ")
     assert lines[-1].startswith(f"{tmp_path}/inventory/group_vars/all.yml:1: hive_sshd_port: 0 is out of ")
+
+
+# --- group_vars / host_vars names ------------------------------------------------------------------
+
+
+TWO_STAGES = BASE + "  staging:\n    provider: prepared\n    cidr: 10.0.0.0/24\n    number_of_hosts: 2\n"
+
+
+def test_vars_files_of_every_hive_builder_group_and_host_are_accepted(tmp_path: Path) -> None:
+    groups = ["all", "hosts", "servers", "hives", "repository", "first_hive", "mother", "private", "staging",
+              "production", "services"]  # production: a stage group the site does not define (yet)
+    files = {f"group_vars/{g}.yml": f"x_{g}: 1\n" for g in groups}
+    hosts = ["p-hive0.pdns", "p-hive3.pdns", "p-mother.pdns", "s-hive1.pdns", "s-mother.pdns"]
+    files.update({f"host_vars/{h}.yml": "y: 1\n" for h in hosts})
+    site = load_site(write_site(tmp_path, TWO_STAGES, files))
+    assert set(site.group_vars) == set(groups)
+    assert set(site.host_vars) == set(hosts)
+
+
+def test_vars_file_matching_no_group_or_host_is_an_error(tmp_path: Path) -> None:
+    found = issues(tmp_path, TWO_STAGES, {
+        "group_vars/hivse.yml": "hive_timezone: UTC\n",
+        "group_vars/prodution/a.yml": "x: 1\n",
+        "host_vars/p-hive4.pdns.yml": "x: 1\n",  # private has p-hive0..3
+        "host_vars/hive0.pdns.yml": "x: 1\n",    # production is not defined
+        "host_vars/s-hive1.pdns.yml": "x: 1\n",  # fine: a host of staging
+    })
+    gv = tmp_path / "inventory" / "group_vars"
+    by_file = {i.file: i for i in found}
+    assert set(by_file) == {gv / "hivse.yml", gv / "prodution", tmp_path / "inventory" / "host_vars" /
+                            "p-hive4.pdns.yml", tmp_path / "inventory" / "host_vars" / "hive0.pdns.yml"}
+    typo = by_file[gv / "hivse.yml"]
+    assert typo.problem == "matches no group, so it would never apply (did you mean 'hives'?)"
+    assert "all, ungrouped, hosts, servers, hives, repository, first_hive" in typo.allowed
+    assert str(typo).startswith(f"{gv / 'hivse.yml'}: matches no group")
+    assert "did you mean 'production'?" in by_file[gv / "prodution"].problem
+    host = by_file[tmp_path / "inventory" / "host_vars" / "p-hive4.pdns.yml"]
+    assert host.problem.startswith("matches no host of any stage, so it would never apply")
+    assert host.allowed == ("a host name of the site: p-hive0.pdns .. p-hive3.pdns, p-mother.pdns, "
+                            "s-hive0.pdns .. s-hive1.pdns, s-mother.pdns")
+
+
+def test_group_vars_names_are_checked_even_when_hive_yml_is_broken(tmp_path: Path) -> None:
+    found = issues(tmp_path, BASE.replace("vagrant", "vagrnt"), {"group_vars/sever.yml": "x: 1\n",
+                                                               "host_vars/nohost.yml": "x: 1\n"})
+    assert any(i.key == "stages.private.provider" for i in found)
+    assert any(i.file.name == "sever.yml" and "did you mean 'server" in i.problem for i in found)
+    assert not any(i.file.name == "nohost.yml" for i in found)  # host names need a valid hive.yml
