@@ -115,16 +115,16 @@ class Hive:
         runbook = phase if isinstance(phase, Runbook) else load_runbook(phase)
         steps = runbook.select_steps(tags)
         self.require_state()
-        journal = RunJournal(self.context_dir, runbook.name)
-        resumed_from = ""
-        if resume:
-            point = journal.resume_point()
-            names = [s.name for s in steps]
-            if point and point in names:
-                steps = steps[names.index(point):]
-                resumed_from = point
         full = self.nornir()
         nr = self.limit(full, limit)
+        journal = RunJournal(self.context_dir, runbook.name)
+        selected_hosts = sorted(nr.inventory.hosts) if limit else None
+        selected_tags = sorted(set(tags)) if tags else None
+        resumed_from = ""
+        if resume:
+            names = [s.name for s in steps]
+            resumed_from = journal.resume_from(names, selected_hosts, selected_tags)
+            steps = steps[names.index(resumed_from):]
         report = RunReport(phase=runbook.name, stage=self.stage, check=check, resumed_from=resumed_from,
                            started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                            hosts=[h for h in nr.inventory.hosts if any(s.selects(nr.inventory.hosts[h])
@@ -135,7 +135,8 @@ class Hive:
                            handlers=HandlerJournal(self.context_dir / "handlers.json"),
                            all_hosts=dict(full.inventory.hosts))
             if not check:
-                journal.start(runbook.name, self.stage, check, [s.name for s in steps])
+                journal.start(runbook.name, self.stage, check, [s.name for s in steps], selected_hosts,
+                              selected_tags)
 
             def step_done(step: Step, outcomes: list[HostOutcome]) -> None:
                 if not check:

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hive_nornir.engine.errors import BadInput
+
 
 class RunJournal:
     """One JSON file per phase, rewritten atomically after every step."""
@@ -32,12 +34,37 @@ class RunJournal:
                 return str(step["name"])
         return None if prev.get("finished") else prev.get("next_step")
 
-    def start(self, phase: str, stage: str, check: bool, steps: list[str]) -> None:
-        """Begin a run: every planned step is recorded as pending."""
+    def start(self, phase: str, stage: str, check: bool, steps: list[str], limit: list[str] | None = None,
+              tags: list[str] | None = None) -> None:
+        """Begin a run: every planned step is recorded as pending, with the -l/-T selection it ran under."""
         self.data = {"phase": phase, "stage": stage, "check": check, "finished": False,
+                     "limit": sorted(limit) if limit else None, "tags": sorted(tags) if tags else None,
                      "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                      "steps": [{"name": s, "status": "pending", "failed_hosts": []} for s in steps]}
         self._save()
+
+    def resume_from(self, steps: list[str], limit: list[str] | None, tags: list[str] | None) -> str:
+        """The step `--resume` restarts at; BadInput when there is nothing to resume or the selection differs."""
+        prev = self.previous()
+        phase = self.path.stem
+        if not prev:
+            raise BadInput(f"--resume: no earlier {phase} run is recorded in {self.path}; run without --resume")
+        selection = {"limit": sorted(limit) if limit else None, "tags": sorted(tags) if tags else None}
+        recorded = {"limit": prev.get("limit"), "tags": prev.get("tags")}
+        if selection != recorded:
+            raise BadInput(
+                f"--resume: the last {phase} run (started {prev.get('started_at', '?')}) used "
+                f"{_describe(recorded)}, this one asks for {_describe(selection)}; resume with the same "
+                f"-l/-T, or run without --resume"
+            )
+        point = self.resume_point()
+        if point is None:
+            raise BadInput(f"--resume: the last {phase} run (started {prev.get('started_at', '?')}) finished "
+                           f"with no failed step; nothing to resume")
+        if point not in steps:
+            raise BadInput(f"--resume: the last {phase} run stopped at step {point!r}, which is not among the "
+                           f"selected steps ({', '.join(steps)}); run without --resume")
+        return point
 
     def step_done(self, name: str, failed_hosts: list[str]) -> None:
         """Mark a step done, noting which hosts failed or were unreachable in it."""
@@ -57,3 +84,10 @@ class RunJournal:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.data, indent=1))
         tmp.replace(self.path)
+
+
+def _describe(selection: dict[str, list[str] | None]) -> str:
+    """`-l a,b -T base` or `the whole phase on every host`, for the resume mismatch message."""
+    parts = [f"{flag} {','.join(value)}" for flag, value in (("-l", selection["limit"]), ("-T", selection["tags"]))
+             if value]
+    return " ".join(parts) if parts else "no -l/-T (every step, every host)"

@@ -15,6 +15,7 @@ from hive_nornir.runbooks.setup_hosts import RUNBOOK as SETUP_HOSTS
 
 from hive_nornir.api import Hive
 from hive_nornir.engine.context import HostContext
+from hive_nornir.engine.errors import BadInput
 from hive_nornir.engine.outcome import CHANGED, FAILED, OK, UNREACHABLE
 from hive_nornir.engine.runbook import Runbook, Step
 from hive_nornir.primitives.file import File
@@ -240,4 +241,5 @@ def test_resume_restarts_at_the_failed_step(lab, hive: Hive) -> None:  # type: i
     resumed = hive.run(book, resume=True)
     assert resumed.exit_code == EXIT_OK and resumed.resumed_from == "second"
     assert set(ran) == {"second"}
-    assert hive.run(book, resume=True).resumed_from == ""  # the last run finished cleanly: nothing to resume
+    with pytest.raises(BadInput, match="nothing to resume"):  # the last run finished cleanly
+        hive.run(book, resume=True)
