@@ -202,6 +202,7 @@ class BlockInFile(_TextEdit):
     owner: str = "root"
     group: str = "root"
     secret: bool = False
+    insertbefore: str | None = None  # "BOF": a new block goes at the top (like blockinfile); else at the end
     kind = "block"
 
     def __post_init__(self) -> None:
@@ -209,6 +210,8 @@ class BlockInFile(_TextEdit):
         self._check(self.state)
         if "{mark}" not in self.marker or "\n" in self.marker:
             raise ValueError("marker must be one line containing {mark}")
+        if self.insertbefore not in (None, "BOF"):
+            raise ValueError(f"insertbefore must be None or 'BOF', not {self.insertbefore!r}")
 
     @property
     def begin(self) -> str:
@@ -237,7 +240,8 @@ class BlockInFile(_TextEdit):
         return starts[0], ends[0]
 
     def edit(self, text: str | None) -> str | None:
-        """Replace the marked span, or append it; empty block or absent removes the span."""
+        """Replace the marked span where it is, or add it (at the top with insertbefore BOF, else at the end);
+        empty block or absent removes the span."""
         lines = _lines(text)
         span = self._span(lines)
         body = self.block.rstrip("\n")
@@ -247,6 +251,8 @@ class BlockInFile(_TextEdit):
             return "".join(lines[:span[0]] + lines[span[1] + 1:])
         wanted = [f"{line}\n" for line in (self.begin, *body.split("\n"), self.end)]
         if span is None:
+            if self.insertbefore == "BOF":
+                return "".join(wanted) + (text or "")
             return _append(text, [ln[:-1] for ln in wanted])
         return "".join(lines[:span[0]] + wanted + lines[span[1] + 1:])
 

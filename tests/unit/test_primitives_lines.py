@@ -146,6 +146,21 @@ def test_block_custom_marker_leaves_other_blocks() -> None:
     assert new_text(block.plan(canned(), out(other))) == f"{other}# BEGIN servers\nx\n# END servers\n"
 
 
+@pytest.mark.parametrize("facts", FAMILIES)
+def test_block_inserted_before_bof_goes_on_top_then_stays_where_it_is(facts: Facts) -> None:
+    block = BlockInFile("/etc/hosts", "10.0.0.1 a", insertbefore="BOF")
+    plan = block.plan(facts, out("127.0.0.1 localhost\n"))
+    assert new_text(plan) == f"{BEGIN}\n10.0.0.1 a\n{END}\n127.0.0.1 localhost\n"
+    assert plan.summary == "insert block in /etc/hosts"
+    assert not block.plan(facts, out(new_text(plan))).changed
+    moved = f"127.0.0.1 localhost\n{BEGIN}\nold\n{END}\n"  # an existing block is updated in place
+    assert new_text(block.plan(facts, out(moved))) == f"127.0.0.1 localhost\n{BEGIN}\n10.0.0.1 a\n{END}\n"
+    created = BlockInFile("/etc/x", "y", insertbefore="BOF").plan(facts, out(None))
+    assert new_text(created) == f"{BEGIN}\ny\n{END}\n"
+    with pytest.raises(ValueError, match="BOF"):
+        BlockInFile("/etc/hosts", "x", insertbefore="^127")
+
+
 def test_block_unbalanced_markers_need_a_human() -> None:
     plan = BlockInFile("/etc/hosts", "x").plan(canned(), out(f"{BEGIN}\nhalf\n"))
     assert "unbalanced" in plan.error and not plan.uploads
