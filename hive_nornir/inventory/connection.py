@@ -44,8 +44,11 @@ def connection_extras(context_dir: Path, state: dict[str, Any] | None) -> dict[s
     context = Path(context_dir).absolute()
     key_file = str(context / str((state or {}).get("ssh_key") or DEFAULT_SSH_KEY))
     known_hosts = str(context / KNOWN_HOSTS)
+    hive_ssh: dict[str, Any] = {"key_file": key_file, "known_hosts": known_hosts}
+    if (context / "ssh_config").is_file():  # hive-builder's per-stage ssh_config (bastions, ProxyJump)
+        hive_ssh["ssh_config"] = str(context / "ssh_config")
     return {
-        "hive_ssh": {"key_file": key_file, "known_hosts": known_hosts},
+        "hive_ssh": hive_ssh,
         "netmiko": {"use_keys": True, "key_file": key_file, "allow_agent": False, "device_type": PLATFORM,
                     # check host keys against the stage's known_hosts, as hive_ssh does
                     "ssh_strict": True, "system_host_keys": False, "alt_host_keys": True,

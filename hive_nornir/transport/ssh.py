@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fnmatch
 import logging
 import os
 import posixpath
@@ -144,15 +145,25 @@ def build_params(
         default_cfg = _expand(configuration.ssh.config_file or "")
         cfg_path = default_cfg if default_cfg and Path(default_cfg).is_file() else None
     ssh_cfg = paramiko.SSHConfig.from_path(_expand(cfg_path)) if cfg_path else None
-    looked: dict[str, Any] = dict(ssh_cfg.lookup(hostname)) if ssh_cfg else {}
-
-    real_host = str(looked.get("hostname") or hostname)
-    real_port = int(port) if port else int(looked.get("port", 22))
-    user = username or looked.get("user") or os.environ.get("USER") or "root"
-
+    name = str(ex.get("host_name") or "")
+    by_name = _named_entry(ssh_cfg, name) if ssh_cfg is not None and name else None
     key_file = ex.get("key_file")
-    cfg_keys = tuple(_expand(k) for k in looked.get("identityfile", []))
-    key_files = (_expand(str(key_file)),) if key_file else cfg_keys
+    if by_name is not None:
+        # a `Host <inventory name>` entry: reached as `ssh -F ssh_config <name>` would; the inventory fills gaps
+        looked = by_name
+        real_host = str(looked["hostname"]) if looked.get("hostname") not in (None, name) else hostname
+        real_port = int(looked["port"]) if "port" in looked else (
+            int(port or 22) if real_host == hostname else 22)
+        user = looked.get("user") or username or os.environ.get("USER") or "root"
+        stage_key = (_expand(str(key_file)),) if key_file else ()
+        key_files = tuple(_expand(k) for k in looked.get("identityfile", [])) + stage_key
+    else:
+        looked = dict(ssh_cfg.lookup(hostname)) if ssh_cfg else {}
+        real_host = str(looked.get("hostname") or hostname)
+        real_port = int(port) if port else int(looked.get("port", 22))
+        user = username or looked.get("user") or os.environ.get("USER") or "root"
+        cfg_keys = tuple(_expand(k) for k in looked.get("identityfile", []))
+        key_files = (_expand(str(key_file)),) if key_file else cfg_keys
 
     hops: list[Hop] = []
     proxy_command = looked.get("proxycommand")
@@ -183,6 +194,14 @@ def build_params(
         proxy_jump=tuple(hops),
         proxy_command=str(proxy_command) if proxy_command else None,
     )
+
+
+def _named_entry(ssh_cfg: paramiko.SSHConfig, name: str) -> dict[str, Any] | None:
+    """The settings for `name` when a Host pattern other than a bare `*` names it, else None (use the address)."""
+    patterns = [p for p in ssh_cfg.get_hostnames() if p != "*" and not p.startswith("!")]
+    if not any(fnmatch.fnmatchcase(name, p) for p in patterns):
+        return None
+    return dict(ssh_cfg.lookup(name))
 
 
 # ---------------------------------------------------------------------------------------------- connect
@@ -715,14 +734,34 @@ class HiveSSH:
             self.connection.close()
 
 
+def host_extras(host: Host) -> dict[str, Any]:
+    """hive_ssh extras plus the inventory name (ssh_config lookups) and the site's `hive_ssh_config` variable."""
+    extras = dict(host.get_connection_parameters(CONNECTION_NAME).extras or {})
+    extras.setdefault("host_name", str(host.name))
+    site_cfg = host.get("hive_ssh_config", None)
+    if site_cfg:
+        path = Path(str(site_cfg)).expanduser()
+        if not path.is_absolute() and extras.get("known_hosts"):
+            path = Path(str(extras["known_hosts"])).parents[2] / path  # <root>/.hive/<stage>/known_hosts
+        extras["ssh_config"] = str(path)
+    return extras
+
+
+def _open(host: Host, config: Config) -> SSHSession:
+    """Open (or reuse) the host's hive_ssh connection with host_extras()."""
+    if CONNECTION_NAME not in host.connections:
+        host.open_connection(CONNECTION_NAME, configuration=config, extras=host_extras(host))
+    session: SSHSession = host.connections[CONNECTION_NAME].connection
+    return session
+
+
 def session_for(host: Host, config: Config) -> SSHSession:
     """The host's cached session, reopened once if it died (reboot, sshd restart, idle drop)."""
-    session: SSHSession = host.get_connection(CONNECTION_NAME, config)
+    session = _open(host, config)
     if session.is_alive():
         return session
     log.info("%s: cached SSH session is dead, reconnecting", host.name)
     with contextlib.suppress(Exception):
         host.close_connection(CONNECTION_NAME)
     host.connections.pop(CONNECTION_NAME, None)
-    fresh: SSHSession = host.get_connection(CONNECTION_NAME, config)
-    return fresh
+    return _open(host, config)

@@ -1,0 +1,74 @@
+"""ssh_config for bastions: looked up by inventory name first, then by address; the stage file is found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nornir.core.inventory import ConnectionOptions, Defaults, Host
+
+from hive_nornir.inventory.connection import connection_extras
+from hive_nornir.transport.ssh import build_params, host_extras
+
+CONFIG = """\
+Host *
+  ServerAliveInterval 30
+Host p-hive1.site
+  HostName 10.91.0.11
+  ProxyJump 127.0.0.1:2201
+Host p-hive2.*
+  HostName 10.91.0.12
+  Port 2222
+  User ops
+  IdentityFile ~/bastion_key
+  ProxyCommand ssh -W %h:%p jump
+Host 127.0.0.5
+  User byaddress
+"""
+
+
+def cfg(tmp_path: Path) -> Path:
+    path = tmp_path / "ssh_config"
+    path.write_text(CONFIG)
+    return path
+
+
+def test_inventory_name_entry_wins_over_the_recorded_address(tmp_path: Path) -> None:
+    extras = {"ssh_config": str(cfg(tmp_path)), "host_name": "p-hive1.site", "key_file": "/stage/key"}
+    p = build_params("127.0.0.1", "admin", None, 2202, extras)
+    # the entry changes HostName and sets no Port: ssh's default 22, not the docker port of the old address
+    assert (p.hostname, p.port, p.username) == ("10.91.0.11", 22, "admin")
+    assert [(h.hostname, h.port, h.username) for h in p.proxy_jump] == [("127.0.0.1", 2201, "admin")]
+    assert p.key_files == ("/stage/key",) and p.proxy_jump[0].key_files == ("/stage/key",)
+
+
+def test_pattern_entry_gives_port_user_keys_and_proxycommand(tmp_path: Path) -> None:
+    extras = {"ssh_config": str(cfg(tmp_path)), "host_name": "p-hive2.site", "key_file": "/stage/key"}
+    p = build_params("127.0.0.1", "admin", None, 2203, extras)
+    assert (p.hostname, p.port, p.username) == ("10.91.0.12", 2222, "ops")
+    assert p.key_files == (str(Path("~/bastion_key").expanduser()), "/stage/key")
+    assert p.proxy_command == "ssh -W 10.91.0.12:2222 jump" and p.proxy_jump == ()
+
+
+def test_no_named_entry_falls_back_to_the_address_and_explicit_values_win(tmp_path: Path) -> None:
+    extras = {"ssh_config": str(cfg(tmp_path)), "host_name": "p-hive3.site"}  # only `Host *` matches the name
+    p = build_params("127.0.0.5", None, None, 2204, extras)
+    assert (p.hostname, p.port, p.username) == ("127.0.0.5", 2204, "byaddress")
+    assert build_params("127.0.0.5", "admin", None, 2204, extras).username == "admin"
+
+
+def test_stage_ssh_config_goes_into_the_extras_when_present(tmp_path: Path) -> None:
+    assert "ssh_config" not in connection_extras(tmp_path, None)["hive_ssh"]
+    cfg(tmp_path)
+    assert connection_extras(tmp_path, None)["hive_ssh"]["ssh_config"] == str((tmp_path / "ssh_config").absolute())
+
+
+def test_host_extras_name_and_site_variable(tmp_path: Path) -> None:
+    context = tmp_path / ".hive" / "private"
+    options = {"hive_ssh": ConnectionOptions(extras=connection_extras(context, None)["hive_ssh"])}
+    host = Host("p-hive0.site", hostname="127.0.0.1", port=2201, defaults=Defaults(connection_options=options))
+    extras = host_extras(host)
+    assert extras["host_name"] == "p-hive0.site" and "ssh_config" not in extras
+    host.data["hive_ssh_config"] = "inventory/ssh_config"  # relative: to the project root
+    assert host_extras(host)["ssh_config"] == str(tmp_path.absolute() / "inventory" / "ssh_config")
+    host.data["hive_ssh_config"] = "/etc/hive/ssh_config"
+    assert host_extras(host)["ssh_config"] == "/etc/hive/ssh_config"
