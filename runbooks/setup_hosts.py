@@ -22,6 +22,7 @@ from hive_nornir.tasks.ntp_client import ntp_client
 from hive_nornir.tasks.pip_venv import pip_venv
 from hive_nornir.tasks.registry import registry
 from hive_nornir.tasks.rsyslogd import rsyslogd
+from hive_nornir.tasks.rsyslogd_client import rsyslogd_client
 from hive_nornir.tasks.ssh_connection import ssh_connection
 from hive_nornir.tasks.sshd import sshd
 from hive_nornir.tasks.strict_source_ip import strict_source_ip
@@ -69,6 +70,8 @@ RUNBOOK = Runbook(
         Step("follow-swarm-service", follow_swarm_service, groups=("hives",),
              tags=("follow-swarm-service", *SERVERS)),
         Step("zabbix-agent", zabbix_agent, tags=("zabbix-agent", *SERVERS), when=has("hive_zabbix")),
+        Step("rsyslogd-client", rsyslogd_client, groups=("hives",), tags=("rsyslogd-client", *SERVERS),
+             when=has("hive_tls_logging")),
         Step("zabbix", zabbix_server, groups=("repository",), tags=("zabbix", *REPOSITORY),
              when=has("hive_zabbix")),
         Step("registry", registry, groups=("repository",), tags=("registry", *REPOSITORY)),
