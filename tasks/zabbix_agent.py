@@ -7,7 +7,6 @@ docker/drbd/systemd UserParameters and their scripts, ~zabbix/.docker certs and 
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from hive_nornir.tasks.firewall import rule_set_for
 from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import Facts
+from hive_nornir.netslice import DEFAULT_ZABBIX_SUBNET, slice_internal_cidr
 from hive_nornir.primitives.base import Primitive, q
 from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.file import File, Template
@@ -31,11 +31,11 @@ INCLUDE_DIR = {"debian": "/etc/zabbix/zabbix_agentd.conf.d", "redhat": "/etc/zab
 LOG_FILE = {"debian": "/var/log/zabbix-agent/zabbix_agentd.log", "redhat": "/var/log/zabbix/zabbix_agentd.log"}
 SUDOERS = "/etc/sudoers.d/zabbix"
 SERVER_PORT = 10051
-DEFAULT_ZABBIX_SUBNET = "172.21.0.0/16"  # hive-builder's zabbix_default without internal_cidr
-EL_RELEASE_RPM = {
-    10: "http://repo.zabbix.com/zabbix/7.0/rhel/10/x86_64/zabbix-release-latest.el10.noarch.rpm",
-    0: "http://repo.zabbix.com/zabbix/5.1/rhel/8/x86_64/zabbix-release-5.1-1.el8.noarch.rpm",
-}
+# Zabbix 7.0 LTS for every EL major it builds (hive-builder's el10 URL, http like it); hive-builder gave EL8 and
+# EL9 alike the el8 5.1 rpm (its known bug #14).
+ZABBIX_RELEASE = "7.0"
+EL_MAJORS = (8, 9, 10)
+EL_RELEASE_RPM = "http://repo.zabbix.com/zabbix/{release}/rhel/{major}/x86_64/zabbix-release-latest.el{major}.noarch.rpm"
 SELINUX_BOOLEANS = ("authlogin_nsswitch_use_ldap", "domain_can_mmap_files", "daemons_dump_core", "nis_enabled")
 
 
@@ -49,17 +49,16 @@ class AgentSpec:
 
 
 def zabbix_subnet(internal_cidr: str | None) -> str:
-    """hive-builder's zabbix_default slice: offset size*7/8, prefix+3 (172.31.252.0/22 -> 172.31.255.128/25)."""
-    if not internal_cidr:
-        return DEFAULT_ZABBIX_SUBNET
-    net = ipaddress.ip_network(internal_cidr, strict=False)
-    start = int(net.network_address) + net.num_addresses * 7 // 8
-    return str(ipaddress.ip_network((start, net.prefixlen + 3)))
+    """hive-builder's zabbix_default slice (hive_nornir.netslice: 172.31.252.0/22 -> 172.31.255.128/25)."""
+    return slice_internal_cidr(internal_cidr).zabbix_default
 
 
 def zabbix_server_ip(internal_cidr: str | None) -> str:
-    """The zabbix-server container: `.2` of the zabbix subnet."""
-    return str(ipaddress.ip_network(zabbix_subnet(internal_cidr)).network_address + 2)
+    """The zabbix-server container: `.2` of the zabbix subnet (172.21.0.2 without internal_cidr)."""
+    nets = slice_internal_cidr(internal_cidr)
+    if nets.zabbix_server_ip:
+        return nets.zabbix_server_ip
+    return DEFAULT_ZABBIX_SUBNET.split("/")[0].rsplit(".", 1)[0] + ".2"
 
 
 def repository_of(stage_hosts: Mapping[str, Any]) -> tuple[str, str]:
@@ -80,8 +79,14 @@ def agent_spec(name: str, is_repository: bool, repository: tuple[str, str], inte
 
 
 def release_rpm(facts: Facts, override: str | None = None) -> str:
-    """zabbix's repo definition rpm for this EL major version (a site may name another)."""
-    return override or EL_RELEASE_RPM.get(facts.major_version, EL_RELEASE_RPM[0])
+    """zabbix's repo definition rpm for this EL major version (a site may name another with
+    hive_zabbix_release_rpm); an EL major zabbix has no repository for is refused."""
+    if override:
+        return override
+    if facts.major_version not in EL_MAJORS:
+        raise StepFailed(f"zabbix-agent: no Zabbix {ZABBIX_RELEASE} repository for EL{facts.major_version} "
+                         f"(only EL{', EL'.join(map(str, EL_MAJORS))}); set hive_zabbix_release_rpm")
+    return EL_RELEASE_RPM.format(release=ZABBIX_RELEASE, major=facts.major_version)
 
 
 def agent_conf(facts: Facts, spec: AgentSpec) -> dict[str, str]:

@@ -390,16 +390,25 @@ def test_zabbix_agent_on_the_el_repository_trusts_the_server_container() -> None
     conf = plan.files["/etc/zabbix/zabbix_agentd.conf"]
     assert "Server=127.0.0.1,172.31.255.130\n" in conf and "Include=/etc/zabbix/zabbix_agentd.d/\n" in conf
     assert "LogFile=/var/log/zabbix/zabbix_agentd.log\n" in conf
-    assert plan.commands[0] == ("rpm -Uvh http://repo.zabbix.com/zabbix/5.1/rhel/8/x86_64/"
-                                "zabbix-release-5.1-1.el8.noarch.rpm")
+    assert plan.commands[0] == ("rpm -Uvh http://repo.zabbix.com/zabbix/7.0/rhel/9/x86_64/"
+                                "zabbix-release-latest.el9.noarch.rpm")
     assert "dnf install -y zabbix-agent" in plan.commands
     assert [c for c in plan.commands if c.startswith("setsebool")] == [
         f"setsebool -P {b} on" for b in za.SELINUX_BOOLEANS]
 
 
-def test_zabbix_release_rpm_follows_the_el_major_version() -> None:
-    assert za.release_rpm(canned("redhat", os_version="10.0")).endswith("zabbix-release-latest.el10.noarch.rpm")
+@pytest.mark.parametrize("major", [8, 9, 10])
+def test_zabbix_release_rpm_follows_the_el_major_version(major: int) -> None:
+    """hive-builder's bug #14 gave EL8 and EL9 the el8 5.1 rpm; each major gets its own 7.0 LTS repository."""
+    assert za.release_rpm(canned("redhat", os_version=f"{major}.4")) == (
+        f"http://repo.zabbix.com/zabbix/7.0/rhel/{major}/x86_64/zabbix-release-latest.el{major}.noarch.rpm")
+
+
+def test_zabbix_release_rpm_override_and_unknown_majors() -> None:
     assert za.release_rpm(ALMA, "http://mirror/z.rpm") == "http://mirror/z.rpm"
+    with pytest.raises(StepFailed, match=r"no Zabbix 7\.0 repository for EL7"):
+        za.release_rpm(canned("redhat", os_version="7.9"))
+    assert za.release_rpm(canned("redhat", os_version="7.9"), "http://mirror/z.rpm") == "http://mirror/z.rpm"
 
 
 def test_zabbix_config_is_vetted_by_the_agent_and_selinux_off_means_no_booleans() -> None:
