@@ -55,6 +55,11 @@ def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[st
         address, port, user = where.hostname, where.port, where.username
         pattern = known_hosts_name(address, port)
         hosts[plan.name] = {"address": address, "port": port, "user": user, "private_ip": plan.private_ip}
+        if (context_dir / "ssh_config").is_file() or plan.data.get("hive_ssh_config"):
+            # a bastion (ProxyJump/ProxyCommand) is only known to ssh_config: probe on hive_ssh's own path
+            status[plan.name], problem = _probe_via_transport(plan.name, where, context_dir, plan.data)
+            problems.extend([problem] if problem else [])
+            continue
         try:
             hostkey, auth_err = probe_ssh(address, port, user, pkey, timeout=10.0)
         except (OSError, paramiko.SSHException, EOFError) as e:
@@ -88,6 +93,33 @@ def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[st
         raise ProviderError("prepared hosts not ready:\n" + "\n".join(problems))
     return {"changed": changed, "hosts": status, "state": state,
             "elapsed_s": round(time.monotonic() - t0, 2)}
+
+
+def _probe_via_transport(name: str, where: Endpoint, context_dir: Path,
+                         data: dict[str, Any]) -> tuple[list[str], str]:
+    """Connect as the engine will (ssh_config by inventory name, jumps, accept-new known_hosts); status, problem."""
+    from nornir.core.inventory import ConnectionOptions, Defaults, Host
+
+    from hive_nornir.inventory.connection import connection_extras
+    from hive_nornir.transport.errors import AuthenticationFailed, HostKeyChanged, TransportError
+    from hive_nornir.transport.known_hosts import KnownHosts
+    from hive_nornir.transport.ssh import CONNECTION_NAME, build_params, connect, host_extras
+
+    extras = connection_extras(context_dir, None)["hive_ssh"]
+    host = Host(name, hostname=where.hostname, port=where.port, username=where.username, data=dict(data),
+                defaults=Defaults(connection_options={CONNECTION_NAME: ConnectionOptions(extras=extras)}))
+    params = build_params(where.hostname, where.username, None, where.port,
+                          {**host_extras(host), "connect_retries": 0, "connect_timeout": 10})
+    first_contact = not KnownHosts(params.known_hosts).lookup(params.hostname, params.port)
+    try:
+        connect(params).close()
+    except HostKeyChanged as e:
+        return ["host_key_changed"], f"{name}: {e}"
+    except AuthenticationFailed as e:
+        return ["auth_failed"], f"{name}: {e}"
+    except TransportError as e:
+        return ["unreachable"], f"{name}: ssh unreachable: {e}"
+    return (["host_key_recorded"] if first_contact else []), ""
 
 
 def destroy(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> None:

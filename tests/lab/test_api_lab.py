@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import Lab, start_lab, stop_lab
 
+from hive_nornir.api import Hive
+from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.lock import StageLock
-from hive_nornir.report.run_report import EXIT_LOCKED, EXIT_OK
+from hive_nornir.report.run_report import EXIT_LOCKED, EXIT_OK, EXIT_UNREACHABLE
 
 pytestmark = pytest.mark.lab
 NOTEBOOK = Path(__file__).resolve().parents[2] / "runbooks" / "example.ipynb"
@@ -46,3 +51,78 @@ def test_cron_script_writes_report_and_respects_the_lock(lab) -> None:  # type: 
     with StageLock(lab.context_dir):
         locked = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert locked.returncode == EXIT_LOCKED and "locked" in locked.stderr
+
+
+# -- the CLI as cron and scripts run it (a pipe, not a TTY), and a bastion through ssh_config ---------------------
+@pytest.fixture(scope="module")
+def hcli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A 2-host stage of its own (site hcli, 10.91.0.0/24): these tests stop sshd and write an ssh_config."""
+    lab = start_lab(tmp_path_factory.mktemp("hcli"), "hcli", "10.91.0.0/24", 2, separate=False)
+    try:
+        yield lab
+    finally:
+        stop_lab(lab)
+
+
+def cli(lab: Lab, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """`python -m hive_nornir -r ROOT ...` with stdout/stderr on pipes (so never a TTY), colour not disabled."""
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"TERM": "xterm-256color"}
+    return subprocess.run([sys.executable, "-m", "hive_nornir", "-r", str(lab.root), *args],
+                          capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+
+
+def test_cli_off_a_tty_prints_no_colour_and_json_dash_is_pure_json(hcli: Lab) -> None:
+    proc = cli(hcli, "run", "setup-hosts", "-T", "hostsfile", "--diff")
+    assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
+    assert "== hostsfile" in proc.stdout and "changed" in proc.stdout  # progress did print, and has a status word
+    assert "\x1b[" not in proc.stdout and "\x1b[" not in proc.stderr
+    proc = cli(hcli, "run", "setup-hosts", "-T", "hostsfile", "--json", "-")
+    assert proc.returncode == EXIT_OK, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["exit_code"] == EXIT_OK and doc["changed"] == 0 and {h["host"] for h in doc["hosts"]} == set(hcli.hosts)
+    assert "== hostsfile" in proc.stderr and "\x1b[" not in proc.stderr
+
+
+def test_stopped_sshd_is_one_readable_line_and_paramiko_speaks_only_with_v(hcli: Lab) -> None:
+    victim = hcli.hosts[1]
+    hcli.docker_exec(victim, "systemctl stop ssh.socket ssh.service 2>/dev/null; systemctl stop ssh")
+    try:
+        quiet = cli(hcli, "run", "setup-hosts", "-T", "hostsfile")
+        verbose = cli(hcli, "-v", "run", "setup-hosts", "-T", "hostsfile", "-l", victim)
+    finally:
+        hcli.docker_exec(victim, "systemctl start ssh")
+    assert quiet.returncode == EXIT_UNREACHABLE, quiet.stdout + quiet.stderr
+    assert "Traceback" not in quiet.stderr and "Traceback" not in quiet.stdout
+    lines = quiet.stderr.strip().splitlines()
+    port = hcli.ssh_port(victim)
+    assert lines == [f"error: {victim}: unreachable at step hostsfile: 127.0.0.1:{port}: connection closed before "
+                     "the SSH handshake finished: sshd not listening (Error reading SSH protocol banner)"], lines
+    # -v brings paramiko's own records (with its traceback) back for debugging
+    assert verbose.returncode == EXIT_UNREACHABLE and "Error reading SSH protocol banner" in verbose.stderr
+    assert "hive_nornir.transport.ssh.paramiko" in verbose.stderr
+
+
+def test_proxyjump_from_the_stage_ssh_config(hcli: Lab) -> None:
+    """B is reached at its private IP through A: the controller dials only A's 127.0.0.1 port."""
+    jump, target = hcli.hosts
+    jump_port = hcli.ssh_port(jump)
+    private_b = hcli.state["hosts"][target]["private_ip"]
+    private_a = hcli.state["hosts"][jump]["private_ip"]
+    ssh_config = hcli.context_dir / "ssh_config"
+    ssh_config.write_text(f"Host {target}\n  HostName {private_b}\n  Port 22\n  ProxyJump 127.0.0.1:{jump_port}\n")
+    try:
+        seen: dict[str, str] = {}
+
+        def who_calls(ctx: HostContext) -> None:
+            seen[ctx.name] = ctx.run("echo $SSH_CONNECTION", sudo=False).stdout.split()[0]
+
+        report = Hive(root=hcli.root).run_task(who_calls, limit=target, name="proxyjump")
+        assert report.exit_code == EXIT_OK, report.text()
+        assert seen == {target: private_a}  # B saw A's private address as its SSH client: the jump was used
+        proc = cli(hcli, "run", "setup-hosts", "-T", "hostsfile", "-l", target, "--json", "-")
+        assert proc.returncode == EXIT_OK, proc.stderr
+        assert json.loads(proc.stdout)["hosts"][0]["host"] == target
+        # first contact with B at its private address went through the jump and recorded its key (accept-new)
+        assert any(line.startswith(f"{private_b} ") for line in hcli.known_hosts.read_text().splitlines())
+    finally:
+        ssh_config.unlink()
