@@ -72,6 +72,13 @@ class Runbook:
         return [s for s in self.steps if wanted & {s.name, *s.tags} or "always" in s.tags]
 
 
+def _cached_round_trips(task: Task) -> int:
+    """Round trips so far on the host's live cached session (0 when a new one will be opened)."""
+    cached = task.host.connections.get("hive_ssh")
+    session = getattr(cached, "connection", None)
+    return int(session.round_trips) if session is not None and session.is_alive() else 0
+
+
 def execute_step(task: Task, step: Step, run: RunState) -> Result:
     """Nornir task body: run one step on one host and turn every failure into a readable outcome."""
     outcome = HostOutcome(host=str(task.host.name), step=step.name, started_at=time.time())
@@ -79,7 +86,8 @@ def execute_step(task: Task, step: Step, run: RunState) -> Result:
     ctx = HostContext(task.host, run, outcome, step.timeout)
     before = 0
     try:
-        before = ctx.session.round_trips
+        # no connect here: the task connects on first use (ssh-connection waits for hosts still booting)
+        before = _cached_round_trips(task)
         step.task(ctx, **step.params)
         if step.flush_handlers and not run.check:
             _run_handlers(ctx)
