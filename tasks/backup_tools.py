@@ -43,6 +43,7 @@ def script_vars(facts: Facts, spec: BackupSpec) -> dict[str, object]:
         "registry_dir": f"{spec.home}/registry",
         "registry_keep_days": spec.registry_keep_days,
         "zabbix": spec.zabbix,
+        "zabbix_mode": "package" if facts.is_debian else "compose",  # Debian: zabbix_server.py's host services
         "zabbix_dir": f"{spec.home}/zabbix",
         "zabbix_keep_days": spec.zabbix_keep_days,
     }

@@ -70,10 +70,15 @@ def repository_of(stage_hosts: Mapping[str, Any]) -> tuple[str, str]:
     raise StepFailed("zabbix-agent: the stage has no repository server")
 
 
-def agent_spec(name: str, is_repository: bool, repository: tuple[str, str], internal_cidr: str | None) -> AgentSpec:
-    """hive-builder: localhost plus the repository; on the repository itself the zabbix-server container."""
+def agent_spec(name: str, is_repository: bool, repository: tuple[str, str], internal_cidr: str | None,
+               host_service: bool = False) -> AgentSpec:
+    """hive-builder: localhost plus the repository; on the repository itself the zabbix-server container.
+
+    host_service: the server is a host service (Debian), so on the repository it connects from the repository's
+    own address, not from a container.
+    """
     repo_name, repo_ip = repository
-    other = zabbix_server_ip(internal_cidr) if is_repository else repo_ip
+    other = zabbix_server_ip(internal_cidr) if is_repository and not host_service else repo_ip
     servers = tuple(s for s in ("127.0.0.1", other) if s)
     return AgentSpec(hostname=name, servers=servers, server_active=f"{repo_name}:{SERVER_PORT}")
 
@@ -133,7 +138,7 @@ def zabbix_agent(ctx: HostContext) -> None:
         raise StepFailed(f"zabbix-agent: unsupported OS family {facts.os_family!r}")
     is_repository = any(getattr(g, "name", g) == "repository" for g in ctx.host.groups)
     spec = agent_spec(ctx.name, is_repository, repository_of(ctx.run_state.stage_hosts()),
-                      ctx.var("hive_internal_cidr"))
-    server = zabbix_server_ip(ctx.var("hive_internal_cidr"))
-    ctx.ensure([*rule_set_for(ctx, "zabbix_tcp", extra_sources=[server]),
+                      ctx.var("hive_internal_cidr"), host_service=facts.is_debian)
+    server = [] if facts.is_debian else [zabbix_server_ip(ctx.var("hive_internal_cidr"))]
+    ctx.ensure([*rule_set_for(ctx, "zabbix_tcp", extra_sources=server),
                 *agent_primitives(facts, spec, ctx.var("hive_zabbix_release_rpm"))])

@@ -84,13 +84,13 @@ def login(api: Api, version: tuple[int, ...], user: str, password: str | None, d
 
 
 def replace_default_password(api: Api, version: tuple[int, ...], user: str, password: str, default: str) -> None:
-    """user.update of the logged-in Admin (6.0 wants the current password too), then a fresh login."""
+    """user.update of the logged-in Admin (6.4+ also wants the current password), then a fresh login."""
     field = "username" if version >= (5, 4) else "alias"
     found = api.call("user.get", {"output": ["userid"], "filter": {field: user}})
     if not found:
         raise ApiError(f"no user {user}")
     update: dict[str, Any] = {"userid": found[0]["userid"], "passwd": password}
-    if version >= (6, 0):
+    if version >= (6, 4):  # 6.0 refuses the parameter ("unexpected parameter"), 6.4 requires it for one's own
         update["current_passwd"] = default
     api.call("user.update", update)
     login(api, version, user, password, default)

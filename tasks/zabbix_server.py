@@ -306,6 +306,11 @@ def log_access_primitives(spec: ZabbixSpec) -> list[Primitive]:
     ]
 
 
+def firewall_primitives(ctx: HostContext) -> list[Primitive]:
+    """Rule set `zabbix_server`: agents' active checks (10051) and the frontend/API (10052) for every server."""
+    return rule_set_for(ctx, "zabbix_server", "tcp", (str(SERVER_PORT), str(WEB_PORT)))
+
+
 def spec_for(ctx: HostContext) -> ZabbixSpec:
     """Site variables hive-builder reads in this role, plus hive_zabbix_template for the stock template's name."""
     admin = str(ctx.var("hive_admin") or "admin")
@@ -324,7 +329,7 @@ def zabbix_server(ctx: HostContext) -> None:
     with ctx.run_state.lock:
         db_password = stage_secret(ctx.run_state.context_dir, DB_PASSWORD_FILE, create=not ctx.check)
         admin_password = stage_secret(ctx.run_state.context_dir, ADMIN_PASSWORD_FILE, create=not ctx.check)
-    ctx.ensure(rule_set_for(ctx, "zabbix_server", "tcp", (str(SERVER_PORT), str(WEB_PORT))))
+    ctx.ensure(firewall_primitives(ctx))
     if facts.is_debian:
         deb_zabbix(ctx, spec, db_password)
     else:
