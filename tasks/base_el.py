@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Primitive, q
 from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.file import File
-from hive_nornir.primitives.lines import LineInFile
+from hive_nornir.primitives.lines import LineInFile, _TextEdit
 from hive_nornir.primitives.packages import Packages
 
 # hive-builder's fixed-yum-url.yml: the stock repo files whose mirrors it rewrites.
@@ -64,9 +67,64 @@ def kernel_primitives(facts: Facts, kernel_version: str | None) -> list[Primitiv
     return items
 
 
+_SECTION = re.compile(r"^\s*\[(.+)\]\s*$")
+_EXCLUDE = re.compile(r"^(\s*(?:exclude|excludepkgs)\s*=)(.*?)(\r?\n?)$")
+
+
+@dataclass(eq=False)
+class ExcludeInMain(_TextEdit):
+    """One pattern in [main]'s exclude list: added to the site's own list, never replacing it (hive-builder's
+    `lineinfile ^exclude=` dropped the site's excludes); no list yet: `exclude=<pattern>` ends [main]."""
+
+    path: str
+    pattern: str = "kernel*"
+    mode: str = "0644"
+    owner: str = "root"
+    group: str = "root"
+    create: bool = True
+    secret: bool = False
+    kind = "line"
+
+    @property
+    def ident(self) -> str:
+        """Reports name the file and the pattern."""
+        return f"line[{self.path}:exclude {self.pattern}]"
+
+    def edit(self, text: str | None) -> str | None:
+        """Append the pattern to the first exclude line of [main], or add the line at the end of [main]."""
+        lines = (text or "").splitlines(keepends=True)
+        heads = [(i, m.group(1).strip()) for i, ln in enumerate(lines) if (m := _SECTION.match(ln))]
+        bounds = [(i, heads[k + 1][0] if k + 1 < len(heads) else len(lines))
+                  for k, (i, name) in enumerate(heads) if name == "main"]
+        if not bounds:  # no [main] (or no file): one at the top
+            return f"[main]\nexclude={self.pattern}\n" + ("\n" + text if text else "")
+        start, end = bounds[0]
+        for i in range(start + 1, end):
+            m = _EXCLUDE.match(lines[i])
+            if not m:
+                continue
+            if self.pattern in [x for x in re.split(r"[\s,]+", m.group(2)) if x]:
+                return text
+            value = m.group(2).rstrip()
+            sep = (", " if "," in value else " ") if value else ""
+            lines[i] = f"{m.group(1)}{value}{sep}{self.pattern}{m.group(3) or chr(10)}"
+            return "".join(lines)
+        pos = end
+        while pos > start + 1 and not lines[pos - 1].strip():
+            pos -= 1  # before the blank lines that end [main]
+        if not lines[pos - 1].endswith("\n"):
+            lines[pos - 1] += "\n"
+        lines.insert(pos, f"exclude={self.pattern}\n")
+        return "".join(lines)
+
+    def describe(self, old: str | None, new: str) -> str:
+        """What the edit does, with the path."""
+        return f"exclude {self.pattern} in [main] of {self.path}"
+
+
 def exclude_kernel(facts: Facts) -> Primitive:
-    """`exclude=kernel*` in the main section, hive-builder's guard for the prebuilt DRBD kmod."""
-    return LineInFile(path=dnf_conf(facts), regexp=r"^exclude=", line="exclude=kernel*")
+    """kernel* in [main]'s exclude list, hive-builder's guard for the prebuilt DRBD kmod."""
+    return ExcludeInMain(path=dnf_conf(facts))
 
 
 def selinux_primitives(mode: str, facts: Facts) -> list[Primitive]:

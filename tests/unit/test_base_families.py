@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hive_nornir.tasks.base import base
 from hive_nornir.tasks.base_el import mirror_sed
 from hive_nornir.tasks.base_env import locale_names
@@ -44,6 +45,23 @@ def test_chrony_is_left_to_ntp_client_when_the_site_names_servers() -> None:
 def test_el_excludes_kernel_updates_in_dnf_conf() -> None:
     plan = plan_task(base, ALMA, files={"/etc/dnf/dnf.conf": "[main]\ngpgcheck=1\n"})
     assert plan.files["/etc/dnf/dnf.conf"] == "[main]\ngpgcheck=1\nexclude=kernel*\n"
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ("[main]\ngpgcheck=1\nexclude=foo*\n", "[main]\ngpgcheck=1\nexclude=foo* kernel*\n"),
+    ("[main]\nexclude=foo*, bar\nbest=True\n", "[main]\nexclude=foo*, bar, kernel*\nbest=True\n"),
+    ("[main]\nexclude=\n", "[main]\nexclude=kernel*\n"),
+    ("[main]\ngpgcheck=1\n\n[local]\nexclude=x\n", "[main]\ngpgcheck=1\nexclude=kernel*\n\n[local]\nexclude=x\n"),
+    ("", "[main]\nexclude=kernel*\n"),
+])
+def test_el_adds_kernel_to_the_sites_own_excludes(before: str, after: str) -> None:
+    """hive-builder's `lineinfile ^exclude=` replaced `exclude=foo*`; the site's excludes stay, kernel* joins."""
+    plan = plan_task(base, ALMA, files={"/etc/dnf/dnf.conf": before})
+    assert plan.files["/etc/dnf/dnf.conf"] == after
+    again = plan_task(base, ALMA, files={"/etc/dnf/dnf.conf": after})
+    assert "/etc/dnf/dnf.conf" not in again.files
+    present = plan_task(base, ALMA, files={"/etc/dnf/dnf.conf": "[main]\nexclude=kernel* foo\n"})
+    assert "/etc/dnf/dnf.conf" not in present.files
 
 
 def test_el_hives_pin_the_running_kernel_with_its_extra_modules() -> None:
