@@ -126,3 +126,72 @@ def test_proxyjump_from_the_stage_ssh_config(hcli: Lab) -> None:
         assert any(line.startswith(f"{private_b} ") for line in hcli.known_hosts.read_text().splitlines())
     finally:
         ssh_config.unlink()
+
+
+def test_prepared_build_infra_probes_through_the_same_jump(hcli: Lab) -> None:
+    """A prepared stage over the same two hosts: build-infra reaches both only as the ssh_config says."""
+    site = hcli.site_path
+    original = site.read_text()
+    site.write_text(original + "  staging:\n    provider: prepared\n    separate_repository: False\n"
+                    "    cidr: 10.91.0.0/24\n    number_of_hosts: 2\n")
+    staging = hcli.root / ".hive" / "staging"
+    try:
+        names = Hive(root=hcli.root, stage="staging").hosts()
+        assert len(names) == 2
+        staging.mkdir(parents=True)
+        for key in ("id_ed25519", "id_ed25519.pub"):
+            (staging / key).write_bytes((hcli.context_dir / key).read_bytes())
+        (staging / "id_ed25519").chmod(0o600)
+        a_port = hcli.ssh_port(hcli.hosts[0])
+        b_ip = hcli.state["hosts"][hcli.hosts[1]]["private_ip"]
+        # every staging host has an entry, so nothing falls back to dialling a private address directly
+        (staging / "ssh_config").write_text(
+            f"Host {names[0]}\n  HostName 127.0.0.1\n  Port {a_port}\n"
+            f"Host {names[1]}\n  HostName {b_ip}\n  Port 22\n  ProxyJump 127.0.0.1:{a_port}\n")
+        proc = cli(hcli, "-s", "staging", "run", "build-infra", "--json", "-")
+        assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
+        assert {h["host"] for h in json.loads(proc.stdout)["hosts"]} == set(names)
+        recorded = (staging / "known_hosts").read_text()
+        assert f"[127.0.0.1]:{a_port} " in recorded and any(
+            line.startswith(f"{b_ip} ") for line in recorded.splitlines())
+        seen: dict[str, str] = {}
+
+        def who_calls(ctx: HostContext) -> None:
+            seen[ctx.name] = ctx.run("echo $SSH_CONNECTION", sudo=False).stdout.split()[0]
+
+        report = Hive(root=hcli.root, stage="staging").run_task(who_calls, name="proxyjump")
+        assert report.exit_code == EXIT_OK, report.text()
+        assert seen[names[1]] == hcli.state["hosts"][hcli.hosts[0]]["private_ip"]
+    finally:
+        site.write_text(original)
+
+
+def test_resume_follows_the_recorded_selection(hcli: Lab) -> None:
+    from hive_nornir.engine.errors import BadInput
+    from hive_nornir.engine.runbook import Runbook, Step
+
+    victim = hcli.hosts[1]
+    marker = "/var/tmp/hive-resume-hcli"
+    hcli.docker_exec(victim, f"rm -f {marker}")
+    ran: list[str] = []
+
+    def first(ctx: HostContext) -> None:
+        ran.append(f"first {ctx.name}")
+
+    def second(ctx: HostContext) -> None:
+        ran.append(f"second {ctx.name}")
+        ctx.run(f"test -e {marker}")
+
+    hive = Hive(root=hcli.root)
+    book = Runbook("resume-hcli", (Step("first", first), Step("second", second)))
+    assert hive.run(book, limit=victim).failed_hosts == [victim]
+    with pytest.raises(BadInput, match=f"used -l {victim}, this one asks for no -l/-T"):
+        hive.run(book, resume=True)
+    with pytest.raises(BadInput, match=f"this one asks for -l {victim} -T first"):
+        hive.run(book, limit=victim, tags=["first"], resume=True)
+    hcli.docker_exec(victim, f"touch {marker}")
+    ran.clear()
+    resumed = hive.run(book, limit=victim, resume=True)
+    assert resumed.exit_code == EXIT_OK and resumed.resumed_from == "second" and ran == [f"second {victim}"]
+    with pytest.raises(BadInput, match="nothing to resume"):
+        hive.run(book, limit=victim, resume=True)
