@@ -32,7 +32,7 @@ def read_state(context_dir: Path) -> dict[str, Any] | None:
 
 
 class HiveInventory:
-    """Loads `<root>/inventory/hive.yml` (or the default site) and the stage state as a Nornir inventory."""
+    """Loads the site (`<root>/inventory/*.yml` with plugin: hive_inventory, see find_site) and the stage state."""
 
     def __init__(self, root_dir: str = ".", stage: str = "private", site_file: str | None = None) -> None:
         self.root_dir = Path(root_dir)
