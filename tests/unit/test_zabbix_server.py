@@ -67,6 +67,8 @@ def test_debian_installs_the_packages_and_writes_exact_configs(tmp_path: Path) -
         "SocketDir=/run/zabbix\nDBHost=localhost\nDBName=zabbix\nDBUser=zabbix\n"
         f"DBPassword={db_pw}\nDBSocket=/run/mysqld/mysqld.sock\nTimeout=4\nAlertScriptsPath=/etc/zabbix/alert.d/\n"
         "FpingLocation=/usr/bin/fping\nLogSlowQueries=3000\nStatsAllowedIP=127.0.0.1\n"
+        "# Debian 12 pairs zabbix 6.0.14 (MariaDB <= 10.10 supported) with MariaDB 10.11: without this it refuses "
+        "to start\nAllowUnsupportedDBVersions=1\n"
         "Include=/etc/zabbix/zabbix_server.conf.d/*.conf\n")
     web = files["/etc/zabbix/zabbix.conf.php"]
     assert f"$DB['PASSWORD']\t\t\t= '{db_pw}';\n" in web and "$ZBX_SERVER_NAME\t\t= 'private';\n" in web
