@@ -52,9 +52,17 @@ def docker_packages(facts: Facts) -> list[str]:
     return ["docker.io"]
 
 
-def dockerd_path(facts: Facts) -> str:
-    """docker.io installs /usr/sbin/dockerd, docker-ce /usr/bin/dockerd."""
-    return "/usr/bin/dockerd" if facts.is_redhat else "/usr/sbin/dockerd"
+# Where the host's dockerd is (the package decides), read after the packages are installed.
+DOCKERD_PROBE = "command -v dockerd || true"
+
+
+def dockerd_path(facts: Facts, found: str | None = None) -> str:
+    """The dockerd the host has (`command -v dockerd`), else the family's: Debian's docker.io installs
+    /usr/sbin/dockerd; docker-ce (EL) and Ubuntu's docker.io install /usr/bin/dockerd."""
+    found = (found or "").strip()
+    if found.startswith("/") and found.endswith("/dockerd") and " " not in found:
+        return found
+    return "/usr/sbin/dockerd" if facts.is_debian and facts.os_id != "ubuntu" else "/usr/bin/dockerd"
 
 
 def daemon_config(host: str, facts: Facts, registry_mirror: str | None = None,
@@ -81,13 +89,13 @@ def daemon_json(host: str, facts: Facts, registry_mirror: str | None = None, vfs
     return json.dumps(daemon_config(host, facts, registry_mirror, vfs), indent=2) + "\n"
 
 
-def override_conf(facts: Facts, bip: str) -> str:
+def override_conf(facts: Facts, bip: str, dockerd: str | None = None) -> str:
     """Drop-in: dockerd without `-H fd://` (it conflicts with "hosts" in daemon.json) and with docker0's --bip."""
     return ("[Service]\n"
             "RestartSec=15s\n"
             "EnvironmentFile=-/etc/environment\n"
             "ExecStart=\n"
-            f"ExecStart={dockerd_path(facts)} --bip={bip}\n")
+            f"ExecStart={dockerd_path(facts, dockerd)} --bip={bip}\n")
 
 
 def admin_user(ctx: HostContext) -> str | None:
@@ -109,11 +117,8 @@ def etc_docker_mode(facts: Facts, groups: set[str]) -> str:
     return "0755" if facts.is_debian and "repository" in groups else "0700"
 
 
-def engine_primitives(host: str, facts: Facts, admin: str | None, internal_cidr: str | None,
-                      registry_mirror: str | None = None, vfs: bool = False,
-                      etc_mode: str = "0700") -> list[Primitive]:
-    """Repo, packages, group, config, unit drop-in, then the service; config changes restart docker once."""
-    nets = slice_internal_cidr(internal_cidr)
+def package_primitives(facts: Facts, admin: str | None) -> list[Primitive]:
+    """Repo, packages, the docker group and the admin in it: what must exist before dockerd can be found."""
     items: list[Primitive] = []
     if facts.is_redhat:
         items.append(File(path=EL_REPO_FILE, content=EL_REPO))
@@ -121,10 +126,26 @@ def engine_primitives(host: str, facts: Facts, admin: str | None, internal_cidr:
     items.append(Group(name="docker", system=True))
     if admin:
         items.append(User(name=admin, groups=("docker",), shell=None))
+    return items
+
+
+def engine_primitives(host: str, facts: Facts, admin: str | None, internal_cidr: str | None,
+                      registry_mirror: str | None = None, vfs: bool = False,
+                      etc_mode: str = "0700", dockerd: str | None = None) -> list[Primitive]:
+    """Repo, packages, group, config, unit drop-in, then the service; config changes restart docker once."""
+    return [*package_primitives(facts, admin),
+            *config_primitives(host, facts, internal_cidr, registry_mirror, vfs, etc_mode, dockerd)]
+
+
+def config_primitives(host: str, facts: Facts, internal_cidr: str | None, registry_mirror: str | None = None,
+                      vfs: bool = False, etc_mode: str = "0700", dockerd: str | None = None) -> list[Primitive]:
+    """Unit drop-in (ExecStart = the host's dockerd), daemon.json, then the service."""
+    nets = slice_internal_cidr(internal_cidr)
+    items: list[Primitive] = []
     items.extend([
         Directory(path=OVERRIDE_DIR, mode="0755"),
         # drop-in before daemon.json: a restart with "hosts" set but `-H fd://` still in the unit would fail
-        File(path=OVERRIDE_CONF, content=override_conf(facts, nets.bip)).with_notify("restart:docker"),
+        File(path=OVERRIDE_CONF, content=override_conf(facts, nets.bip, dockerd)).with_notify("restart:docker"),
         Directory(path="/etc/docker", mode=etc_mode),
         File(path=DAEMON_JSON, content=daemon_json(host, facts, registry_mirror, vfs), mode="0644",
              validate=VALIDATE).with_notify("restart:docker"),
@@ -148,7 +169,9 @@ def firewall_primitives(ctx: HostContext) -> list[Primitive]:
 def docker_engine(ctx: HostContext) -> None:
     """Runs on every server; the runbook's Step flushes handlers so swarm sees the restarted engine."""
     mirror = ctx.var("hive_registry_mirror")
-    ctx.ensure([*firewall_primitives(ctx),
-                *engine_primitives(ctx.name, ctx.facts, admin_user(ctx), ctx.var("hive_internal_cidr"),
-                                   str(mirror) if mirror else None, uses_vfs(ctx),
-                                   etc_docker_mode(ctx.facts, {str(getattr(g, "name", g)) for g in ctx.host.groups}))])
+    ctx.ensure([*firewall_primitives(ctx), *package_primitives(ctx.facts, admin_user(ctx))])
+    found = ctx.run(DOCKERD_PROBE, check=False).stdout  # read-only; empty in check mode before the install
+    ctx.ensure(config_primitives(ctx.name, ctx.facts, ctx.var("hive_internal_cidr"), str(mirror) if mirror else None,
+                                 uses_vfs(ctx),
+                                 etc_docker_mode(ctx.facts, {str(getattr(g, "name", g)) for g in ctx.host.groups}),
+                                 found))

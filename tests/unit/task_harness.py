@@ -18,7 +18,9 @@ from typing import Any
 from hive_nornir.facts import Facts, canned
 from hive_nornir.primitives.base import Plan, Primitive
 from hive_nornir.primitives.command import Command
+from hive_nornir.primitives.filesystem import Directory, Symlink
 from hive_nornir.primitives.lines import _TextEdit, content_probe
+from hive_nornir.primitives.packages import Packages
 
 Guard = Callable[[Command], bool]
 
@@ -48,8 +50,15 @@ class TaskPlan:
         return [ident for ident, _plan in self.plans]
 
 
-def fake_probe(primitive: Primitive, files: dict[str, str], guard: Guard) -> str:
-    """What the primitive's probe would print on the fake host."""
+def fake_probe(primitive: Primitive, files: dict[str, str], guard: Guard, installed: Sequence[str] = ()) -> str:
+    """What the primitive's probe would print on the fake host (packages: only `installed` ones are there)."""
+    if isinstance(primitive, Packages):
+        return "".join(f"pkg={name} installed\n" for name in installed)
+    if isinstance(primitive, Directory):  # directories and links are taken as in place: plans show files
+        return (f"type=dir\nstat={int(primitive.mode or '0755', 8):o} {primitive.owner or 'root'} "
+                f"{primitive.group or 'root'} 0 0\n")
+    if isinstance(primitive, Symlink):
+        return f"link={primitive.target}\n"
     if isinstance(primitive, Command):
         return "run=yes" if guard(primitive) else "run=no"
     path = getattr(primitive, "path", None)
@@ -76,7 +85,7 @@ class FakeContext:
 
     def __init__(self, name: str, facts: Facts, host_vars: dict[str, Any], groups: Sequence[str],
                  files: dict[str, str], guard: Guard, run: Callable[[str], str], stage_hosts: dict[str, Any],
-                 context_dir: Path | None) -> None:
+                 context_dir: Path | None, installed: Sequence[str] = ()) -> None:
         self.name = name
         self.facts = facts
         self.check = False
@@ -84,7 +93,7 @@ class FakeContext:
         self.host = SimpleNamespace(name=name, groups=Groups(SimpleNamespace(name=g) for g in groups),
                                     data=host_vars, get=host_vars.get)
         self.result = TaskPlan()
-        self._files, self._guard, self._run = files, guard, run
+        self._files, self._guard, self._run, self._installed = files, guard, run, tuple(installed)
         self.outcome = SimpleNamespace(data={}, changes=[])
         stage_hosts = {n: (self.host if h is None else h) for n, h in stage_hosts.items()}
         self.run_state = SimpleNamespace(stage_hosts=lambda: stage_hosts, context_dir=context_dir, shared={},
@@ -98,7 +107,7 @@ class FakeContext:
         """Plan each primitive against the fake host; keep the ones that change something."""
         changed = False
         for primitive in primitives:
-            plan = primitive.plan(self.facts, fake_probe(primitive, self._files, self._guard))
+            plan = primitive.plan(self.facts, fake_probe(primitive, self._files, self._guard, self._installed))
             if plan.error:
                 raise AssertionError(f"{primitive.ident}: {plan.error}")
             if plan.changed:
@@ -128,9 +137,10 @@ def plan_task(task: Callable[[Any], None], facts: Facts, *, name: str = "p-hive0
               host_vars: dict[str, Any] | None = None, groups: Sequence[str] = ("servers", "hives"),
               files: dict[str, str] | None = None, guard: Guard = lambda _c: True,
               run: Callable[[str], str] = lambda _c: "", stage_hosts: dict[str, Any] | None = None,
-              context_dir: Path | None = None) -> TaskPlan:
-    """Run `task` against a fake fresh host; guards say "run" unless `guard` says otherwise."""
+              context_dir: Path | None = None, installed: Sequence[str] = ()) -> TaskPlan:
+    """Run `task` against a fake fresh host; guards say "run" unless `guard` says otherwise; `installed`
+    names the packages the host already has."""
     ctx = FakeContext(name, facts, dict(host_vars or {}), groups, dict(files or {}), guard, run,
-                      stage_hosts or {name: None}, context_dir)
+                      stage_hosts or {name: None}, context_dir, installed)
     task(ctx)
     return ctx.result

@@ -115,9 +115,13 @@ def test_debian_engine_plan_exact() -> None:
 
 def test_el_engine_plan_exact() -> None:
     plan = plan_task(docker_engine, EL, host_vars={"hive_registry_mirror": "https://mirror.example:5000"})
-    assert plan.files[EL_REPO_FILE].startswith("[docker-ce-stable]\n")
-    assert "baseurl=https://download.docker.com/linux/centos/$releasever/$basearch/stable\n" in \
-        plan.files[EL_REPO_FILE]
+    assert plan.files[EL_REPO_FILE] == (
+        "[docker-ce-stable]\n"
+        "name=Docker CE Stable - $basearch\n"
+        "baseurl=https://download.docker.com/linux/centos/$releasever/$basearch/stable\n"
+        "enabled=1\n"
+        "gpgcheck=1\n"
+        "gpgkey=https://download.docker.com/linux/centos/gpg\n")
     assert "dnf install -y libseccomp docker-ce" in plan.commands
     assert plan.idents[0] == f"file[{EL_REPO_FILE}]"  # the repo exists before dnf looks for docker-ce
     assert plan.files[OVERRIDE_CONF].endswith("ExecStart=/usr/bin/dockerd --bip=172.17.128.1/16\n")
@@ -125,6 +129,22 @@ def test_el_engine_plan_exact() -> None:
     assert conf["tlscacert"] == "/etc/pki/ca-trust/source/anchors/cacert.pem"
     assert conf["registry-mirrors"] == ["https://mirror.example:5000"]
     assert list(conf)[-1] == "iptables" and "storage-driver" not in conf
+
+
+@pytest.mark.parametrize(("facts", "reported", "path"), [
+    (DEB, "", "/usr/sbin/dockerd"),  # Debian's docker.io, not installed yet (check mode): the family's path
+    (canned("debian", os_id="ubuntu", os_version="24.04"), "", "/usr/bin/dockerd"),  # Ubuntu's docker.io
+    (EL, "", "/usr/bin/dockerd"),  # docker-ce
+    (DEB, "/usr/bin/dockerd\n", "/usr/bin/dockerd"),  # docker-ce on Debian: what the host says wins
+    (EL, "not found\n", "/usr/bin/dockerd"),
+])
+def test_dockerd_path_is_read_from_the_host_after_the_install(facts: Any, reported: str, path: str) -> None:
+    def run(cmd: str) -> str:
+        return reported if cmd == "command -v dockerd || true" else ""
+
+    plan = plan_task(docker_engine, facts, run=run)
+    assert "command -v dockerd || true" in plan.ran
+    assert plan.files[OVERRIDE_CONF].endswith(f"ExecStart={path} --bip=172.17.128.1/16\n")
 
 
 def test_daemon_json_text_is_stable_and_vfs_only_on_request() -> None:

@@ -25,9 +25,10 @@ from hive_nornir.tasks.firewall import (
     ssh_ports,
 )
 from hive_nornir.tasks.internal_network import firewall_primitives, interface_primitives
-from hive_nornir.tasks.iptables import PRESEED_CMD, hive_block, iptables_primitives
+from hive_nornir.tasks.iptables import PRESEED_CMD, hive_block, iptables, iptables_primitives
 from hive_nornir.tasks.strict_source_ip import strict_primitives
 from probe_runner import run_probe
+from task_harness import plan_task
 
 from hive_nornir.facts import Facts, canned
 from hive_nornir.primitives.base import Plan
@@ -108,9 +109,12 @@ def test_saved_file_per_family(facts: Facts, path: str) -> None:
 
 # -- the iptables step -------------------------------------------------------------------------------------------
 def test_iptables_step_on_el_installs_services_removes_firewalld_enables_only() -> None:
+    plan = plan_task(iptables, EL, installed=["firewalld"])  # a stock EL host runs firewalld
+    assert plan.commands[:2] == ["dnf install -y iptables-services", "dnf remove -y firewalld"]
+    assert plan.idents[:2] == ["packages[iptables-services]", "packages[firewalld]"]
+    bare = plan_task(iptables, EL)  # a minimal image without firewalld: nothing to remove
+    assert not any("firewalld" in c for c in bare.commands)
     items = iptables_primitives(EL)
-    assert isinstance(items[0], Packages) and items[0].names == ("iptables-services",)
-    assert isinstance(items[1], Packages) and items[1].names == ("firewalld",) and items[1].state == "absent"
     service = next(p for p in items if isinstance(p, Service))
     assert (service.name, service.enabled, service.state) == ("iptables", True, None)  # never a live restore
     assert [p.ident for p in items if isinstance(p, LiveRules)] == [

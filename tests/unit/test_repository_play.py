@@ -13,7 +13,7 @@ from hive_nornir.tasks import backup_tools as bt
 from hive_nornir.tasks import registry as reg
 from hive_nornir.tasks import rsyslogd as rs
 from hive_nornir.tasks import zabbix_agent as za
-from task_harness import plan_task
+from task_harness import Groups, plan_task
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import canned
@@ -364,7 +364,7 @@ def stage(internal_cidr: str | None = None) -> dict[str, Any]:
     """Two servers of stage pdns as the task sees them: groups and private IPs."""
     def host(ip: str, *groups: str) -> SimpleNamespace:
         data = {"hive_private_ip": ip}
-        return SimpleNamespace(groups=[SimpleNamespace(name=g) for g in groups], get=data.get)
+        return SimpleNamespace(groups=Groups(SimpleNamespace(name=g) for g in groups), get=data.get)
     return {"p-hive0.pdns": host("192.168.0.10", "servers", "hives", "first_hive"),
             REPO: host("192.168.0.11", "servers", "repository")}
 
