@@ -42,6 +42,7 @@ class FakeSession:
         self.drop_on = drop_on
         self.commands: list[str] = []
         self.round_trips = 0
+        self._transport: Any = None  # what session_for's per-session hooks (proxy forward) look at
 
     def is_alive(self) -> bool:
         return True
