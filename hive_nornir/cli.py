@@ -86,12 +86,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage error on stderr
         if exc.code == EXIT_BAD_INPUT:
-            _error_json(_json_target(argv), "run", "private", False, EXIT_BAD_INPUT, "bad command line (see usage)")
+            phase = argv[argv.index("run") + 1] if "run" in argv[:-1] else ""
+            _error_json(_json_target(argv), phase, "", False, EXIT_BAD_INPUT, "bad command line (see stderr)")
         raise
     verbose = bool(getattr(args, "verbose", 0))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     paramiko_logging(verbose)
+    # providers' probes use paramiko's default logger: its tracebacks also wait for -v
+    logging.getLogger("paramiko").propagate = verbose
     code, message = EXIT_INTERNAL, ""
     try:
         return _dispatch(args)
