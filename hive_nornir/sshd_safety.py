@@ -77,8 +77,11 @@ def sshd_port(value: Any) -> int | None:
     return int(value)
 
 
-def wanted_settings(facts: Facts, users_managed: bool, port: int | None) -> list[Setting]:
-    """hive-builder's base (§3.4 step 14), users (§3.11) and strict-source-ip (§3.12) sshd lines, in one place."""
+def wanted_settings(facts: Facts, users_managed: bool, port: int | None, gateway_ports: bool = False) -> list[Setting]:
+    """hive-builder's base (§3.4 steps 3 and 14), users (§3.11) and strict-source-ip (§3.12) sshd lines, in one place.
+
+    gateway_ports: the controller's proxy is forwarded to the host's private address (transport/forward.py);
+    `clientspecified` lets sshd bind exactly that address (hive-builder's `yes` binds every address)."""
     version = openssh_version(facts.openssh)
     items = [Setting("PasswordAuthentication", "no"), Setting("KbdInteractiveAuthentication", "no")]
     if version is None or version[:2] < KBD_ONLY:
@@ -91,6 +94,8 @@ def wanted_settings(facts: Facts, users_managed: bool, port: int | None) -> list
         items.append(Setting("PermitRootLogin", "no"))
     if port is not None:
         items.append(Setting("Port", str(port)))
+    if gateway_ports:
+        items.append(Setting("GatewayPorts", "clientspecified"))
     return items
 
 

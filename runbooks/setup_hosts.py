@@ -12,10 +12,12 @@ from hive_nornir.tasks.addon import addon, addon2
 from hive_nornir.tasks.backup_tools import backup_tools
 from hive_nornir.tasks.base import base
 from hive_nornir.tasks.docker_client import docker_client
+from hive_nornir.tasks.docker_client_proxy import docker_client_proxy
 from hive_nornir.tasks.docker_engine import docker_engine
 from hive_nornir.tasks.drbd import drbd, drbd_step_wanted
 from hive_nornir.tasks.follow_swarm_service import follow_swarm_service
 from hive_nornir.tasks.hostsfile import hostsfile
+from hive_nornir.tasks.http_proxy import http_proxy
 from hive_nornir.tasks.internal_network import internal_network
 from hive_nornir.tasks.iptables import iptables
 from hive_nornir.tasks.ntp_client import ntp_client
@@ -51,6 +53,8 @@ RUNBOOK = Runbook(
     steps=(
         Step("ssh-connection", ssh_connection, tags=("ssh-connection", *SERVERS)),
         Step("tls-certificate", tls_certificate, tags=("tls-certificate", *SERVERS)),
+        # hive-builder's base (setup_proxy_env): sshd GatewayPorts and the forward first, so base's proxy works
+        Step("http-proxy", http_proxy, tags=("http-proxy", "base", *SERVERS), when=has("hive_http_proxy")),
         Step("base", base, tags=("base", *SERVERS)),
         Step("hostsfile", hostsfile, tags=("hostsfile", *SERVERS)),
         Step("ntp-client", ntp_client, tags=("ntp-client", *SERVERS), when=has("hive_ntp_servers")),
@@ -67,6 +71,7 @@ RUNBOOK = Runbook(
         Step("docker", docker_engine, tags=("docker", *SERVERS), flush_handlers=True),
         Step("drbd", drbd, tags=("drbd", *SERVERS), when=drbd_step_wanted),
         Step("docker-client", docker_client, tags=("docker-client", *SERVERS)),
+        Step("docker-client-proxy", docker_client_proxy, tags=("docker-client-proxy", *SERVERS)),
         Step("follow-swarm-service", follow_swarm_service, groups=("hives",),
              tags=("follow-swarm-service", *SERVERS)),
         Step("zabbix-agent", zabbix_agent, tags=("zabbix-agent", *SERVERS), when=has("hive_zabbix")),

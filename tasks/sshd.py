@@ -35,6 +35,7 @@ from hive_nornir.sshd_safety import (
     wanted_settings,
 )
 from hive_nornir.transport.errors import ConnectionRefused, ConnectTimeout, TransportError
+from hive_nornir.transport.forward import forward_spec, renew
 
 DEADMAN_SECONDS = 120  # the host restores itself this long after a reload unless the fresh login was proven
 # SIGHUP makes sshd close its listeners and re-exec itself; a login in that window is reset. Only "not
@@ -48,7 +49,11 @@ def settings_for(ctx: HostContext) -> list[Setting]:
         port = sshd_port(ctx.var("hive_sshd_port"))
     except ValueError as e:
         raise StepFailed(str(e)) from e
-    return wanted_settings(ctx.facts, bool(ctx.var("hive_users")), port)
+    try:
+        proxy = forward_spec(ctx.var) is not None
+    except ValueError as e:
+        raise StepFailed(str(e)) from e
+    return wanted_settings(ctx.facts, bool(ctx.var("hive_users")), port, gateway_ports=proxy)
 
 
 def read_state(ctx: HostContext, settings: list[Setting]) -> HostState:
@@ -81,6 +86,7 @@ def sshd(ctx: HostContext) -> None:
         predict(ctx, state, plan, settings, service)
         return
     Attempt(ctx, state, plan, settings, service).run()
+    renew(ctx.session)  # a proxy forward bound under the old GatewayPorts: listen again on a new connection
 
 
 def predict(ctx: HostContext, state: HostState, plan: HardeningPlan, settings: list[Setting], service: str) -> None:

@@ -33,6 +33,7 @@ from hive_nornir.transport.errors import (
     SudoPasswordRequired,
     TransportError,
 )
+from hive_nornir.transport.forward import attach_for_host
 from hive_nornir.transport.known_hosts import KnownHosts, fingerprint, host_entry
 
 if TYPE_CHECKING:
@@ -759,9 +760,9 @@ def session_for(host: Host, config: Config) -> SSHSession:
     """The host's cached session, reopened once if it died (reboot, sshd restart, idle drop)."""
     session = _open(host, config)
     if session.is_alive():
-        return session
+        return attach_for_host(host, session)
     log.info("%s: cached SSH session is dead, reconnecting", host.name)
     with contextlib.suppress(Exception):
         host.close_connection(CONNECTION_NAME)
     host.connections.pop(CONNECTION_NAME, None)
-    return _open(host, config)
+    return attach_for_host(host, _open(host, config))  # the proxy forward (forward.py) lives on the new session
