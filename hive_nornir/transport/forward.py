@@ -166,8 +166,11 @@ def attach(get: Callable[[str, Any], Any], label: str, session: SSHSession,
 
 
 def attach_for_host(host: Any, session: SSHSession) -> SSHSession:
-    """The hook session_for calls on every session it hands out: the host's proxy forward, once per session."""
-    attach(host.get, str(host.name), session, session._transport)
+    """The hook session_for calls on every session it hands out: the host's proxy forward, once per session.
+
+    Hosts without a forwarded proxy cost one dict lookup and never touch the session."""
+    if host.get("hive_http_proxy", None):
+        attach(host.get, str(host.name), session, session._transport)
     return session
 
 

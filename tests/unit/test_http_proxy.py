@@ -101,6 +101,13 @@ def test_attach_opens_one_forward_per_session_and_renew_drops_the_session() -> N
     assert not fw.renew(plain) and not plain.closed  # type: ignore[arg-type]
 
 
+def test_session_for_hook_leaves_sessions_of_hosts_without_a_proxy_alone() -> None:
+    host = SimpleNamespace(name="h", get=lambda k, d=None: None)
+    session = Session()  # no transport at all: the hook must not look
+    assert fw.attach_for_host(host, session) is session  # type: ignore[arg-type]
+    assert fw.forward_of(session) is None  # type: ignore[arg-type]
+
+
 class SocketChannel:
     """A paramiko-channel-shaped end over a socket (fileno, recv, sendall, shutdown_write, closed)."""
 
