@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hive_nornir.tasks.ssh_connection import DEFAULT_WAIT_S, wait_for_connection, wait_seconds
-from test_transport_local import LocalSSHD, _free_port, sshd  # noqa: F401 - sshd is the module fixture
+from test_transport_local import SSHD, LocalSSHD, _free_port, _keygen, _require
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.transport import ConnectionRefused, SSHSession
@@ -52,14 +58,48 @@ class LateListener:
             self.sock.close()
 
 
+@pytest.fixture(scope="module")
+def sshd() -> Iterator[LocalSSHD]:
+    """A root-only throwaway sshd on 127.0.0.1 (no test users or sudoers: other suites create those)."""
+    _require(Path(SSHD).exists(), "sshd binary absent (apt-get install openssh-server)")
+    _require(os.geteuid() == 0, "needs root to run sshd")
+    root = Path(tempfile.mkdtemp(prefix="hive-wait-"))
+    root.chmod(0o755)
+    _keygen(root / "host_ed25519")
+    _keygen(root / "client")
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    port = _free_port()
+    (root / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root}/host_ed25519\nAuthorizedKeysFile {root}/client.pub\n"
+        "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        f"PermitRootLogin prohibit-password\nPidFile {root}/sshd.pid\n")
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("test sshd did not start")
+            time.sleep(0.05)
+    try:
+        yield LocalSSHD(port, root, root / "client", root / "host_ed25519.pub", proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture
-def late(sshd: LocalSSHD) -> Iterator[LateListener]:  # noqa: F811 - the imported fixture
+def late(sshd: LocalSSHD) -> Iterator[LateListener]:
     listener = LateListener(_free_port(), sshd.port)
     yield listener
     listener.close()
 
 
-def test_waits_until_the_host_answers_then_logs_in(sshd: LocalSSHD, late: LateListener) -> None:  # noqa: F811
+def test_waits_until_the_host_answers_then_logs_in(sshd: LocalSSHD, late: LateListener) -> None:
     """Nothing listens at first (refused); the listener opens after two refusals; the wait ends in a login."""
     params = build_params("127.0.0.1", "root", None, late.port, sshd.extras(connect_retries=0))
     refused: list[str] = []
@@ -83,7 +123,7 @@ def test_waits_until_the_host_answers_then_logs_in(sshd: LocalSSHD, late: LateLi
             s.close()
 
 
-def test_gives_up_after_the_deadline_with_a_clear_error(sshd: LocalSSHD) -> None:  # noqa: F811
+def test_gives_up_after_the_deadline_with_a_clear_error(sshd: LocalSSHD) -> None:
     """No listener ever: refused until the (fake-clock) deadline, then the last error says how long it waited."""
     params = build_params("127.0.0.1", "root", None, _free_port(), sshd.extras(connect_retries=0))
     now = [0.0]
