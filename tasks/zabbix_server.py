@@ -198,7 +198,12 @@ def deb_zabbix(ctx: HostContext, spec: ZabbixSpec, db_password: str | None) -> N
     ctx.ensure(deb_server_primitives(spec, db_password))
     if ctx.ensure(deb_web_primitives(spec, db_password)) and not ctx.check:
         ctx.run("systemctl restart apache2")
-    ctx.ensure([Service(name="apache2", enabled=True, state="started")])
+    ctx.ensure([Service(name="apache2", enabled=True, state="started"), apache_listens()])
+
+
+def apache_listens() -> Command:
+    """A run cut off between the config and the restart leaves apache on its old ports: restart it then."""
+    return Command(cmd="systemctl restart apache2", unless=f"ss -Hltn 'sport = :{WEB_PORT}' | grep -q .")
 
 
 # -- EL: hive-builder's compose project ---------------------------------------------------------------------------

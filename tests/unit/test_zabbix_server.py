@@ -84,6 +84,7 @@ def test_debian_installs_the_packages_and_writes_exact_configs(tmp_path: Path) -
     assert ("zcat /usr/share/zabbix-server-mysql/schema.sql.gz /usr/share/zabbix-server-mysql/images.sql.gz "
             "/usr/share/zabbix-server-mysql/data.sql.gz | mysql zabbix") in plan.commands
     assert plan.notified == ["restart:zabbix-server"]
+    assert zs.apache_listens().unless == "ss -Hltn 'sport = :10052' | grep -q ."
     # the task ran: the DB login check (password on stdin), apache's restart, the API script (request on stdin)
     assert plan.ran[0] == zs.db_login_check() and plan.ran[1:] == ["systemctl restart apache2",
                                                                    f"python3 {zs.API_SCRIPT}"]
