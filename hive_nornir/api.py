@@ -34,7 +34,7 @@ class Hive:
                  num_workers: int = 20) -> None:
         self.root = Path(root).resolve()
         self.site_path = Path(site_file).resolve() if site_file else find_site(self.root)
-        self.site: Site = load_site(self.site_path)
+        self.site: Site = load_site(self.site_path, root_dir=self.root)
         if stage not in self.site.stages:
             raise BadInput(
                 f"{self.site_path}: stage {stage!r} is not defined; defined stages: "

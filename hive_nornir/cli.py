@@ -37,7 +37,8 @@ def _common() -> argparse.ArgumentParser:
     p.add_argument("-r", "--root", default=argparse.SUPPRESS,
                    help="project root holding inventory/ and .hive/ (default: current directory)")
     p.add_argument("-i", "--site", default=argparse.SUPPRESS,
-                   help="site file (default: ROOT/inventory/hive.yml, else the embedded lab site)")
+                   help="site file (default: the one ROOT/inventory/*.yml with plugin: hive_inventory; "
+                        "the embedded lab site only when ROOT/inventory/ does not exist)")
     p.add_argument("-s", "--stage", default=argparse.SUPPRESS, choices=("private", "staging", "production"),
                    help="stage to act on (default: private)")
     p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,

@@ -7,7 +7,6 @@ The htpasswd password is the stage secret `.hive/<stage>/registry_password`; it 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import secrets
 import string
@@ -19,6 +18,7 @@ from hive_nornir.tasks.firewall import rule_set_for
 from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import Facts
+from hive_nornir.netslice import slice_internal_cidr
 from hive_nornir.pki_paths import TLS_DIR, ca_anchor_path, host_cert_path, host_key_path
 from hive_nornir.primitives.base import Primitive, q
 from hive_nornir.primitives.command import Command
@@ -78,12 +78,8 @@ class RegistrySpec:
 
 
 def registry_subnet(internal_cidr: str | None) -> str | None:
-    """hive-builder's registry_default slice: offset size*6/8, prefix+3 (172.31.252.0/22 -> 172.31.255.0/25)."""
-    if not internal_cidr:
-        return None
-    net = ipaddress.ip_network(internal_cidr, strict=False)
-    start = int(net.network_address) + net.num_addresses * 6 // 8
-    return str(ipaddress.ip_network((start, net.prefixlen + 3)))
+    """hive-builder's registry_default slice (hive_nornir.netslice: 172.31.252.0/22 -> 172.31.255.0/25)."""
+    return slice_internal_cidr(internal_cidr).registry_default
 
 
 def htpasswd_path(facts: Facts, spec: RegistrySpec) -> str:
