@@ -202,4 +202,7 @@ VAR_KINDS: dict[str, Kind] = {
     "hive_pip_trusted_host": Str(),
     "hive_ntp_servers": ListOf(Str(), min_items=1),
     "hive_ssh_source_ips": ListOf(Str(), min_items=1),
+    "hive_ssh_wait_timeout": Int(0, 1800),
+    "hive_zabbix": Bool(),
+    "hive_tls_logging": Bool(),
 }

@@ -441,6 +441,17 @@ def test_setup_hosts_settings_are_checked_before_any_host_is_touched(tmp_path: P
     assert "manager, worker" in str(only(found, "hive_swarm_mode"))
 
 
+def test_wait_timeout_and_switches_are_checked(tmp_path: Path) -> None:
+    found = issues(tmp_path, BASE, {
+        "group_vars/all.yml": "hive_ssh_wait_timeout: 3600\nhive_zabbix: 'yes'\nhive_tls_logging: true\n",
+    })
+    wait = only(found, "hive_ssh_wait_timeout")
+    assert wait.line == 1 and "1800" in str(wait)
+    zabbix = only(found, "hive_zabbix")
+    assert (zabbix.line, zabbix.problem) == (2, "is not a boolean")
+    assert not [i for i in found if "hive_tls_logging" in str(i)]
+
+
 def test_group_vars_directory_layout_is_merged(tmp_path: Path) -> None:
     site = load_site(write_site(tmp_path, BASE, {
         "group_vars/servers/a.yml": "x: 1\ny: 1\n",
