@@ -98,7 +98,7 @@ def plan_hosts(site: Any, stage: str) -> list[HostPlan]:
         ip = _host_value(host, "hive_private_ip")
         if not ip:
             raise ProviderError(f"{name}: inventory gives no hive_private_ip")
-        data = {k: _host_value(host, k) for k in ("hive_ssh_host", "ansible_host", "hive_sshd_port")}
+        data = {k: _host_value(host, k) for k in ("hive_ssh_host", "ansible_host", "hive_sshd_port", "hive_ssh_config")}
         plans.append(HostPlan(name=name, short=name.split(".", 1)[0], private_ip=str(ip),
                               user=str(_host_value(host, "hive_admin", "admin")), data=data))
     return plans

@@ -48,3 +48,12 @@ def test_prepared_provider_uses_the_inventory_rule(tmp_path: Path) -> None:
     inventory = build_inventory(site, "private", None)
     assert targets == {n: Endpoint(h.hostname, h.port, h.username)  # type: ignore[arg-type]
                        for n, h in inventory.hosts.items()}
+
+
+def test_plan_carries_the_site_ssh_config_to_the_prepared_probe(tmp_path: Path) -> None:
+    """hive_ssh_config set in group_vars must reach build-infra (it probes through the bastion with it)."""
+    from hive_nornir.providers.common import plan_hosts
+
+    site = make_site(tmp_path, {"group_vars/all.yml": "hive_ssh_config: ssh/bastion.conf\n"})
+    plans = plan_hosts(site, "private")
+    assert plans and {p.data["hive_ssh_config"] for p in plans} == {"ssh/bastion.conf"}
