@@ -1,11 +1,13 @@
 """follow-swarm-service: while a task of a swarm service runs on this node, give the node the service's virtual IPs
-(labels HIVE_VIP, HIVE_VIP0..5, *_V6) and node label (HIVE_MARK); take them back when no such task runs here.
+(labels HIVE_VIP, HIVE_VIP0..5, *_V6), their NAT rules (HIVE_DNAT_PORTS*, HIVE_ENABLE_VIP_SNAT*; IPv4) and a node
+label (HIVE_MARK); take them back when no such task runs here.
 
 Installed by hive_nornir's follow-swarm-service step as /usr/lib/follow-swarm-service.py and run as root by systemd
 (Restart=always) with the admin's ~/docker python, which sees the distribution's docker SDK. Level-triggered: at
 start and on every relevant docker event it reads the whole picture and converges, so events missed while it was
-down do not matter. What it added is recorded in STATE_FILE (intent first, then the change), so a restart can still
-take it back. Any docker error ends the process; systemd starts it again 15 s later. Needs Python >= 3.7.
+down do not matter. VIPs and labels it added are recorded in STATE_FILE (intent first, then the change); its NAT
+rules carry the comment `hive-follow:<vip>`, which is their record. When docker goes away no task can run here:
+the VIPs and NAT rules go, the process ends and systemd starts it again 15 s later. Needs Python >= 3.7.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
+import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,20 +27,28 @@ from typing import Any
 
 STATE_FILE = "/var/lib/follow-swarm-service/state.json"
 SERVICE_ID = "com.docker.swarm.service.id"  # label docker puts on every swarm task's container
+GWBRIDGE = "docker_gwbridge"  # where a swarm task's container meets the node (overlay networks, published ports)
+COMMENT = "hive-follow:"  # prefix of the comment on every NAT rule this daemon makes
+NAT_CHAINS = (("nat", "DOCKER"), ("filter", "DOCKER"), ("nat", "POSTROUTING"))
 SUFFIXES = ("", "0", "1", "2", "3", "4", "5")
 CONTAINER_ACTIONS = {"start", "die", "destroy"}
 SERVICE_ACTIONS = {"create", "update", "remove"}
 ROUTER_TRIES = 5
+PORT = re.compile(r"^([1-9][0-9]{0,4})(?:/(tcp|udp))?$")
 
 log = logging.getLogger("follow-swarm-service")
 
 
 @dataclass(frozen=True, order=True)
 class Vip:
-    """A virtual address a service wants on the node running it, and the router that must learn it (optional)."""
+    """A virtual address a service wants on the node running its task, with what goes with it."""
 
     address: str
-    router: str = ""
+    router: str = ""  # ping it after the gratuitous ARP (HIVE_ROUTER*)
+    nic: str = ""  # "ifname/prefix" when the label names it ("addr/prefix@ifname"); else found by network
+    ports: tuple[str, ...] = ()  # "tcp/80": DNAT VIP:port to the task's container (HIVE_DNAT_PORTS*)
+    snat: bool = False  # the container's outgoing traffic leaves from the VIP (HIVE_ENABLE_VIP_SNAT*)
+    container_ip: str = ""  # the task container's docker_gwbridge address (needed for NAT only)
 
 
 @dataclass(frozen=True)
@@ -57,15 +70,44 @@ class State:
 
 @dataclass(frozen=True)
 class Action:
-    """One change: add/del a VIP (`target` = address, `where` = ifname/prefix) or set/unset a node label."""
+    """One change. add/del-vip: target = address, where = ifname/prefix; set/unset-mark: target = label;
+    add/del-rule: target = "table chain", where = the rule's arguments as `iptables -S` prints them."""
 
-    kind: str  # "add-vip" | "del-vip" | "set-mark" | "unset-mark"
+    kind: str
     target: str
     where: str = ""
     router: str = ""
 
 
-def wanted_from_labels(labels: Mapping[str, str]) -> tuple[list[Vip], list[str], list[str]]:
+# -- labels -> what the node should have (pure) ----------------------------------------------------------------
+
+def parse_ports(value: str) -> tuple[tuple[str, ...], list[str]]:
+    """HIVE_DNAT_PORTS "80,443/tcp,53/udp" -> ("tcp/80", "tcp/443", "udp/53") and problems."""
+    ports: list[str] = []
+    problems: list[str] = []
+    for item in (p.strip() for p in value.split(",")):
+        m = PORT.match(item)
+        if not item:
+            continue
+        if m is None or int(m.group(1)) > 65535:
+            problems.append(f"port {item!r} is not PORT or PORT/tcp|udp")
+            continue
+        ports.append(f"{m.group(2) or 'tcp'}/{m.group(1)}")
+    return tuple(ports), problems
+
+
+def parse_vip(value: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, str]:
+    """"10.0.0.5" or "10.0.0.5/24@eth1" (an explicit NIC and prefix) -> (address, "ifname/prefix" or "")."""
+    if "@" in value:
+        spec, ifname = (s.strip() for s in value.split("@", 1))
+        iface = ipaddress.ip_interface(spec)
+        if "/" not in spec or not ifname:
+            raise ValueError(f"{value!r}: the NIC form is ADDRESS/PREFIX@IFNAME")
+        return iface.ip, f"{ifname}/{iface.network.prefixlen}"
+    return ipaddress.ip_address(value), ""
+
+
+def wanted_from_labels(labels: Mapping[str, str], container_ip: str = "") -> tuple[list[Vip], list[str], list[str]]:
     """Service labels -> (VIPs, node labels to set, problems). HIVE_VIP{n}_V6 must be IPv6, the others IPv4."""
     vips: list[Vip] = []
     problems: list[str] = []
@@ -77,7 +119,7 @@ def wanted_from_labels(labels: Mapping[str, str]) -> tuple[list[Vip], list[str],
                 continue
             router = str(labels.get(f"HIVE_ROUTER{suffix}{family}", "")).strip()
             try:
-                address = ipaddress.ip_address(value)
+                address, nic = parse_vip(value)
                 if router:
                     ipaddress.ip_address(router)
             except ValueError as e:
@@ -86,10 +128,22 @@ def wanted_from_labels(labels: Mapping[str, str]) -> tuple[list[Vip], list[str],
             if (address.version == 6) != (family == "_V6"):
                 problems.append(f"{key}={value}: expected an IPv{6 if family else 4} address")
                 continue
-            vips.append(Vip(str(address), router))
+            ports, bad = parse_ports(str(labels.get(f"HIVE_DNAT_PORTS{suffix}{family}", "")))
+            problems += [f"HIVE_DNAT_PORTS{suffix}{family}: {b}" for b in bad]
+            snat = str(labels.get(f"HIVE_ENABLE_VIP_SNAT{suffix}{family}", "")).strip().lower() == "true"
+            if (ports or snat) and address.version == 6:
+                problems.append(f"{key}: NAT for IPv6 VIPs is not supported; the address alone is set")
+                ports, snat = (), False
+            if (ports or snat) and not container_ip:
+                problems.append(f"{key}: NAT needs the task on an overlay network ({GWBRIDGE}); "
+                                "the address alone is set")
+                ports, snat = (), False
+            vips.append(Vip(str(address), router, nic, ports, snat, container_ip if ports or snat else ""))
     mark = str(labels.get("HIVE_MARK", "")).strip()
     return vips, [mark] if mark else [], problems
 
+
+# -- the node now (pure parsers) ---------------------------------------------------------------------------------
 
 def parse_ip_json(text: str) -> list[NicAddress]:
     """`ip -j addr show` -> global-scope addresses per NIC (loopback and link-local cannot carry a VIP)."""
@@ -98,6 +152,18 @@ def parse_ip_json(text: str) -> list[NicAddress]:
         for a in link.get("addr_info", []):
             if a.get("family") in ("inet", "inet6") and a.get("scope") == "global" and "local" in a:
                 out.append(NicAddress(str(link.get("ifname", "")), str(a["local"]), int(a["prefixlen"])))
+    return out
+
+
+def parse_rules(table: str, chain: str, text: str) -> set[tuple[str, str]]:
+    """`iptables -t TABLE -S CHAIN` -> our rules as ("table chain", arguments)."""
+    out: set[tuple[str, str]] = set()
+    for line in text.splitlines():
+        words = shlex.split(line)
+        if words[:2] != ["-A", chain] or "--comment" not in words:
+            continue
+        if words[words.index("--comment") + 1].startswith(COMMENT):
+            out.add((f"{table} {chain}", " ".join(words[2:])))  # our rules need no quoting
     return out
 
 
@@ -120,32 +186,63 @@ def nic_for(address: str, addrs: Iterable[NicAddress]) -> tuple[str, int] | None
     return best
 
 
+# -- what to change (pure) -----------------------------------------------------------------------------------------
+
+def nat_rules(vip: Vip, ifname: str) -> set[tuple[str, str]]:
+    """hive-builder's rules, written as `iptables -S` prints them: DNAT VIP:port to the container and ACCEPT it
+    into docker_gwbridge; SNAT the container's traffic leaving by the VIP's NIC to the VIP."""
+    if not vip.container_ip:
+        return set()
+    tag = f"-m comment --comment {COMMENT}{vip.address}"
+    rules: set[tuple[str, str]] = set()
+    for item in vip.ports:
+        proto, port = item.split("/")
+        rules.add(("nat DOCKER", f"-d {vip.address}/32 -p {proto} -m {proto} --dport {port} {tag} "
+                                 f"-j DNAT --to-destination {vip.container_ip}:{port}"))
+        rules.add(("filter DOCKER", f"-d {vip.container_ip}/32 ! -i {GWBRIDGE} -o {GWBRIDGE} -p {proto} "
+                                    f"-m {proto} --dport {port} {tag} -j ACCEPT"))
+    if vip.snat:
+        rules.add(("nat POSTROUTING", f"-s {vip.container_ip}/32 -o {ifname} {tag} -j SNAT --to-source {vip.address}"))
+    return rules
+
+
 def plan(vips: Iterable[Vip], marks: Iterable[str], state: State, addrs: list[NicAddress],
-         node_labels: Mapping[str, str]) -> tuple[list[Action], list[str]]:
-    """Wanted VIPs/marks vs what the node has and what we added -> (actions, problems). Pure: no I/O."""
-    actions: list[Action] = []
+         node_labels: Mapping[str, str], rules: Iterable[tuple[str, str]] = ()) -> tuple[list[Action], list[str]]:
+    """Wanted VIPs/marks/rules vs what the node has and what we added -> (actions, problems). Pure: no I/O.
+
+    Order: stale rules go first, then VIPs and labels, new rules last (a rule never names a VIP the node lacks)."""
+    vip_actions: list[Action] = []
     problems: list[str] = []
+    wanted_rules: set[tuple[str, str]] = set()
     wanted_vips = {v.address: v for v in sorted(set(vips))}
     wanted_marks = sorted(set(marks))
     for address, vip in wanted_vips.items():
-        if holder(address, addrs) is not None:
-            continue  # already here: ours (recorded) or the node's own, never touched
-        nic = nic_for(address, addrs)
-        if nic is None:
+        have = holder(address, addrs)
+        if have is not None:  # already here: ours (recorded) or the node's own, never touched
+            wanted_rules |= nat_rules(vip, have.ifname)
+            continue
+        nic = vip.nic or "/".join(map(str, nic_for(address, addrs) or ()))
+        if not nic:
             problems.append(f"VIP {address}: no NIC of this node has an address in its network")
             continue
-        actions.append(Action("add-vip", address, f"{nic[0]}/{nic[1]}", vip.router))
+        vip_actions.append(Action("add-vip", address, nic, vip.router))
+        wanted_rules |= nat_rules(vip, nic.split("/")[0])
     for address in sorted(state.vips):
         if address not in wanted_vips:
-            actions.append(Action("del-vip", address, state.vips[address]))
+            vip_actions.append(Action("del-vip", address, state.vips[address]))
     for mark in wanted_marks:
         if node_labels.get(mark) != "true":
-            actions.append(Action("set-mark", mark))
+            vip_actions.append(Action("set-mark", mark))
     for mark in state.marks:
         if mark not in wanted_marks:
-            actions.append(Action("unset-mark", mark))
-    return actions, problems
+            vip_actions.append(Action("unset-mark", mark))
+    current = set(rules)
+    stale = [Action("del-rule", t, r) for t, r in sorted(current - wanted_rules)]
+    new = [Action("add-rule", t, r) for t, r in sorted(wanted_rules - current)]
+    return stale + vip_actions + new, problems
 
+
+# -- doing it ------------------------------------------------------------------------------------------------------
 
 def load_state(path: str = STATE_FILE) -> State:
     """The record of what we added; empty when there is none (first start) or it is unreadable."""
@@ -179,16 +276,27 @@ def announce(address: str, ifname: str, router: str) -> None:
     for attempt in range(1, ROUTER_TRIES + 1):
         if ipaddress.ip_address(address).version == 4:
             sh("arping", "-q", "-U", "-c", "2", "-I", ifname, address)
-        if not router or sh("ping", "-c", "1", "-W", "1", "-I", address, router):
+        if not router or sh("ping", "-c", "1", "-W", "2", "-I", address, router):
             return
         log.warning("router %s does not answer from %s (try %d of %d)", router, address, attempt, ROUTER_TRIES)
-    log.error("router %s never answered from %s: giving up", router, address)
+        time.sleep(2)
+    log.error("router %s never answered from %s: giving up (the VIP stays)", router, address)
 
 
 def node_addresses() -> list[NicAddress]:
     """The node's addresses now."""
     out = subprocess.run(["ip", "-j", "addr", "show"], capture_output=True, text=True, timeout=30, check=True)
     return parse_ip_json(out.stdout)
+
+
+def our_rules() -> set[tuple[str, str]]:
+    """Our NAT rules now (a chain docker has not made yet simply has none)."""
+    rules: set[tuple[str, str]] = set()
+    for table, chain in NAT_CHAINS:
+        out = subprocess.run(["iptables", "-w", "-t", table, "-S", chain], capture_output=True, text=True,
+                             timeout=30, check=False)
+        rules |= parse_rules(table, chain, out.stdout)
+    return rules
 
 
 class Node:
@@ -201,19 +309,30 @@ class Node:
         """The swarm node id ("" when the engine is not in a swarm)."""
         return str((self.api.info().get("Swarm") or {}).get("NodeID") or "")
 
+    def gwbridge_ips(self) -> dict[str, str]:
+        """Container id -> its docker_gwbridge IPv4 address (no network yet: none)."""
+        try:
+            containers = self.api.inspect_network(GWBRIDGE).get("Containers") or {}
+        except Exception as e:  # noqa: BLE001 - not in a swarm yet: no gwbridge, no NAT
+            log.info("%s: %s", GWBRIDGE, e)
+            return {}
+        return {cid: str(c.get("IPv4Address", "")).split("/")[0] for cid, c in containers.items()}
+
     def wanted(self) -> tuple[list[Vip], list[str], list[str]]:
         """VIPs and marks of every service with a running task on this node."""
         vips: list[Vip] = []
         marks: list[str] = []
         problems: list[str] = []
-        services = {c["Labels"][SERVICE_ID] for c in self.api.containers(filters={"label": SERVICE_ID})}
-        for service_id in sorted(services):
+        tasks = self.api.containers(filters={"label": SERVICE_ID})
+        gw = self.gwbridge_ips() if tasks else {}
+        for c in sorted(tasks, key=lambda c: c["Id"]):
+            service_id = c["Labels"][SERVICE_ID]
             try:
                 spec = self.api.inspect_service(service_id)["Spec"]
             except Exception as e:  # noqa: BLE001 - removed meanwhile: its container goes too
                 log.info("service %s: %s", service_id, e)
                 continue
-            v, m, p = wanted_from_labels(spec.get("Labels") or {})
+            v, m, p = wanted_from_labels(spec.get("Labels") or {}, gw.get(c["Id"], ""))
             vips += v
             marks += m
             problems += [f"service {spec.get('Name', service_id)}: {x}" for x in p]
@@ -245,10 +364,14 @@ class Node:
                 log.info("node update raced (%s); retrying", e)
 
 
-def apply(node: Node, node_id: str, actions: list[Action], state: State) -> None:
+def apply(node: Node | None, node_id: str, actions: list[Action], state: State) -> None:
     """Carry out the actions, recording intent in the state file before each add and after each removal."""
     for a in actions:
-        if a.kind == "add-vip":
+        if a.kind in ("add-rule", "del-rule"):
+            table, chain = a.target.split()
+            log.info("%s %s %s: %s", "insert" if a.kind == "add-rule" else "delete", table, chain, a.where)
+            sh("iptables", "-w", "-t", table, "-I" if a.kind == "add-rule" else "-D", chain, *shlex.split(a.where))
+        elif a.kind == "add-vip":
             ifname, prefix = a.where.split("/")
             state.vips[a.target] = a.where
             save_state(state)
@@ -262,15 +385,14 @@ def apply(node: Node, node_id: str, actions: list[Action], state: State) -> None
                 sh("ip", "addr", "del", f"{found.address}/{found.prefixlen}", "dev", found.ifname)
             state.vips.pop(a.target, None)
             save_state(state)
-        elif a.kind == "set-mark" and node_id:
+        elif a.kind == "set-mark" and node is not None and node_id:
             state.marks = sorted({*state.marks, a.target})
             save_state(state)
             log.info("set node label %s=true", a.target)
             node.set_label(node_id, a.target, "true")
-        elif a.kind == "unset-mark":
-            if node_id:
-                log.info("remove node label %s", a.target)
-                node.set_label(node_id, a.target, None)
+        elif a.kind == "unset-mark" and node is not None and node_id:
+            log.info("remove node label %s", a.target)
+            node.set_label(node_id, a.target, None)
             state.marks = [m for m in state.marks if m != a.target]
             save_state(state)
 
@@ -280,10 +402,17 @@ def reconcile(node: Node) -> None:
     state = load_state()
     node_id = node.node_id()
     vips, marks, problems = node.wanted()
-    actions, more = plan(vips, marks, state, node_addresses(), node.labels(node_id))
+    actions, more = plan(vips, marks, state, node_addresses(), node.labels(node_id), our_rules())
     for p in problems + more:
         log.error("%s", p)
     apply(node, node_id, actions, state)
+
+
+def release() -> None:
+    """Docker is gone, so no task runs here: drop our VIPs and NAT rules (labels need docker; they wait)."""
+    state = load_state()
+    actions, _ = plan([], state.marks, state, [], {}, our_rules())
+    apply(None, "", [a for a in actions if a.kind in ("del-rule", "del-vip")], state)
 
 
 def relevant(event: Mapping[str, Any]) -> bool:
@@ -295,19 +424,32 @@ def relevant(event: Mapping[str, Any]) -> bool:
     return kind == "container" and action in CONTAINER_ACTIONS and SERVICE_ID in attributes
 
 
-def main() -> int:
+def follow(api: Any) -> None:
     """Subscribe first (nothing is missed), converge once, then converge on every relevant event."""
-    import docker  # the distribution's SDK, visible in ~/docker; imported here so the pure logic needs none
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    api = docker.APIClient(base_url="unix:///var/run/docker.sock", timeout=60)
     node = Node(api)
     events = api.events(decode=True, filters={"type": ["container", "service"]})
     reconcile(node)
     for event in events:
         if relevant(event):
             reconcile(node)
-    log.error("docker event stream ended (docker restarted?); exiting so systemd starts a fresh watch")
+
+
+def main() -> int:
+    """Follow until docker goes away; then release what only a running task justifies and exit for a restart."""
+    import docker  # the distribution's SDK, visible in ~/docker; imported here so the pure logic needs none
+    import requests
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        follow(docker.APIClient(base_url="unix:///var/run/docker.sock", timeout=60))
+        log.error("docker's event stream ended")
+    except docker.errors.APIError as e:  # docker answers but refuses (e.g. a swarm election): keep everything
+        log.error("docker API: %s", e)
+        return 1
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        log.error("docker unreachable: %s", e)
+    release()
+    log.error("exiting; systemd starts a fresh watch")
     return 1
 
 

@@ -2,7 +2,7 @@
 its task, installed as /usr/lib/follow-swarm-service.py and run by systemd with the admin's ~/docker python.
 
 The daemon is our own (tasks/follow_swarm_daemon.py, shipped as package data); gratuitous ARP uses iputils'
-`arping -U` instead of scapy. Not done (yet): HIVE_DNAT_PORTS* / HIVE_ENABLE_VIP_SNAT* rules.
+`arping -U` instead of scapy. HIVE_DNAT_PORTS* / HIVE_ENABLE_VIP_SNAT* rules are made for IPv4 VIPs only.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The hives get setup-hosts' own steps (certificates, firewall, venv, docker, this daemon, swarm) through the API.
 Stand-in: no image can be pulled here, so each hive imports a one-binary image (Debian's busybox-static) for the
-service's task. The controller never dials the VIP: every observation is `docker exec` inside the hosts.
+service's task. The controller never dials the VIP: every observation is `docker exec` inside the hosts, and the
+VIP's DNAT/SNAT are exercised between hives (busybox wget/httpd; its `wget -T` segfaults, so `timeout`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ SERVICE = "follow-vip"
 MAKE_IMAGE = (
     "set -e; command -v busybox >/dev/null || { apt-get update -qq && "
     "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null; }; "
-    "d=$(mktemp -d); mkdir $d/bin; cp $(command -v busybox) $d/bin/busybox; "
+    "d=$(mktemp -d); mkdir $d/bin $d/www; cp $(command -v busybox) $d/bin/busybox; echo follow > $d/www/index.html; "
     f"tar -C $d -c . | docker import - {IMAGE} >/dev/null; rm -rf $d"
 )
 
@@ -162,3 +163,57 @@ def test_second_run_and_check_mode_change_nothing(stage: Lab, hive: Hive) -> Non
     assert report.changed == 0, report.changes()
     assert {o.host for o in report.outcomes} == set(stage.hosts)
     assert hive.run(PHASE, tags=["follow-swarm-service"], check=True).changed == 0
+
+
+def task_container(lab: Lab, host: str, service: str) -> str:
+    return sh(lab, host, f"docker ps -q --filter label=com.docker.swarm.service.name={service}").strip()
+
+
+def our_rules(lab: Lab, host: str) -> list[str]:
+    out = sh(lab, host, "iptables -t nat -S DOCKER; iptables -S DOCKER; iptables -t nat -S POSTROUTING")
+    return [line for line in out.splitlines() if "hive-follow:" in line]
+
+
+def test_dnat_and_snat_work_between_hives_and_go_with_docker(stage: Lab, hive: Hive) -> None:
+    """HIVE_DNAT_PORTS: another hive reaches the task at VIP:8080. HIVE_ENABLE_VIP_SNAT: the task's own connection
+    arrives from the VIP. Docker stopped: VIP and rules go at once; docker back: the task and all of it return."""
+    boss, one, two = sorted(stage.hosts)
+    two_ip = stage.state["hosts"][two]["private_ip"]
+    sh(stage, boss, "docker network inspect follownet >/dev/null 2>&1 || docker network create -d overlay follownet")
+    sh(stage, boss, f"docker service create --detach --name follow-nat --network follownet --label HIVE_VIP={VIP} "
+                    "--label HIVE_DNAT_PORTS=8080 --label HIVE_ENABLE_VIP_SNAT=true "
+                    f"--constraint node.hostname=={short(one)} --no-resolve-image "
+                    f"{IMAGE} /bin/busybox httpd -f -p 8080 -h /www")
+    wait_for(f"VIP on {one} only", lambda: only_on(stage, one))
+    wait_for("three NAT rules", lambda: len(our_rules(stage, one)) == 3)
+    rules = our_rules(stage, one)
+    assert any("-j DNAT" in r and f"-d {VIP}/32" in r and "--dport 8080" in r for r in rules), rules
+    assert any(f"-j SNAT --to-source {VIP}" in r and "-o eth0" in r for r in rules), rules
+    assert sh(stage, two, f"timeout 10 busybox wget -q -O - http://{VIP}:8080/").strip() == "follow"
+
+    # SNAT: a test-only listener on `two` (its firewall opened for the port) logs who connects
+    sh(stage, two, "iptables -I INPUT -p tcp --dport 8081 -j ACCEPT; mkdir -p /tmp/snat; echo snat > "
+                   "/tmp/snat/index.html; (setsid busybox httpd -f -v -p 8081 -h /tmp/snat >/tmp/httpd.log 2>&1 &)")
+    try:
+        cid = task_container(stage, one, "follow-nat")
+        assert sh(stage, one, f"docker exec {cid} /bin/busybox wget -q -O - http://{two_ip}:8081/"
+                  ).strip() == "snat"
+        wait_for("the request logged", lambda: VIP in sh(stage, two, "cat /tmp/httpd.log"), tries=10)
+    finally:
+        stage.docker_exec(two, "pkill -f 'httpd -f -v -p 8081'; iptables -D INPUT -p tcp --dport 8081 -j ACCEPT")
+    journal = sh(stage, one, "journalctl -u follow-swarm-service --no-pager -o cat")
+    assert journal.count("insert nat DOCKER") == 1  # later reconciles found the rule as iptables prints it
+
+    sh(stage, one, "systemctl stop docker.socket docker.service || systemctl stop docker.service")
+    try:
+        wait_for("VIP released with docker gone", lambda: not any(vip_holders(stage).values()))
+        assert our_rules(stage, one) == []
+    finally:
+        sh(stage, one, "systemctl start docker.service")
+    wait_for(f"VIP back on {one}", lambda: only_on(stage, one), tries=120)
+    wait_for("rules back", lambda: len(our_rules(stage, one)) == 3, tries=60)
+    assert sh(stage, two, f"timeout 10 busybox wget -q -O - http://{VIP}:8080/").strip() == "follow"
+
+    sh(stage, boss, "docker service rm follow-nat")
+    wait_for("VIP gone", lambda: not any(vip_holders(stage).values()))
+    wait_for("rules gone", lambda: our_rules(stage, one) == [])

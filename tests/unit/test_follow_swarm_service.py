@@ -181,3 +181,74 @@ def test_relevant_events_are_task_containers_and_service_changes() -> None:
     assert d.relevant({"Type": "service", "Action": "update"})
     assert not d.relevant({"Type": "container", "Action": "exec_start: sh", "Actor": {"Attributes": {
         d.SERVICE_ID: "x"}}})
+
+
+# -- the daemon: explicit NIC, DNAT/SNAT ---------------------------------------------------------------------------
+
+def test_the_nic_form_names_interface_and_prefix() -> None:
+    vips, _, problems = d.wanted_from_labels({"HIVE_VIP": "10.1.32.12/20@bond0", "HIVE_VIP1": "10.1.32.13@bond0"})
+    assert vips == [d.Vip("10.1.32.12", nic="bond0/20")] and len(problems) == 1
+    actions, _ = d.plan(vips, [], d.State(), ADDRS, {})
+    assert actions == [d.Action("add-vip", "10.1.32.12", "bond0/20")]
+
+
+@pytest.mark.parametrize(("value", "ports", "bad"), [
+    ("80", ("tcp/80",), 0), ("80, 443/tcp,53/udp", ("tcp/80", "tcp/443", "udp/53"), 0),
+    ("0,70000,80/sctp,x", (), 4), ("", (), 0)])
+def test_dnat_ports(value: str, ports: tuple[str, ...], bad: int) -> None:
+    got, problems = d.parse_ports(value)
+    assert got == ports and len(problems) == bad
+
+
+NAT_LABELS = {"HIVE_VIP": "10.97.0.100", "HIVE_DNAT_PORTS": "8080", "HIVE_ENABLE_VIP_SNAT": "true"}
+# what `iptables -S` prints for the rules the daemon inserts (iptables 1.8.9, Debian 12 and this controller)
+IPTABLES_S = {
+    ("nat", "DOCKER"): '-N DOCKER\n-A DOCKER -d 10.97.0.100/32 -p tcp -m tcp --dport 8080 -m comment --comment '
+                       '"hive-follow:10.97.0.100" -j DNAT --to-destination 172.18.0.3:8080\n'
+                       '-A DOCKER -i docker0 -j RETURN\n',
+    ("filter", "DOCKER"): '-N DOCKER\n-A DOCKER -d 172.18.0.3/32 ! -i docker_gwbridge -o docker_gwbridge -p tcp '
+                          '-m tcp --dport 8080 -m comment --comment "hive-follow:10.97.0.100" -j ACCEPT\n',
+    ("nat", "POSTROUTING"): '-P POSTROUTING ACCEPT\n-A POSTROUTING -s 172.18.0.3/32 -o eth0 -m comment --comment '
+                            '"hive-follow:10.97.0.100" -j SNAT --to-source 10.97.0.100\n'
+                            '-A POSTROUTING -s 172.18.0.0/16 ! -o docker_gwbridge -j MASQUERADE\n',
+}
+
+
+def current_rules() -> set[tuple[str, str]]:
+    return set().union(*(d.parse_rules(t, c, text) for (t, c), text in IPTABLES_S.items()))
+
+
+def test_nat_rules_are_added_after_the_vip_and_match_what_iptables_prints() -> None:
+    vips, _, problems = d.wanted_from_labels(NAT_LABELS, "172.18.0.3")
+    assert problems == []
+    actions, _ = d.plan(vips, [], d.State(), ADDRS, {})
+    assert [a.kind for a in actions] == ["add-vip", "add-rule", "add-rule", "add-rule"]
+    added = {(a.target, a.where) for a in actions if a.kind == "add-rule"}
+    assert added == current_rules()  # so once in place, nothing is planned again
+    now = [*ADDRS, d.NicAddress("eth0", "10.97.0.100", 24)]
+    state = d.State(vips={"10.97.0.100": "eth0/24"})
+    assert d.plan(vips, [], state, now, {}, current_rules()) == ([], [])
+
+
+def test_nat_rules_follow_a_new_container_address_and_go_before_the_vip() -> None:
+    now = [*ADDRS, d.NicAddress("eth0", "10.97.0.100", 24)]
+    state = d.State(vips={"10.97.0.100": "eth0/24"})
+    vips, _, _ = d.wanted_from_labels(NAT_LABELS, "172.18.0.9")
+    actions, _ = d.plan(vips, [], state, now, {}, current_rules())
+    assert [a.kind for a in actions] == ["del-rule"] * 3 + ["add-rule"] * 3
+    assert all("172.18.0.9" in a.where for a in actions if a.kind == "add-rule")
+    actions, _ = d.plan([], [], state, now, {}, current_rules())
+    assert [a.kind for a in actions] == ["del-rule"] * 3 + ["del-vip"]
+
+
+def test_nat_without_a_gwbridge_address_or_for_ipv6_sets_the_address_alone() -> None:
+    vips, _, problems = d.wanted_from_labels(NAT_LABELS, "")
+    assert vips == [d.Vip("10.97.0.100")] and "overlay network" in problems[0]
+    vips, _, problems = d.wanted_from_labels({"HIVE_VIP_V6": "2001:db8::9", "HIVE_DNAT_PORTS_V6": "80"}, "172.18.0.3")
+    assert vips == [d.Vip("2001:db8::9")] and "IPv6" in problems[0]
+
+
+def test_rules_of_others_are_never_ours() -> None:
+    assert d.parse_rules("nat", "POSTROUTING", IPTABLES_S[("nat", "POSTROUTING")]) == {
+        ("nat POSTROUTING", "-s 172.18.0.3/32 -o eth0 -m comment --comment hive-follow:10.97.0.100 "
+                            "-j SNAT --to-source 10.97.0.100")}
