@@ -7,9 +7,6 @@ The htpasswd password is the stage secret `.hive/<stage>/registry_password`; it 
 
 from __future__ import annotations
 
-import os
-import secrets
-import string
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +24,10 @@ from hive_nornir.primitives.filesystem import Directory
 from hive_nornir.primitives.lines import BlockInFile
 from hive_nornir.primitives.packages import Packages
 from hive_nornir.primitives.service import Service, restart_handler
+from hive_nornir.stage_secrets import stage_secret
 
 PASSWORD_FILE = "registry_password"  # noqa: S105 - a file name, not a password
 PASSWORD_LENGTH = 20  # hive-builder uses 15; longer costs nothing
-PASSWORD_ALPHABET = string.ascii_letters + string.digits  # safe in env files and curl configs, no quoting
 DEFAULT_USER = "hive"
 DEFAULT_PORT = 5000
 
@@ -215,30 +212,9 @@ def ensure_htpasswd(ctx: HostContext, path: str, user: str, password: str | None
     return True
 
 
-def stage_password(context_dir: Path | None, create: bool, lock: object | None = None) -> str | None:
+def stage_password(context_dir: Path | None, create: bool) -> str | None:
     """`.hive/<stage>/registry_password` (0600): read it, or make it once; None when absent and not creating."""
-    if context_dir is None:
-        raise StepFailed("registry needs the stage context dir for registry_password")
-    path = context_dir / PASSWORD_FILE
-    if path.exists():
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o600)
-        return path.read_text().strip()
-    if not create:
-        return None
-    context_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
-    tmp = context_dir / f".{PASSWORD_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(password + "\n")
-    try:
-        os.link(tmp, path)  # atomic: a reader never sees a half-written file, and only one writer wins
-    except FileExistsError:
-        return path.read_text().strip()
-    finally:
-        tmp.unlink()
-    return password
+    return stage_secret(context_dir, PASSWORD_FILE, create, PASSWORD_LENGTH)
 
 
 def dxf_env(facts: Facts, spec: RegistrySpec, password: str) -> str:

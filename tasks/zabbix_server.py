@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
-import secrets
-import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,11 +29,11 @@ from hive_nornir.primitives.file import File, Template, render
 from hive_nornir.primitives.filesystem import Directory
 from hive_nornir.primitives.packages import Packages
 from hive_nornir.primitives.service import Service, restart_handler
+from hive_nornir.stage_secrets import stage_secret
 
 DB_PASSWORD_FILE = "zabbix_db_password"  # noqa: S105 - file names, not passwords
 ADMIN_PASSWORD_FILE = "zabbix_admin_password"  # noqa: S105
 PASSWORD_LENGTH = 24
-PASSWORD_ALPHABET = string.ascii_letters + string.digits  # safe in SQL, PHP, .env and option files unquoted
 DB_NAME = DB_USER = "zabbix"
 ADMIN_USER = "Admin"
 DEFAULT_ADMIN_PASSWORD = "zabbix"  # noqa: S105 - the factory default we replace
@@ -81,32 +78,6 @@ class ZabbixSpec:
 
 
 # -- stage secrets (controller side) ------------------------------------------------------------------------------
-def stage_secret(context_dir: Path | None, name: str, create: bool) -> str | None:
-    """`.hive/<stage>/<name>` (0600): read it, or make it once atomically; None when absent and not creating."""
-    if context_dir is None:
-        raise StepFailed(f"zabbix needs the stage context dir for {name}")
-    path = context_dir / name
-    if path.exists():
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o600)
-        return path.read_text().strip()
-    if not create:
-        return None
-    context_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
-    tmp = context_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(password + "\n")
-    try:
-        os.link(tmp, path)  # a reader never sees a half-written file; one writer wins
-    except FileExistsError:
-        return path.read_text().strip()
-    finally:
-        tmp.unlink()
-    return password
-
-
 # -- Debian: packages as host services ------------------------------------------------------------------------------
 def server_conf(db_password: str) -> str:
     """zabbix_server.conf: Debian's defaults plus the DB access (the file is 0640 root:zabbix)."""
@@ -332,8 +303,8 @@ def zabbix_server(ctx: HostContext) -> None:
         raise StepFailed(f"zabbix: unsupported OS family {facts.os_family!r}")
     spec = spec_for(ctx)
     with ctx.run_state.lock:
-        db_password = stage_secret(ctx.run_state.context_dir, DB_PASSWORD_FILE, create=not ctx.check)
-        admin_password = stage_secret(ctx.run_state.context_dir, ADMIN_PASSWORD_FILE, create=not ctx.check)
+        db_password = stage_secret(ctx.run_state.context_dir, DB_PASSWORD_FILE, not ctx.check, PASSWORD_LENGTH)
+        admin_password = stage_secret(ctx.run_state.context_dir, ADMIN_PASSWORD_FILE, not ctx.check, PASSWORD_LENGTH)
     ctx.ensure(firewall_primitives(ctx))
     if facts.is_debian:
         deb_zabbix(ctx, spec, db_password)
