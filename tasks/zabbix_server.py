@@ -77,7 +77,6 @@ class ZabbixSpec:
         return f"{self.home}/zabbix"
 
 
-# -- stage secrets (controller side) ------------------------------------------------------------------------------
 # -- Debian: packages as host services ------------------------------------------------------------------------------
 def server_conf(db_password: str) -> str:
     """zabbix_server.conf: Debian's defaults plus the DB access (the file is 0640 root:zabbix)."""
