@@ -9,6 +9,7 @@ from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Primitive, q
 from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.file import File
+from hive_nornir.primitives.filesystem import Directory
 from hive_nornir.primitives.lines import LineInFile, _TextEdit
 from hive_nornir.primitives.packages import Packages
 
@@ -142,10 +143,14 @@ def selinux_primitives(mode: str, facts: Facts) -> list[Primitive]:
     return items
 
 
+NM_WAIT_DROPIN_DIR = "/etc/systemd/system/NetworkManager-wait-online.service.d"  # absent on a stock EL host
+
+
 def dnf_service_primitives() -> list[Primitive]:
     """Bounded NetworkManager-wait-online and no dnf-automatic surprises, as hive-builder configures EL."""
     return [
-        File(path="/etc/systemd/system/NetworkManager-wait-online.service.d/override.conf",
+        Directory(path=NM_WAIT_DROPIN_DIR, mode="0755"),
+        File(path=f"{NM_WAIT_DROPIN_DIR}/override.conf",
              content=NM_WAIT_OVERRIDE).with_notify("daemon-reload"),
         Command(cmd="systemctl disable --now dnf-automatic.timer",
                 onlyif="systemctl is-enabled dnf-automatic.timer >/dev/null 2>&1 "

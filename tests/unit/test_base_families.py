@@ -165,3 +165,17 @@ def test_bad_selinux_mode_is_a_clear_step_failure() -> None:
 
     with pytest.raises(StepFailed, match="hive_selinux: 'strict' is not one of enforcing, permissive, disabled"):
         plan_task(base, ALMA, host_vars={"hive_selinux": "strict"})
+
+
+def test_el_wait_online_drop_in_gets_its_directory_first() -> None:
+    """A stock EL host has no NetworkManager-wait-online.service.d: the File alone would stop on a missing parent."""
+    from hive_nornir.tasks.base_el import dnf_service_primitives
+
+    from hive_nornir.primitives.file import File
+    from hive_nornir.primitives.filesystem import Directory
+
+    items = dnf_service_primitives()
+    dirs = [i for i, p in enumerate(items) if isinstance(p, Directory)]
+    files = [(i, p) for i, p in enumerate(items) if isinstance(p, File) and "wait-online" in p.path]
+    assert dirs and files and dirs[0] < files[0][0]
+    assert files[0][1].path.startswith(items[dirs[0]].path + "/")  # type: ignore[attr-defined]
