@@ -19,8 +19,9 @@ EXIT_LOCKED = 5
 EXIT_CODES = {
     EXIT_OK: "every selected host finished (changed or not)",
     EXIT_INTERNAL: "internal error in hive_nornir (a bug: please report it with the log)",
-    EXIT_BAD_INPUT: "bad input: site file, flag, phase, tag or host name; nothing was changed",
-    EXIT_FAILED: "at least one host failed a step (others may have finished)",
+    EXIT_BAD_INPUT: ("bad input: site file, flag, phase, tag, host name, stage state or --resume selection; "
+                     "nothing was changed"),
+    EXIT_FAILED: "at least one host failed a step (others may have finished), or the provider failed",
     EXIT_UNREACHABLE: "at least one host was unreachable and none failed otherwise",
     EXIT_LOCKED: "another run holds the stage lock; nothing was changed",
 }
