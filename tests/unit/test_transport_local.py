@@ -375,11 +375,13 @@ def test_stage_and_upload_via_sudo(sshd: LocalSSHD, tmp_path: Path) -> None:
     s = sshd.connect(SUDO_USER)
     target = tmp_path / "root-only" / "secret.conf"
     target.parent.mkdir(mode=0o700)
+    mine = f".hive-{SUDO_USER}-"
+    earlier = {p for p in Path("/var/tmp").iterdir() if p.name.startswith(mine)}  # other sessions' (killed runs)
     before = s.round_trips
     s.upload(b"token=42\n", str(target), mode="0600", owner="root", group="root")
     assert target.read_bytes() == b"token=42\n" and _stat(target) == ("0o600", "root", "0")
     assert [p.name for p in target.parent.iterdir()] == ["secret.conf"]
-    staging = [p for p in Path("/var/tmp").iterdir() if p.name.startswith(f".hive-{SUDO_USER}-")]
+    staging = [p for p in Path("/var/tmp").iterdir() if p.name.startswith(mine) and p not in earlier]
     assert len(staging) == 1 and _stat(staging[0])[:2] == ("0o700", SUDO_USER)
     assert list(staging[0].iterdir()) == []
     print(f"\nsudo upload round trips (incl. sftp start + staging mkdir): {s.round_trips - before}")
