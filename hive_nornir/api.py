@@ -25,6 +25,7 @@ from hive_nornir.primitives.base import Primitive
 from hive_nornir.report.progress import Progress
 from hive_nornir.report.run_report import RunReport
 from hive_nornir.site import Site, find_site, load_site
+from hive_nornir.site.rules import suggest
 
 
 class Hive:
@@ -102,7 +103,9 @@ class Hive:
                 unknown.append(item)
         if unknown:
             raise BadInput(
-                f"--limit: unknown host or group {', '.join(unknown)} in stage {self.stage}; "
+                f"-l/--limit: unknown host or group "
+                f"{', '.join(u + suggest(u, [*hosts, *short, *nr.inventory.groups]) for u in unknown)} "
+                f"in stage {self.stage}; "
                 f"hosts: {', '.join(hosts)}; groups: {', '.join(sorted(nr.inventory.groups))}"
             )
         return nr.filter(filter_func=lambda h: h.name in selected)

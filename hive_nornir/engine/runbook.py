@@ -15,6 +15,7 @@ from hive_nornir.engine.errors import BadInput, StepFailed
 from hive_nornir.engine.handlers import handler_command
 from hive_nornir.engine.outcome import CHANGED, FAILED, OK, UNREACHABLE, HostOutcome
 from hive_nornir.engine.probe import ProbeError
+from hive_nornir.site.rules import suggest
 from hive_nornir.transport.errors import CommandTimeout, SudoPasswordRequired, TransportError
 
 if TYPE_CHECKING:
@@ -64,9 +65,10 @@ class Runbook:
             return list(self.steps)
         unknown = sorted(set(tags) - self.all_tags())
         if unknown:
+            known = sorted(self.all_tags())
             raise BadInput(
-                f"unknown tag(s) {', '.join(unknown)} for phase {self.name}; "
-                f"known: {', '.join(sorted(self.all_tags()))}"
+                f"-T/--tags: unknown tag(s) {', '.join(t + suggest(t, known) for t in unknown)} for phase "
+                f"{self.name}; known: {', '.join(known)}"
             )
         wanted = set(tags)
         return [s for s in self.steps if wanted & {s.name, *s.tags} or "always" in s.tags]

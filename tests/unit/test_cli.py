@@ -104,7 +104,7 @@ def test_json_dash_on_bad_input_is_still_json(tmp_path: Path) -> None:
     assert proc.returncode == EXIT_BAD_INPUT
     doc = json.loads(proc.stdout)
     assert doc["exit_code"] == EXIT_BAD_INPUT and "nosuchtag" in doc["error"] and doc["steps"] == []
-    assert "error: unknown tag(s) nosuchtag" in proc.stderr
+    assert "error: -T/--tags: unknown tag(s) nosuchtag" in proc.stderr
     bad_flag = run_cli("run", "setup-hosts", "--json", "-", "--bogus", cwd=tmp_path)
     assert bad_flag.returncode == EXIT_BAD_INPUT and json.loads(bad_flag.stdout)["exit_code"] == EXIT_BAD_INPUT
 

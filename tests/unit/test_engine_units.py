@@ -146,6 +146,8 @@ def test_tags_select_steps_and_reject_unknown() -> None:
     assert [s.name for s in rb.select_steps(["a"])] == ["a", "c"]
     with pytest.raises(BadInput, match="unknown tag"):
         rb.select_steps(["nope"])
+    with pytest.raises(BadInput, match=r"unknown tag\(s\) alway \(did you mean 'always'\?\)"):
+        rb.select_steps(["alway"])
 
 
 def test_report_exit_codes_and_plain_text() -> None:
