@@ -7,7 +7,8 @@ Installed by hive_nornir's follow-swarm-service step as /usr/lib/follow-swarm-se
 start and on every relevant docker event it reads the whole picture and converges, so events missed while it was
 down do not matter. VIPs and labels it added are recorded in STATE_FILE (intent first, then the change); its NAT
 rules carry the comment `hive-follow:<vip>`, which is their record. When docker goes away no task can run here:
-the VIPs and NAT rules go, the process ends and systemd starts it again 15 s later. Needs Python >= 3.7.
+the VIPs and NAT rules go, the process ends and systemd starts it again 15 s later. Stopped while the machine
+shuts down, it takes everything back (hive-builder's node-down); any other stop keeps it. Needs Python >= 3.7.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import logging
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -429,20 +431,61 @@ def follow(api: Any) -> None:
     node = Node(api)
     events = api.events(decode=True, filters={"type": ["container", "service"]})
     reconcile(node)
+    log.info("following docker events")
     for event in events:
         if relevant(event):
             reconcile(node)
 
 
+def leaving(system_state: str) -> bool:
+    """SIGTERM while systemd takes the machine down: the node leaves, so do its VIPs, rules and labels. Any other
+    stop (a restart after an update) keeps them: a VIP must not blink because the daemon was replaced."""
+    return system_state.strip() == "stopping"
+
+
+def leave(api: Any) -> None:
+    """Take back everything: our unit stops before docker's, so docker still answers for the labels."""
+    node = Node(api)
+    state, node_id = load_state(), node.node_id()
+    actions, _ = plan([], [], state, [], node.labels(node_id), our_rules())
+    apply(node, node_id, actions, state)
+
+
+def system_state() -> str:
+    """`systemctl is-system-running` ("running", "stopping", ...); asked again if the answer got lost."""
+    out = ""
+    for _ in range(3):
+        out = subprocess.run(["systemctl", "is-system-running"], capture_output=True, text=True, timeout=10,
+                             check=False).stdout
+        if out.strip():
+            break
+    return out
+
+
+def on_sigterm(_signum: int, _frame: Any) -> None:
+    """Turn systemd's stop into an exception the main loop can act on."""
+    raise SystemExit(0)
+
+
 def main() -> int:
     """Follow until docker goes away; then release what only a running task justifies and exit for a restart."""
+    signal.signal(signal.SIGTERM, on_sigterm)
     import docker  # the distribution's SDK, visible in ~/docker; imported here so the pure logic needs none
     import requests
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    api = None
     try:
-        follow(docker.APIClient(base_url="unix:///var/run/docker.sock", timeout=60))
+        api = docker.APIClient(base_url="unix:///var/run/docker.sock", timeout=60)
+        follow(api)
         log.error("docker's event stream ended")
+    except SystemExit:
+        system = system_state()
+        log.info("stopped; the machine is %s", system.strip() or "in an unknown state")
+        if api is not None and leaving(system):
+            log.info("the machine is going down: taking back VIPs, NAT rules and node labels")
+            leave(api)
+        return 0
     except docker.errors.APIError as e:  # docker answers but refuses (e.g. a swarm election): keep everything
         log.error("docker API: %s", e)
         return 1

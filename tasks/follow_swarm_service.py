@@ -33,7 +33,10 @@ def daemon_source() -> str:
 
 
 def unit_text(home: str) -> str:
-    """hive-builder's unit: the venv's python runs the daemon, restarted 15 s after any exit, ordered after docker."""
+    """hive-builder's unit: the venv's python runs the daemon, restarted 15 s after any exit, ordered after docker.
+
+    KillMode=mixed (ours): the stop signal goes to the daemon only, so the `ip`/`iptables`/`systemctl` it runs while
+    taking things back at shutdown are not killed with it."""
     return (
         "[Unit]\n"
         "Description=follow swarm services: VIPs and node labels move with their tasks\n"
@@ -42,7 +45,8 @@ def unit_text(home: str) -> str:
         "[Service]\n"
         f"ExecStart={home}/docker/bin/python {DAEMON}\n"
         "Restart=always\n"
-        "RestartSec=15s\n\n"
+        "RestartSec=15s\n"
+        "KillMode=mixed\n\n"
         "[Install]\n"
         "WantedBy=multi-user.target\n"
     )

@@ -9,6 +9,7 @@ VIP's DNAT/SNAT are exercised between hives (busybox wget/httpd; its `wget -T` s
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 
@@ -217,3 +218,19 @@ def test_dnat_and_snat_work_between_hives_and_go_with_docker(stage: Lab, hive: H
     sh(stage, boss, "docker service rm follow-nat")
     wait_for("VIP gone", lambda: not any(vip_holders(stage).values()))
     wait_for("rules gone", lambda: our_rules(stage, one) == [])
+
+
+def test_a_node_shutting_down_takes_its_label_back(stage: Lab, hive: Hive) -> None:
+    """Last here: the host container is stopped (systemd shuts down; our unit stops before docker's). The label
+    must be gone from the swarm as the other managers see it; a restart of the daemon alone would keep it."""
+    boss, _, two = sorted(stage.hosts)
+    sh(stage, boss, f"docker service create --detach --name follow-down --label HIVE_MARK=follow "
+                    f"--constraint node.hostname=={short(two)} --no-resolve-image {IMAGE} /bin/busybox sleep 86400")
+    wait_for(f"follow=true on {two}", lambda: marked(stage) == [short(two)])
+    ready = "journalctl -u follow-swarm-service -o cat | grep -c 'following docker events' || true"
+    before = int(sh(stage, two, ready))
+    sh(stage, two, "systemctl restart follow-swarm-service")
+    wait_for("daemon back and following", lambda: int(sh(stage, two, ready)) > before)
+    assert marked(stage) == [short(two)]  # a plain restart keeps it
+    subprocess.run(["docker", "stop", stage.container(two)], check=True, capture_output=True, timeout=120)
+    wait_for("label gone with the node", lambda: marked(stage) == [])

@@ -31,7 +31,8 @@ def test_debian_installs_arping_the_daemon_and_a_unit_in_the_admins_venv() -> No
     assert plan.files[DAEMON] == daemon_source()
     unit = plan.files[UNIT]
     for line in ("ExecStart=/home/admin/docker/bin/python /usr/lib/follow-swarm-service.py", "Restart=always",
-                 "RestartSec=15s", "After=docker.service", "Wants=docker.service", "WantedBy=multi-user.target"):
+                 "RestartSec=15s", "KillMode=mixed", "After=docker.service", "Wants=docker.service",
+                 "WantedBy=multi-user.target"):
         assert line + "\n" in unit
     assert plan.commands[-1] == "systemctl daemon-reload"  # before the service is enabled and started
     assert not any("pip install" in c or "semanage" in c for c in plan.commands)
@@ -252,3 +253,8 @@ def test_rules_of_others_are_never_ours() -> None:
     assert d.parse_rules("nat", "POSTROUTING", IPTABLES_S[("nat", "POSTROUTING")]) == {
         ("nat POSTROUTING", "-s 172.18.0.3/32 -o eth0 -m comment --comment hive-follow:10.97.0.100 "
                             "-j SNAT --to-source 10.97.0.100")}
+
+
+def test_only_a_shutdown_takes_everything_back_on_stop() -> None:
+    assert d.leaving("stopping\n")
+    assert not d.leaving("running\n") and not d.leaving("degraded\n")
