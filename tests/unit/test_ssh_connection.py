@@ -6,16 +6,14 @@ import contextlib
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hive_nornir.tasks.ssh_connection import DEFAULT_WAIT_S, wait_for_connection, wait_seconds
-from test_transport_local import SSHD, LocalSSHD, _free_port, _keygen, _require
+from test_transport_local import SSHD, LocalSSHD, _free_port, _keygen, _require, start_sshd
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.transport import ConnectionRefused, SSHSession
@@ -73,17 +71,7 @@ def sshd() -> Iterator[LocalSSHD]:
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root}/host_ed25519\nAuthorizedKeysFile {root}/client.pub\n"
         "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         f"PermitRootLogin prohibit-password\nPidFile {root}/sshd.pid\n")
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("test sshd did not start")
-            time.sleep(0.05)
+    proc = start_sshd(root / "sshd_config", port, root / "sshd.log")
     try:
         yield LocalSSHD(port, root, root / "client", root / "host_ed25519.pub", proc)
     finally:

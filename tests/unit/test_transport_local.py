@@ -89,6 +89,22 @@ class LocalSSHD:
         return s
 
 
+def start_sshd(cfg: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start a test sshd with this config and wait (10 s at most) until it accepts on 127.0.0.1:port."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"test sshd did not start: {log_path.read_text()}")
+            time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def sshd() -> Iterator[LocalSSHD]:
     _require(Path(SSHD).exists(), "sshd binary absent (apt-get install openssh-server)")
@@ -119,17 +135,7 @@ def sshd() -> Iterator[LocalSSHD]:
         f"PidFile {root}/sshd.pid\nSubsystem sftp internal-sftp\nAllowTcpForwarding yes\n"
         "MaxStartups 100:30:200\nMaxSessions 50\nLogLevel VERBOSE\n"
     )
-    log = (root / "sshd.log").open("wb")
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"test sshd did not start: {(root / 'sshd.log').read_text()}")
-            time.sleep(0.05)
+    proc = start_sshd(cfg, port, root / "sshd.log")
     server = LocalSSHD(port, root, root / "client", root / "host_ed25519.pub", proc)
     try:
         yield server
@@ -138,7 +144,6 @@ def sshd() -> Iterator[LocalSSHD]:
             s.close()
         proc.terminate()
         proc.wait(timeout=10)
-        log.close()
         SUDOERS.unlink(missing_ok=True)
         for user in (SUDO_USER, NOPW_USER):
             _drop_user(user)
