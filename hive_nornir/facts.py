@@ -6,6 +6,15 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# The login shell (an ancestor of the probe) holds SSH_CONNECTION (`client cport server sport`); sudo drops it
+# from our own environment. Prints ssh_client= and ssh_port= (the firewall keeps that port open for us).
+CLIENT_PROBE = (
+    "p=$$; while [ \"${p:-1}\" -gt 1 ]; do "
+    "e=$(tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p'); "
+    "if [ -n \"$e\" ]; then echo \"ssh_client=${e%% *}\"; echo \"ssh_port=${e##* }\"; break; fi; "
+    "p=$(sed 's/^.*) //' /proc/$p/stat 2>/dev/null | cut -d' ' -f2); done"
+)
+
 # One POSIX sh script; every line it prints is `key=value`, lists are space separated.
 FACTS_SCRIPT = r"""
 . /etc/os-release 2>/dev/null
@@ -24,7 +33,7 @@ echo "openssh=$(sshd -V 2>&1 | sed -n 's/^OpenSSH_\([0-9.p]*\).*/\1/p' | head -n
 echo "cloud_init=$(test -d /etc/cloud && echo yes || echo no)"
 echo "selinux=$(getenforce 2>/dev/null || echo absent)"
 echo "uid=$(id -u)"
-"""
+""" + CLIENT_PROBE + "\n"
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,8 @@ class Facts:
     openssh: str = ""
     cloud_init: bool = False
     selinux: str = "absent"
+    ssh_client: str = ""  # the address hive_nornir's session comes from, as the host sees it
+    ssh_port: int | None = None  # the port sshd received that session on (None: unknown)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -100,7 +111,14 @@ def parse_facts(output: str) -> Facts:
         openssh=kv.get("openssh", ""),
         cloud_init=kv.get("cloud_init") == "yes",
         selinux=kv.get("selinux", "absent"),
+        ssh_client=kv.get("ssh_client", ""),
+        ssh_port=_port(kv.get("ssh_port", "")),
     )
+
+
+def _port(value: str) -> int | None:
+    """A TCP port number, or None for anything else."""
+    return int(value) if value.isdigit() and 0 < int(value) < 65536 else None
 
 
 def canned(family: str = "debian", **overrides: Any) -> Facts:

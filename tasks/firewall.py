@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hive_nornir.facts import Facts
+from hive_nornir.facts import CLIENT_PROBE, Facts
 from hive_nornir.primitives.base import Plan, Primitive, Upload, parse_kv, q
 from hive_nornir.primitives.lines import MAX_EDIT_BYTES, content_probe, text_diff
 
@@ -328,7 +328,10 @@ def client_port(output: str) -> int | None:
 
 
 def session_port(ctx: HostContext) -> int | None:
-    """Where sshd received hive_nornir's session on the host (not the controller's published port); read-only."""
+    """Where sshd received hive_nornir's session on the host (not the controller's published port): from the facts,
+    else one read-only probe."""
+    if ctx.facts.ssh_port is not None:
+        return ctx.facts.ssh_port
     return client_port(ctx.run(CLIENT_PROBE, check=False).stdout)
 
 
@@ -507,16 +510,6 @@ def admits(rules: Sequence[str], addr: ipaddress.IPv4Address | ipaddress.IPv6Add
         if target in ("REJECT", "DROP") and hit is not False:
             return False
     return policy == "ACCEPT"
-
-
-# The login shell (an ancestor of the probe) holds SSH_CONNECTION (`client cport server sport`); sudo drops it
-# from our own environment.
-CLIENT_PROBE = (
-    "p=$$; while [ \"${p:-1}\" -gt 1 ]; do "
-    "e=$(tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p'); "
-    "if [ -n \"$e\" ]; then echo \"ssh_client=${e%% *}\"; echo \"ssh_port=${e##* }\"; break; fi; "
-    "p=$(sed 's/^.*) //' /proc/$p/stat 2>/dev/null | cut -d' ' -f2); done"
-)
 
 
 # -- rule sets (called by the docker, drbd, zabbix-agent and rsyslogd tasks) ---------------------------------

@@ -36,11 +36,15 @@ def venv_primitives(facts: Facts, user: str, home: str, pip_packages: list[str])
 
 
 def admin_home(ctx: HostContext, user: str) -> str:
-    """The admin's home from the passwd database (root's is /root, others vary)."""
+    """The admin's home from the passwd database (root's is /root, others vary); asked once per host and run."""
+    memo = f"home:{ctx.name}:{user}"
+    if memo in ctx.run_state.shared:
+        return str(ctx.run_state.shared[memo])
     found = ctx.run(f"getent passwd {q(user)}", check=False)
     fields = found.stdout.strip().split(":")
     if not found.ok or len(fields) < 6:
         raise StepFailed(f"hive_admin {user!r} does not exist on this host (getent passwd found nothing)")
+    ctx.run_state.shared[memo] = fields[5]
     return fields[5]
 
 

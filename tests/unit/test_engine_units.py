@@ -171,3 +171,11 @@ def test_base64_roundtrip_matches_probe(tmp_path: Path) -> None:
     out = sh(File(path=str(target), content="x").probe(canned()))
     old = next(line for line in out.splitlines() if line.startswith("old="))[4:]
     assert base64.b64decode(old) == "héllo\n".encode()
+
+
+def test_facts_carry_the_sessions_address_and_port() -> None:
+    """The firewall keeps the session's port open; reading it with the facts saves a round trip per step."""
+    facts = parse_facts("os_id=debian\nssh_client=198.51.100.7\nssh_port=2222\n")
+    assert (facts.ssh_client, facts.ssh_port) == ("198.51.100.7", 2222)
+    assert parse_facts("ssh_port=99999\n").ssh_port is None and parse_facts("").ssh_port is None
+    assert "ssh_port=" in FACTS_SCRIPT

@@ -397,3 +397,20 @@ def test_internal_network_rule_follows_icmp(facts: Facts) -> None:
     stock = [ESTABLISHED, "-p icmp -j ACCEPT", "-i lo -j ACCEPT", REJECT]
     plan = live.plan(facts, live_out("INPUT", stock, [0]))
     assert plan.commands[0] == f"iptables -w -I INPUT 3 {rule[len('-A INPUT '):-1]}"
+
+
+def test_session_port_is_read_from_the_facts_else_probed() -> None:
+    from types import SimpleNamespace
+
+    from hive_nornir.tasks.firewall import session_port
+
+    asked: list[str] = []
+
+    def run(cmd: str, check: bool = True) -> SimpleNamespace:
+        asked.append(cmd)
+        return SimpleNamespace(stdout="ssh_client=10.0.0.9\nssh_port=22\n")
+
+    assert session_port(SimpleNamespace(facts=canned("debian", ssh_port=2200), run=run)) == 2200  # type: ignore[arg-type]
+    assert asked == []
+    assert session_port(SimpleNamespace(facts=canned("debian"), run=run)) == 22  # type: ignore[arg-type]
+    assert len(asked) == 1
