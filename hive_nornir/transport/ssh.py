@@ -239,6 +239,18 @@ def _tcp_socket(host: str, port: int, timeout: float) -> socket.socket:
     raise last
 
 
+
+BANNER_ERROR = "Error reading SSH protocol banner"
+
+
+def handshake_detail(e: BaseException) -> str:
+    """paramiko glues the socket error onto its banner message ("...banner[Errno 104] ..."): split them readably."""
+    text = str(e) or type(e).__name__
+    if text.startswith(BANNER_ERROR) and text != BANNER_ERROR:
+        return f"{BANNER_ERROR}: {text[len(BANNER_ERROR):].strip()}"
+    return text
+
+
 def _load_keys(params_keys: tuple[str, ...], look_for_keys: bool) -> list[tuple[str, paramiko.PKey]]:
     """Load the private keys to offer, naming each by path; an unreadable key is a clear auth error."""
     paths = list(params_keys)
@@ -328,7 +340,8 @@ class _Connector:
             if elapsed >= timeout * 0.9:
                 raise ConnectTimeout(host, port, f"SSH handshake did not finish within {timeout:g}s") from e
             raise ConnectionRefused(
-                host, port, f"connection closed before the SSH handshake finished: sshd not listening ({e})"
+                host, port,
+                f"connection closed before the SSH handshake finished: sshd not listening ({handshake_detail(e)})",
             ) from e
         try:
             server_key = t.get_remote_server_key()

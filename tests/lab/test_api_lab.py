@@ -95,8 +95,10 @@ def test_stopped_sshd_is_one_readable_line_and_paramiko_speaks_only_with_v(hcli:
     assert "Traceback" not in quiet.stderr and "Traceback" not in quiet.stdout
     lines = quiet.stderr.strip().splitlines()
     port = hcli.ssh_port(victim)
-    assert lines == [f"error: {victim}: unreachable at step hostsfile: 127.0.0.1:{port}: connection closed before "
-                     "the SSH handshake finished: sshd not listening (Error reading SSH protocol banner)"], lines
+    # docker-proxy accepts and then closes or resets: paramiko's banner error, with or without the socket's errno
+    assert len(lines) == 1 and lines[0].startswith(
+        f"error: {victim}: unreachable at step hostsfile: 127.0.0.1:{port}: connection closed before "
+        "the SSH handshake finished: sshd not listening (Error reading SSH protocol banner"), lines
     # -v brings paramiko's own records (with its traceback) back for debugging
     assert verbose.returncode == EXIT_UNREACHABLE and "Error reading SSH protocol banner" in verbose.stderr
     assert "hive_nornir.transport.ssh.paramiko" in verbose.stderr

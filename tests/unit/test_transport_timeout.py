@@ -90,3 +90,15 @@ def test_accept_then_close_is_one_readable_error_and_paramiko_logs_only_when_ver
         assert done.stderr == ""
     else:
         assert "Traceback" in done.stderr and "Error reading SSH protocol banner" in done.stderr
+
+
+def test_banner_error_and_socket_error_read_as_two_parts() -> None:
+    """paramiko prints 'Error reading SSH protocol banner[Errno 104] Connection reset by peer' as one word salad."""
+    from paramiko import SSHException
+
+    from hive_nornir.transport.ssh import handshake_detail
+
+    glued = SSHException("Error reading SSH protocol banner[Errno 104] Connection reset by peer")
+    assert handshake_detail(glued) == "Error reading SSH protocol banner: [Errno 104] Connection reset by peer"
+    assert handshake_detail(SSHException("Error reading SSH protocol banner")) == "Error reading SSH protocol banner"
+    assert handshake_detail(EOFError()) == "EOFError"
