@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -127,6 +128,21 @@ class Lab:
         res: dict[str, Any] = self.provider.build(self.site, self.stage, self.context_dir, log)
         self.state = res["state"]
         return res
+
+
+def prepared_copy(lab: Lab, root: Path, host_vars: dict[str, str]) -> tuple[Any, Path]:
+    """The lab's site as a `prepared` stage under root (host_vars text per host, the stage key copied):
+    (site, context dir) for the prepared provider to reach the same hosts."""
+    inv = root / "inventory"
+    (inv / "host_vars").mkdir(parents=True)
+    (inv / "hive.yml").write_text(lab.site_path.read_text().replace("provider: docker", "provider: prepared"))
+    for host, text in host_vars.items():
+        (inv / "host_vars" / f"{host}.yml").write_text(text)
+    ctx = root / ".hive" / lab.stage
+    ctx.mkdir(parents=True)
+    for f in ("id_ed25519", "id_ed25519.pub"):
+        shutil.copy2(lab.context_dir / f, ctx / f)
+    return load_test_site(inv / "hive.yml"), ctx
 
 
 def start_lab(root: Path, name: str, cidr: str, n: int, separate: bool = True,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import prepared_copy
 
 Lab = Any  # tests/lab/conftest.py:Lab (conftest modules are not imported by name)
 
@@ -140,22 +141,11 @@ def test_unknown_provider_is_a_clear_error() -> None:
 
 def test_prepared_provider_records_existing_hosts(lab: Lab, tmp_path: Any) -> None:
     """Provider `prepared` on hosts that already exist (the lab's, via hive_ssh_host/hive_sshd_port)."""
-    import shutil
 
     from hive_nornir.providers import ProviderError, get_provider
-    from hive_nornir.site import load_site
 
-    inv = tmp_path / "inventory"
-    (inv / "host_vars").mkdir(parents=True)
-    (inv / "hive.yml").write_text(lab.site_path.read_text().replace("provider: docker", "provider: prepared"))
-    for host in lab.hosts:
-        (inv / "host_vars" / f"{host}.yml").write_text(
-            f"hive_ssh_host: 127.0.0.1\nhive_sshd_port: {lab.ssh_port(host)}\n")
-    ctx = tmp_path / ".hive" / "private"
-    ctx.mkdir(parents=True)
-    for f in ("id_ed25519", "id_ed25519.pub"):
-        shutil.copy2(lab.context_dir / f, ctx / f)
-    site = load_site(inv / "hive.yml")
+    site, ctx = prepared_copy(lab, tmp_path, {
+        host: f"hive_ssh_host: 127.0.0.1\nhive_sshd_port: {lab.ssh_port(host)}\n" for host in lab.hosts})
     prepared = get_provider("prepared")
     res = prepared.build(site, "private", ctx)
     assert res["changed"] is True

@@ -121,7 +121,8 @@ def test_second_run_changes_nothing_in_one_round_trip_per_step(lab, hive: Hive) 
 
 def test_limit_and_tags_run_only_what_they_name(lab, hive: Hive) -> None:  # type: ignore[no-untyped-def]
     victim = lab.hosts[2]
-    lab.docker_exec(victim, "sed -i '/BEGIN HIVE MANAGED BLOCK/,/END HIVE MANAGED BLOCK/d' /etc/hosts; echo 'Etc/UTC' > /etc/timezone")
+    lab.docker_exec(victim, "sed -i '/BEGIN HIVE MANAGED BLOCK/,/END HIVE MANAGED BLOCK/d' /etc/hosts; "
+                            "echo 'Etc/UTC' > /etc/timezone")
     report = hive.run(PHASE, tags=["hostsfile"], limit=victim.split(".")[0])
     assert {o.step for o in report.outcomes} == {"hostsfile"}
     assert {o.host for o in report.outcomes} == {victim} and report.changed == 1

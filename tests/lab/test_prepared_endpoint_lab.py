@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import prepared_copy
 
 Lab = Any  # tests/lab/conftest.py:Lab (conftest modules are not imported by name)
 
@@ -18,21 +18,12 @@ def test_prepared_honours_ansible_port_over_hive_sshd_port(make_lab: Callable[..
     """hive_sshd_port names a closed port; only ansible_port leads to the host's published sshd port."""
     from hive_nornir.inventory import build_inventory
     from hive_nornir.providers import get_provider
-    from hive_nornir.site import load_site
 
     lab = make_lab("hsite", "10.90.0.0/24", 1, separate=False)
     host = lab.hosts[0]
     port = lab.ssh_port(host)
-    inv = tmp_path / "inventory"
-    (inv / "host_vars").mkdir(parents=True)
-    (inv / "hive.yml").write_text(lab.site_path.read_text().replace("provider: docker", "provider: prepared"))
-    (inv / "host_vars" / f"{host}.yml").write_text(
-        f"ansible_host: 127.0.0.1\nansible_port: {port}\nhive_sshd_port: 1\n")
-    ctx = tmp_path / ".hive" / "private"
-    ctx.mkdir(parents=True)
-    for f in ("id_ed25519", "id_ed25519.pub"):
-        shutil.copy2(lab.context_dir / f, ctx / f)
-    site = load_site(inv / "hive.yml")
+    site, ctx = prepared_copy(lab, tmp_path,
+                              {host: f"ansible_host: 127.0.0.1\nansible_port: {port}\nhive_sshd_port: 1\n"})
     res = get_provider("prepared").build(site, "private", ctx)
     assert res["hosts"] == {host: ["host_key_recorded"]}
     assert res["state"]["hosts"][host]["port"] == port
