@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import re
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,8 @@ _SITE_PLUGIN = "hive_inventory"
 
 
 def default_site_dir() -> Path:
-    """The embedded default site: package hive_nornir.default_site, else the repo's inventory/ dir."""
-    try:
-        site_file = importlib.resources.files("hive_nornir.default_site") / SITE_FILE
-        if site_file.is_file():
-            # a plain package gives a Path, a namespace package a MultiplexedPath whose child is a Path
-            return Path(str(site_file)).parent
-    except (ModuleNotFoundError, TypeError, ValueError):
-        pass
-    return Path(__file__).resolve().parents[2] / "inventory"
+    """The embedded default site: the package's default_site/ folder (the repository's inventory/ links to it)."""
+    return Path(__file__).resolve().parents[1] / "default_site"
 
 
 def _plugin_of(path: Path) -> str | None:

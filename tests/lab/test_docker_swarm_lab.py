@@ -1,6 +1,6 @@
 """docker engine + swarm on a real 4-host stage (3 hives + repository) with internal_cidr 172.31.252.0/22.
 
-Certificates: tasks/tls_certificate.py is not committed yet, so the setup installs STAND-IN certificates: a
+Certificates: the setup installs STAND-IN certificates (this module tests docker and swarm, not tls-certificate): a
 throwaway CA and per-host key/cert made on the controller (cryptography) and written with File primitives at the
 pki_paths locations. The real tls-certificate step makes the key on the host; here only the paths and SANs matter.
 """
@@ -24,9 +24,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from hive_nornir.tasks.docker_engine import daemon_json, docker_engine, override_conf
-from hive_nornir.tasks.iptables import iptables
-from hive_nornir.tasks.swarm import swarm_init, swarm_join
 
 from hive_nornir.api import Hive
 from hive_nornir.engine.context import HostContext
@@ -39,6 +36,9 @@ from hive_nornir.primitives.base import Primitive
 from hive_nornir.primitives.file import File
 from hive_nornir.primitives.filesystem import Directory
 from hive_nornir.report.run_report import EXIT_OK
+from hive_nornir.tasks.docker.docker_engine import daemon_json, docker_engine, override_conf
+from hive_nornir.tasks.docker.swarm import swarm_init, swarm_join
+from hive_nornir.tasks.net.iptables import iptables
 
 pytestmark = pytest.mark.lab
 

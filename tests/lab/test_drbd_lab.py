@@ -13,13 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hive_nornir.tasks.drbd import drbd, drbd_step_wanted
-from hive_nornir.tasks.iptables import iptables
 
 from hive_nornir.api import Hive
 from hive_nornir.engine.outcome import CHANGED, OK
 from hive_nornir.engine.runbook import Runbook, Step
 from hive_nornir.report.run_report import EXIT_OK
+from hive_nornir.tasks.net.iptables import iptables
+from hive_nornir.tasks.storage.drbd import drbd, drbd_step_wanted
 
 pytestmark = pytest.mark.lab
 

@@ -11,7 +11,6 @@ import paramiko
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hive_nornir.runbooks.setup_hosts import RUNBOOK as SETUP_HOSTS
 
 from hive_nornir.api import Hive
 from hive_nornir.engine.context import HostContext
@@ -20,6 +19,7 @@ from hive_nornir.engine.outcome import CHANGED, FAILED, OK, UNREACHABLE
 from hive_nornir.engine.runbook import Runbook, Step
 from hive_nornir.primitives.file import File
 from hive_nornir.report.run_report import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
+from hive_nornir.runbooks.setup_hosts import RUNBOOK as SETUP_HOSTS
 
 # The engine's behaviour is proven on the first cut of setup-hosts (its own steps, unchanged); the whole phase,
 # with docker, sshd and the firewall, is tests/lab/test_setup_hosts_lab.py.

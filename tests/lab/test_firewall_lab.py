@@ -8,16 +8,16 @@ here, or the strict rules would lock the test out (the task refuses in that case
 from __future__ import annotations
 
 import pytest
-from hive_nornir.tasks.firewall import rule_set_for
-from hive_nornir.tasks.internal_network import internal_network
-from hive_nornir.tasks.iptables import iptables
-from hive_nornir.tasks.strict_source_ip import strict_source_ip
 
 from hive_nornir.api import Hive
 from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.outcome import FAILED
 from hive_nornir.engine.runbook import Runbook, Step
 from hive_nornir.report.run_report import EXIT_OK
+from hive_nornir.tasks.net.firewall import rule_set_for
+from hive_nornir.tasks.net.internal_network import internal_network
+from hive_nornir.tasks.net.iptables import iptables
+from hive_nornir.tasks.ssh.strict_source_ip import strict_source_ip
 
 pytestmark = pytest.mark.lab
 

@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from conftest import Lab, start_lab, stop_lab
-from hive_nornir.runbooks.setup_hosts import RUNBOOK as SETUP_HOSTS
 
 from hive_nornir.api import Hive
 from hive_nornir.engine.outcome import CHANGED
 from hive_nornir.engine.runbook import Runbook
 from hive_nornir.report.run_report import EXIT_OK
+from hive_nornir.runbooks.setup_hosts import RUNBOOK as SETUP_HOSTS
 
 pytestmark = pytest.mark.lab
 

@@ -20,13 +20,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from hive_nornir.runbooks.setup_hosts import RUNBOOK as SETUP_HOSTS
 
 from hive_nornir.api import Hive
 from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.outcome import OK
 from hive_nornir.engine.runbook import Runbook, Step
 from hive_nornir.report.run_report import EXIT_OK
+from hive_nornir.runbooks.setup_hosts import RUNBOOK as SETUP_HOSTS
 
 pytestmark = pytest.mark.lab
 

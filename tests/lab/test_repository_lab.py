@@ -11,12 +11,6 @@ import time
 from typing import Any
 
 import pytest
-from hive_nornir.tasks.backup_tools import backup_tools
-from hive_nornir.tasks.iptables import iptables
-from hive_nornir.tasks.registry import PASSWORD_FILE, registry
-from hive_nornir.tasks.rsyslogd import rsyslogd
-from hive_nornir.tasks.tls_certificate import tls_certificate
-from hive_nornir.tasks.zabbix_agent import zabbix_agent
 
 from hive_nornir.api import Hive
 from hive_nornir.engine.context import HostContext
@@ -25,6 +19,12 @@ from hive_nornir.engine.runbook import Runbook, Step
 from hive_nornir.pki_paths import host_cert_path, host_key_path
 from hive_nornir.primitives.packages import Packages
 from hive_nornir.report.run_report import EXIT_OK
+from hive_nornir.tasks.logs.rsyslogd import rsyslogd
+from hive_nornir.tasks.monitoring.zabbix_agent import zabbix_agent
+from hive_nornir.tasks.net.iptables import iptables
+from hive_nornir.tasks.pki.tls_certificate import tls_certificate
+from hive_nornir.tasks.repository.backup_tools import backup_tools
+from hive_nornir.tasks.repository.registry import PASSWORD_FILE, registry
 
 pytestmark = pytest.mark.lab
 

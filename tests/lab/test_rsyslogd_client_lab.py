@@ -12,12 +12,12 @@ import uuid
 from typing import Any
 
 import pytest
-from hive_nornir.runbooks.setup_hosts import RUNBOOK as SETUP_HOSTS
-from hive_nornir.tasks.rsyslogd_client import CONFIG
 
 from hive_nornir.api import Hive
 from hive_nornir.engine.outcome import OK
 from hive_nornir.report.run_report import EXIT_OK
+from hive_nornir.runbooks.setup_hosts import RUNBOOK as SETUP_HOSTS
+from hive_nornir.tasks.logs.rsyslogd_client import CONFIG
 
 pytestmark = pytest.mark.lab
 

@@ -5,21 +5,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import hive_nornir.tasks.sshd as sshd_task
 import paramiko
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hive_nornir.runbooks.setup_hosts import RUNBOOK
-from hive_nornir.tasks.sshd import sshd
 
+import hive_nornir.tasks.ssh.sshd as sshd_task
 from hive_nornir.api import Hive
 from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.outcome import CHANGED, OK
 from hive_nornir.engine.runbook import Runbook, Step
 from hive_nornir.facts import canned
 from hive_nornir.report.run_report import EXIT_FAILED, EXIT_OK
+from hive_nornir.runbooks.setup_hosts import RUNBOOK
 from hive_nornir.sshd_safety import DROPIN, Setting, dropin_text, wanted_settings
+from hive_nornir.tasks.ssh.sshd import sshd
 
 pytestmark = pytest.mark.lab
 

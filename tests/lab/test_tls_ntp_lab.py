@@ -14,15 +14,15 @@ import pytest
 import requests
 import yaml
 from cryptography.hazmat.primitives import serialization
-from hive_nornir.tasks.docker_client import docker_client, stage_docker_client
-from hive_nornir.tasks.ntp_client import DEBIAN_STOCK, ntp_client
-from hive_nornir.tasks.tls_certificate import tls_certificate
 
 from hive_nornir.api import Hive
 from hive_nornir.ca import new_ca
 from hive_nornir.engine.runbook import Runbook, Step
 from hive_nornir.pki_paths import controller_ca_dir, controller_docker_client_dir
 from hive_nornir.report.run_report import EXIT_OK
+from hive_nornir.tasks.docker.docker_client import docker_client, stage_docker_client
+from hive_nornir.tasks.host.ntp_client import DEBIAN_STOCK, ntp_client
+from hive_nornir.tasks.pki.tls_certificate import tls_certificate
 
 pytestmark = pytest.mark.lab
 

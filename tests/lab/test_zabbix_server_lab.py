@@ -14,11 +14,11 @@ import time
 from typing import Any
 
 import pytest
-from hive_nornir.runbooks.setup_hosts import RUNBOOK
-from hive_nornir.tasks.zabbix_server import ADMIN_PASSWORD_FILE, DB_PASSWORD_FILE
 
 from hive_nornir.api import Hive
 from hive_nornir.report.run_report import EXIT_OK
+from hive_nornir.runbooks.setup_hosts import RUNBOOK
+from hive_nornir.tasks.monitoring.zabbix_server import ADMIN_PASSWORD_FILE, DB_PASSWORD_FILE
 
 pytestmark = pytest.mark.lab
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from hive_nornir.tasks.base import base
-from hive_nornir.tasks.base_el import mirror_sed
-from hive_nornir.tasks.base_env import locale_names
 from task_harness import plan_task
 
 from hive_nornir.facts import canned
+from hive_nornir.tasks.host.base import base
+from hive_nornir.tasks.host.base_el import mirror_sed
+from hive_nornir.tasks.host.base_env import locale_names
 
 ALMA = canned("redhat", kernel="5.14.0-427.13.1.el9_4.x86_64")
 DEBIAN = canned("debian")
@@ -169,10 +169,9 @@ def test_bad_selinux_mode_is_a_clear_step_failure() -> None:
 
 def test_el_wait_online_drop_in_gets_its_directory_first() -> None:
     """A stock EL host has no NetworkManager-wait-online.service.d: the File alone would stop on a missing parent."""
-    from hive_nornir.tasks.base_el import dnf_service_primitives
-
     from hive_nornir.primitives.file import File
     from hive_nornir.primitives.filesystem import Directory
+    from hive_nornir.tasks.host.base_el import dnf_service_primitives
 
     items = dnf_service_primitives()
     dirs = [i for i, p in enumerate(items) if isinstance(p, Directory)]

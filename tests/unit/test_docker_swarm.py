@@ -7,7 +7,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from hive_nornir.tasks.docker_engine import (
+from task_harness import plan_task
+
+from hive_nornir.engine.errors import StepFailed
+from hive_nornir.facts import canned
+from hive_nornir.netslice import gwbridge_v6, slice_internal_cidr
+from hive_nornir.tasks.docker.docker_engine import (
     DAEMON_JSON,
     EL_REPO_FILE,
     OVERRIDE_CONF,
@@ -15,7 +20,7 @@ from hive_nornir.tasks.docker_engine import (
     docker_engine,
     override_conf,
 )
-from hive_nornir.tasks.swarm import (
+from hive_nornir.tasks.docker.swarm import (
     gwbridge_command,
     ingress_command,
     join_script,
@@ -25,11 +30,6 @@ from hive_nornir.tasks.swarm import (
     swarm_init,
     swarm_join,
 )
-from task_harness import plan_task
-
-from hive_nornir.engine.errors import StepFailed
-from hive_nornir.facts import canned
-from hive_nornir.netslice import gwbridge_v6, slice_internal_cidr
 
 DEB, EL = canned("debian"), canned("redhat")
 HOST = "p-hive0.pdns"
@@ -82,10 +82,9 @@ def test_debian_engine_plan_exact() -> None:
     assert plan.commands[1].endswith(" docker.io")
     assert plan.commands[2:] == ["groupadd -r docker", "systemctl daemon-reload"]
     # the admin joins group docker; docker is enabled and started (both wait for the package on a fresh host)
-    from hive_nornir.tasks.docker_engine import engine_primitives
-
     from hive_nornir.primitives.service import Service
     from hive_nornir.primitives.users import User
+    from hive_nornir.tasks.docker.docker_engine import engine_primitives
 
     items = engine_primitives(HOST, DEB, "admin", CIDR)
     user = next(p for p in items if isinstance(p, User))
@@ -155,7 +154,7 @@ def test_daemon_json_text_is_stable_and_vfs_only_on_request() -> None:
 
 
 def test_daemon_json_is_validated_by_dockerd_only_when_it_can() -> None:
-    from hive_nornir.tasks.docker_engine import engine_primitives
+    from hive_nornir.tasks.docker.docker_engine import engine_primitives
 
     files = {p.path: p for p in engine_primitives(HOST, DEB, "admin", None) if getattr(p, "validate", None)}
     assert list(files) == [DAEMON_JSON]
@@ -239,7 +238,7 @@ def _join_plan(states: list[str], check: bool = False, labels: str = "{}",
             return True, labels
         return True, ""
 
-    import hive_nornir.tasks.swarm as swarm
+    import hive_nornir.tasks.docker.swarm as swarm
 
     original = swarm.on_first_hive
     swarm.on_first_hive = delegate  # type: ignore[assignment]
@@ -310,7 +309,7 @@ def test_bad_swarm_mode_fails_before_anything_runs() -> None:
 
 def test_etc_docker_stays_0755_where_debians_registry_package_lives() -> None:
     """dpkg resets /etc/docker to 0755 for docker-registry's service user; 0700 there would flip on every run."""
-    from hive_nornir.tasks.docker_engine import etc_docker_mode
+    from hive_nornir.tasks.docker.docker_engine import etc_docker_mode
 
     assert etc_docker_mode(canned("debian"), {"servers", "repository"}) == "0755"
     assert etc_docker_mode(canned("debian"), {"servers", "hives"}) == "0700"

@@ -9,7 +9,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from hive_nornir.tasks.drbd import (
+
+from hive_nornir.engine.errors import StepFailed
+from hive_nornir.facts import canned
+from hive_nornir.primitives.command import Command
+from hive_nornir.primitives.file import File
+from hive_nornir.primitives.packages import Packages
+from hive_nornir.primitives.sysctl import Sysctl
+from hive_nornir.tasks.storage.drbd import (
     UNIT,
     WAITDEVICE,
     Disk,
@@ -30,13 +37,6 @@ from hive_nornir.tasks.drbd import (
     pool_primitives,
     thinpool_command,
 )
-
-from hive_nornir.engine.errors import StepFailed
-from hive_nornir.facts import canned
-from hive_nornir.primitives.command import Command
-from hive_nornir.primitives.file import File
-from hive_nornir.primitives.packages import Packages
-from hive_nornir.primitives.sysctl import Sysctl
 
 DEBIAN = canned("debian", kernel="6.1.0-28-amd64")
 REDHAT = canned("redhat", kernel="5.14.0-427.13.1.el9_4.x86_64")
@@ -346,7 +346,7 @@ class FakeCtx:
 
 
 def test_flow_fresh_disk_gets_partition_node_vg_and_pool() -> None:
-    from hive_nornir.tasks.drbd import drbd
+    from hive_nornir.tasks.storage.drbd import drbd
 
     ctx = FakeCtx([f"disk=/dev/vdb {GB}\n"])
     drbd(ctx)  # type: ignore[arg-type]
@@ -361,7 +361,7 @@ def test_flow_fresh_disk_gets_partition_node_vg_and_pool() -> None:
 
 
 def test_flow_existing_vg_and_diskless_hosts_touch_no_disk() -> None:
-    from hive_nornir.tasks.drbd import drbd
+    from hive_nornir.tasks.storage.drbd import drbd
 
     ctx = FakeCtx([f"vg=yes\ndisk=/dev/vdb {GB}\npart=/dev/vdb 1 2048 2093056\n"], changes=False)
     drbd(ctx)  # type: ignore[arg-type]
@@ -376,7 +376,7 @@ def test_flow_existing_vg_and_diskless_hosts_touch_no_disk() -> None:
 
 def test_flow_check_mode_stops_after_predicting_missing_nodes() -> None:
     """Whether the VG is on a node-less partition is unknown until the node exists: predict, then stop."""
-    from hive_nornir.tasks.drbd import drbd
+    from hive_nornir.tasks.storage.drbd import drbd
 
     ctx = FakeCtx([f"disk=/dev/vdb {GB}\npart=/dev/vdb 1 2048 2093056\n"], check=True)
     drbd(ctx)  # type: ignore[arg-type]

@@ -6,7 +6,15 @@ import base64
 import ipaddress
 
 import pytest
-from hive_nornir.tasks.firewall import (
+from probe_runner import run_probe
+from task_harness import plan_task
+
+from hive_nornir.facts import Facts, canned
+from hive_nornir.primitives.base import Plan
+from hive_nornir.primitives.command import Command
+from hive_nornir.primitives.packages import Packages
+from hive_nornir.primitives.service import Service
+from hive_nornir.tasks.net.firewall import (
     ESTABLISHED,
     REJECT,
     RULE_SETS,
@@ -24,17 +32,9 @@ from hive_nornir.tasks.firewall import (
     source,
     ssh_ports,
 )
-from hive_nornir.tasks.internal_network import firewall_primitives, interface_primitives
-from hive_nornir.tasks.iptables import PRESEED_CMD, hive_block, iptables, iptables_primitives
-from hive_nornir.tasks.strict_source_ip import strict_primitives
-from probe_runner import run_probe
-from task_harness import plan_task
-
-from hive_nornir.facts import Facts, canned
-from hive_nornir.primitives.base import Plan
-from hive_nornir.primitives.command import Command
-from hive_nornir.primitives.packages import Packages
-from hive_nornir.primitives.service import Service
+from hive_nornir.tasks.net.internal_network import firewall_primitives, interface_primitives
+from hive_nornir.tasks.net.iptables import PRESEED_CMD, hive_block, iptables, iptables_primitives
+from hive_nornir.tasks.ssh.strict_source_ip import strict_primitives
 
 DEB, EL = canned("debian"), canned("redhat")
 FAMILIES = [DEB, EL]
@@ -402,7 +402,7 @@ def test_internal_network_rule_follows_icmp(facts: Facts) -> None:
 def test_session_port_is_read_from_the_facts_else_probed() -> None:
     from types import SimpleNamespace
 
-    from hive_nornir.tasks.firewall import session_port
+    from hive_nornir.tasks.net.firewall import session_port
 
     asked: list[str] = []
 

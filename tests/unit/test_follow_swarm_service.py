@@ -7,13 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
-from hive_nornir.runbooks.setup_hosts import RUNBOOK
-from hive_nornir.tasks import follow_swarm_daemon as d
-from hive_nornir.tasks.follow_swarm_service import DAEMON, UNIT, daemon_source, follow_swarm_service
+from payload_loader import load_payload
 from task_harness import plan_task
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import canned
+from hive_nornir.runbooks.setup_hosts import RUNBOOK
+from hive_nornir.tasks.docker.follow_swarm_service import DAEMON, UNIT, daemon_source, follow_swarm_service
+
+d = load_payload("follow_swarm_daemon")
 
 PASSWD = "admin:x:1000:1000::/home/admin:/bin/bash\n"
 

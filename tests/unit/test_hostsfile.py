@@ -5,11 +5,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from hive_nornir.tasks.hostsfile import hostsfile
 from task_harness import Groups, plan_task
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import canned
+from hive_nornir.tasks.host.hostsfile import hostsfile
 
 # What a Debian 12 cloud image ships (cloud-init's manage_etc_hosts template).
 DEBIAN_CLOUD = ("127.0.1.1 p-hive0.pdns p-hive0\n127.0.0.1 localhost\n\n"

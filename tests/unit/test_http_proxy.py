@@ -11,16 +11,16 @@ from typing import Any
 
 import paramiko
 import pytest
-from hive_nornir.runbooks.setup_hosts import RUNBOOK
-from hive_nornir.tasks import docker_client_proxy as dcp
-from hive_nornir.tasks import http_proxy as hp
 from task_harness import plan_task
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import canned
 from hive_nornir.primitives.file import File
 from hive_nornir.primitives.filesystem import Directory
+from hive_nornir.runbooks.setup_hosts import RUNBOOK
 from hive_nornir.sshd_safety import dropin_text, wanted_settings
+from hive_nornir.tasks.docker import docker_client_proxy as dcp
+from hive_nornir.tasks.net import http_proxy as hp
 from hive_nornir.transport import forward as fw
 
 DEBIAN = canned("debian")
@@ -161,7 +161,7 @@ def test_a_forwarded_proxy_adds_gateway_ports_to_the_sshd_dropin(facts: Any) -> 
 
 
 def test_sshd_step_asks_for_gateway_ports_only_for_a_forwarded_proxy() -> None:
-    from hive_nornir.tasks.sshd import settings_for
+    from hive_nornir.tasks.ssh.sshd import settings_for
 
     def ctx(**data: Any) -> Any:
         return SimpleNamespace(facts=DEBIAN, var=lambda k, d=None: data.get(k, d))

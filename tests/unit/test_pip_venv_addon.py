@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hive_nornir.tasks.addon import addon, addon2
-from hive_nornir.tasks.pip_venv import pip_venv
 from task_harness import plan_task
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import canned
+from hive_nornir.tasks.host.addon import addon, addon2
+from hive_nornir.tasks.host.pip_venv import pip_venv
 
 PASSWD = "admin:x:1000:1000::/home/admin:/bin/bash\n"
 

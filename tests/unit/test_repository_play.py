@@ -9,10 +9,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from hive_nornir.tasks import backup_tools as bt
-from hive_nornir.tasks import registry as reg
-from hive_nornir.tasks import rsyslogd as rs
-from hive_nornir.tasks import zabbix_agent as za
 from task_harness import Groups, plan_task
 
 from hive_nornir.engine.errors import StepFailed
@@ -20,6 +16,10 @@ from hive_nornir.facts import canned
 from hive_nornir.primitives.file import render
 from hive_nornir.primitives.filesystem import Directory
 from hive_nornir.primitives.service import Service
+from hive_nornir.tasks.logs import rsyslogd as rs
+from hive_nornir.tasks.monitoring import zabbix_agent as za
+from hive_nornir.tasks.repository import backup_tools as bt
+from hive_nornir.tasks.repository import registry as reg
 
 DEBIAN = canned("debian")
 ALMA = canned("redhat")
@@ -307,7 +307,7 @@ def local_script(tmp_path: Path, **overrides: Any) -> Path:
     (tmp_path / "registry" / "docker" / "blob").write_text("blob\n")
     (tmp_path / "hive-backup.d").mkdir()
     path = tmp_path / "hive-backup.sh"
-    path.write_text(render("hive-backup.sh.j2", **variables))
+    path.write_text(render("repository/hive-backup.sh.j2", **variables))
     path.chmod(0o755)
     return path
 

@@ -6,12 +6,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from hive_nornir.runbooks.setup_hosts import RUNBOOK
-from hive_nornir.tasks import rsyslogd_client as rc
 from task_harness import plan_task
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import canned
+from hive_nornir.runbooks.setup_hosts import RUNBOOK
+from hive_nornir.tasks.logs import rsyslogd_client as rc
 
 DEBIAN = canned("debian")
 ALMA = canned("redhat")

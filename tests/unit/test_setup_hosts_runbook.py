@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from hive_nornir.runbooks.setup_hosts import RUNBOOK
 
 # hive-builder's plays in order (reference/hive-builder.md section 3), as (step, groups, play tag, condition var).

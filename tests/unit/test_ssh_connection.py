@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hive_nornir.tasks.ssh_connection import DEFAULT_WAIT_S, wait_for_connection, wait_seconds
 from test_transport_local import SSHD, LocalSSHD, _free_port, _keygen, _require, start_sshd
 
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.tasks.ssh.ssh_connection import DEFAULT_WAIT_S, wait_for_connection, wait_seconds
 from hive_nornir.transport import ConnectionRefused, SSHSession
 from hive_nornir.transport.ssh import build_params, connect
 

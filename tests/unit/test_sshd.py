@@ -10,7 +10,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from hive_nornir.tasks.sshd import sshd
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import Facts, canned
@@ -45,6 +44,7 @@ from hive_nornir.sshd_safety import (
     wanted_settings,
     with_include,
 )
+from hive_nornir.tasks.ssh.sshd import sshd
 from hive_nornir.transport.errors import AuthenticationFailed
 
 DEBIAN = canned("debian")  # OpenSSH 9.2p1

@@ -11,33 +11,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from hive_nornir.tasks.docker_client import (
-    Account,
-    client_primitives,
-    copy_on_host,
-    lookup_script,
-    parse_passwd,
-    stage_docker_client,
-)
-from hive_nornir.tasks.ntp_client import (
-    DEBIAN_STOCK,
-    DEFAULT_SOURCE,
-    CommentLines,
-    ntp_primitives,
-    ntp_servers,
-    unit,
-)
-from hive_nornir.tasks.tls_certificate import (
-    MARK,
-    decide,
-    docker_handlers,
-    key_csr_primitives,
-    parse_read,
-    pem_body,
-    read_script,
-    subject,
-    trust_primitives,
-)
 from probe_runner import run_probe
 
 from hive_nornir.ca import HostIdentity, StageCA, new_ca, sign_csr
@@ -50,6 +23,33 @@ from hive_nornir.primitives.filesystem import Directory
 from hive_nornir.primitives.lines import BlockInFile, LineInFile
 from hive_nornir.primitives.packages import Packages
 from hive_nornir.primitives.service import Service
+from hive_nornir.tasks.docker.docker_client import (
+    Account,
+    client_primitives,
+    copy_on_host,
+    lookup_script,
+    parse_passwd,
+    stage_docker_client,
+)
+from hive_nornir.tasks.host.ntp_client import (
+    DEBIAN_STOCK,
+    DEFAULT_SOURCE,
+    CommentLines,
+    ntp_primitives,
+    ntp_servers,
+    unit,
+)
+from hive_nornir.tasks.pki.tls_certificate import (
+    MARK,
+    decide,
+    docker_handlers,
+    key_csr_primitives,
+    parse_read,
+    pem_body,
+    read_script,
+    subject,
+    trust_primitives,
+)
 
 DEB, RH = canned("debian"), canned("redhat")
 HOST = "p-hive0.pdns"

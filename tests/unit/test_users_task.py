@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from hive_nornir.tasks.users import user_primitives, users
 from task_harness import plan_task
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import canned
 from hive_nornir.primitives.users import AuthorizedKeys
+from hive_nornir.tasks.host.users import user_primitives, users
 
 KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA alice@laptop"
 STAGE = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIS hive-stage"

@@ -12,14 +12,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from hive_nornir.runbooks.setup_hosts import RUNBOOK
-from hive_nornir.tasks import zabbix_agent as za
-from hive_nornir.tasks import zabbix_api as api
-from hive_nornir.tasks import zabbix_server as zs
+from payload_loader import load_payload
 from task_harness import FakeContext, Groups, plan_task
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import canned
+from hive_nornir.runbooks.setup_hosts import RUNBOOK
+from hive_nornir.tasks.monitoring import zabbix_agent as za
+from hive_nornir.tasks.monitoring import zabbix_server as zs
+
+api = load_payload("zabbix_api")
 
 DEBIAN = canned("debian")
 ALMA = canned("redhat")

@@ -1,0 +1,1 @@
+"""Tasks for AWS (boto3): none yet."""

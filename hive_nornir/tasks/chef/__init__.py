@@ -1,0 +1,1 @@
+"""Tasks for Chef Server HA and fleet runs: none yet."""

@@ -1,0 +1,1 @@
+"""Tasks for cluster building blocks (keepalived VIP, ...): none yet."""

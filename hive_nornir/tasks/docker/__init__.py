@@ -1,0 +1,1 @@
+"""Tasks for docker: engine, client certificates, swarm, follow-swarm-service."""

@@ -1,0 +1,1 @@
+"""Tasks for host basics: packages, names, time, /etc/hosts, users, the admin's venv, site addons."""

@@ -1,0 +1,1 @@
+"""Tasks for logs: rsyslog collector and TLS forwarding."""

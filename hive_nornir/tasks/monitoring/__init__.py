@@ -1,0 +1,1 @@
+"""Tasks for monitoring: zabbix agent and server."""

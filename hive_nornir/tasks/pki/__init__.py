@@ -1,0 +1,1 @@
+"""Tasks for PKI: the stage CA and host certificates."""

@@ -1,0 +1,1 @@
+"""Tasks for repository server: registry and backups."""

@@ -1,0 +1,1 @@
+"""Tasks for SSH: first contact and facts, sshd hardening, source restrictions."""

@@ -1,0 +1,70 @@
+"""strict-source-ip (firewall part): sshd reachable only from hive_ssh_source_ips, every one of them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hive_nornir.tasks.net.firewall import (
+    ESTABLISHED,
+    SSH_OPEN,
+    SSH_PORT_MARKER,
+    LiveRules,
+    RulesBlock,
+    rules_path,
+    saved,
+    session_port,
+    source,
+    ssh_port_rule,
+    ssh_ports,
+    ssh_rule,
+    strict_ssh_rules,
+)
+
+from hive_nornir.engine.context import HostContext
+from hive_nornir.engine.errors import StepFailed
+from hive_nornir.facts import Facts
+from hive_nornir.primitives.base import Primitive
+
+MARKER = "# {mark} HIVE-BUILDER MANAGED BLOCK for SSH SOURCE IP STRICT"
+
+
+def ssh_sources(ctx: HostContext) -> list[str]:
+    """hive_ssh_source_ips as normalised networks (a list, or one comma separated string); [] when unset."""
+    value = ctx.var("hive_ssh_source_ips") or []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        return list(dict.fromkeys(source(str(v)) for v in items if str(v).strip()))
+    except ValueError as exc:
+        raise StepFailed(f"hive_ssh_source_ips: {exc}") from exc
+
+
+def ssh_port(ctx: HostContext) -> int:
+    """hive_sshd_port (hive-builder's hive_safe_sshd_port), 22 by default."""
+    return int(ctx.var("hive_sshd_port") or 22)
+
+
+def strict_primitives(facts: Facts, sources: Sequence[str], port: int | Sequence[int] = 22) -> list[Primitive]:
+    """One block with a rule per port and source (hive-builder kept only the last), the open ssh rules gone.
+
+    port: every port sshd must stay reachable on (this session's and hive_sshd_port, see ssh_ports()); rules
+    for 22 or an old port left over from an earlier run are deleted live, and only when not wanted.
+    """
+    ports = (port,) if isinstance(port, int) else tuple(port)
+    rules = strict_ssh_rules(sources, ports)
+    opened = (SSH_OPEN, *(ssh_port_rule(p) for p in ports if p != 22))
+    old = tuple(ssh_rule(s, 22) for s in sources) if 22 not in ports else ()
+    return [
+        RulesBlock(path=rules_path(facts), marker=MARKER, lines=saved("INPUT", rules),
+                   after=f"-A INPUT {ESTABLISHED}", remove=(f"-A INPUT {SSH_OPEN}",)),
+        RulesBlock(path=rules_path(facts), marker=SSH_PORT_MARKER),  # empty: no open ssh port block stays
+        LiveRules(chain="INPUT", rules=(ESTABLISHED, *rules), absent=tuple(dict.fromkeys((*opened, *old))),
+                  label="ssh sources", ssh_sources=tuple(source(s) for s in sources)),
+    ]
+
+
+def strict_source_ip(ctx: HostContext) -> None:
+    """Runs where hive_ssh_source_ips is set; refuses when this session's address and port would not be covered."""
+    sources = ssh_sources(ctx)
+    if not sources:
+        raise StepFailed("hive_ssh_source_ips is empty: sshd would be reachable from nowhere")
+    ctx.ensure(strict_primitives(ctx.facts, sources, ssh_ports(session_port(ctx), ssh_port(ctx))))

@@ -1,1 +1,0 @@
-"""runbooks shipped inside hive_nornir (setuptools package-dir mapping)."""

@@ -1,1 +1,0 @@
-"""tasks shipped inside hive_nornir (setuptools package-dir mapping)."""

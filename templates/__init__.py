@@ -1,1 +1,0 @@
-"""templates shipped inside hive_nornir (setuptools package-dir mapping)."""
