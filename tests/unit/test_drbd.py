@@ -178,7 +178,17 @@ def test_probe_output_parsing_and_hive_builders_device_choice() -> None:
     assert pick_disk([]) is None
     assert parse_disks("vg=yes\n") == (True, [])
     probe = disk_probe("drbdvg", ["/dev/sdb", "/dev/vdb"])
-    assert "vgs drbdvg" in probe and "for d in /dev/sdb /dev/vdb; do" in probe
+    assert probe.endswith("\nhive_drbd_disks drbdvg /dev/sdb /dev/vdb\n")  # arguments, not pasted into the script
+
+
+def test_disk_probe_passes_device_names_as_arguments(tmp_path: Path) -> None:
+    """A device name with shell syntax in it is a name to test, never code (the probe is a payload file)."""
+    marker = tmp_path / "pwned"
+    probe = disk_probe("drbd vg", [f"/dev/nope; touch {marker}", "/dev/null"])
+    r = subprocess.run(["/bin/sh", "-c", probe], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ""  # no such VG, no block device
+    assert not marker.exists()
 
 
 def test_partition_and_pool_arithmetic() -> None:

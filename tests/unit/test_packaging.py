@@ -47,6 +47,8 @@ def test_wheel_carries_every_part_of_the_product(wheel: Path) -> None:
                    if f"{shipped}/{p.relative_to((REPO / tracked).resolve()).as_posix()}" not in names]
         assert missing == [], f"not in the wheel: {missing}"
     assert {"hive_nornir/lab/image/Dockerfile", "hive_nornir/py.typed"} <= names
+    payloads = {f"hive_nornir/payloads/{p.name}" for p in (REPO / "hive_nornir" / "payloads").iterdir() if p.is_file()}
+    assert payloads - names == set(), "host-side programs missing from the wheel"
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "hive_ssh = hive_nornir.transport.ssh:HiveSSH" in text

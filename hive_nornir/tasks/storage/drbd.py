@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hive_nornir.tasks.net.firewall import rule_set_for
-
 from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import Facts
+from hive_nornir.payload import payload_text
 from hive_nornir.primitives.base import Plan, Primitive, q
 from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.file import File
 from hive_nornir.primitives.lines import _TextEdit
 from hive_nornir.primitives.packages import Packages
 from hive_nornir.primitives.sysctl import Sysctl
+from hive_nornir.tasks.net.firewall import rule_set_for
 
 DEVICE_ORDER = ("/dev/disk/azure/scsi1/lun0", "/dev/sdc", "/dev/sdb", "/dev/vdc", "/dev/vdb", "/dev/xvdb",
                 "/dev/nvme1n1", "/dev/sda")
@@ -38,61 +39,12 @@ DEFAULT_URL = ("https://github.com/procube-open/drbd9-rpm-automated/releases/dow
                "drbd-9.3.2-v9.34.0-{kernel}/drbd-9.3.2-v9.34.0-{kernel}.tar.gz")
 MIB_SECTORS = 2048  # 512-byte sectors per MiB: sysfs sizes are always in 512-byte units
 
-UNIT = """\
-[Unit]
-Description=DRBD resource : %i
-After=network-online.target
-Before=docker.service
-
-[Service]
-Type=oneshot
-ExecStart=/bin/waitdevice %i
-ExecStop=/sbin/drbdadm down %i
-RemainAfterExit=yes
-
-[Install]
-RequiredBy=docker.service
-"""
-
-# The resource's backing LV may appear a moment after boot: give `drbdadm adjust` 50 tries, 0.2 s apart.
-WAITDEVICE = """\
-#!/bin/sh
-# Installed by hive_nornir (drbd role): bring DRBD resource "$1" in line with its config, retrying.
-tries=50
-while [ "$tries" -gt 0 ]; do
-  if /sbin/drbdadm adjust "$1"; then
-    exit 0
-  fi
-  tries=$((tries - 1))
-  echo "drbdadm adjust $1 failed, $tries tries left, sleeping 0.2 s" >&2
-  sleep 0.2
-done
-echo "gave up waiting for the backing device of DRBD resource $1" >&2
-exit 1
-"""
-
+UNIT = payload_text("drbd-resource@.service")
+# The resource's backing LV may appear a moment after boot: `drbdadm adjust` 50 tries, 0.2 s apart.
+WAITDEVICE = payload_text("waitdevice.sh")
 # EL with SELinux: udev's helper (kernel_generic_helper_t) reads /proc and DRBD's run dir for its symlinks.
-SELINUX_POLICY = """\
-policy_module(hive, 1.0)
-
-require {
-    type kernel_generic_helper_t;
-    type proc_t;
-    class file { open read };
-}
-allow kernel_generic_helper_t proc_t:file { open read };
-
-optional {
-    require {
-        type drbd_var_run_t;
-        class dir search;
-        class lnk_file read;
-    }
-    allow kernel_generic_helper_t drbd_var_run_t:dir search;
-    allow kernel_generic_helper_t drbd_var_run_t:lnk_file read;
-}
-"""
-
+SELINUX_POLICY = payload_text("drbd-hive.te")
+DISK_PROBE = payload_text("drbd_disk_probe.sh")
 
 # --- packages ---------------------------------------------------------------------------------------
 
@@ -271,24 +223,12 @@ def partition_device(disk: str, number: int) -> str:
     return f"{disk}{'p' if disk[-1].isdigit() else ''}{number}"
 
 
-DISK_PROBE = r"""
-if vgs {vg} >/dev/null 2>&1; then echo vg=yes; fi
-for d in {devices}; do
-  [ -b "$d" ] || continue
-  set -- $(stat -L -c '%t %T' "$d"); sys=/sys/dev/block/$((0x$1)):$((0x$2))
-  echo "disk=$d $(cat $sys/size)"
-  for p in $sys/*/partition; do
-    [ -f "$p" ] || continue; pd=${{p%/partition}}
-    echo "part=$d $(cat $p) $(cat $pd/start) $(cat $pd/size)"
-  done
-done
-"""
 
 
 def disk_probe(vg: str, devices: Sequence[str]) -> str:
     """Read-only: does the VG exist, and each existing device's size and partitions from sysfs (no parted
     needed, so check mode on a fresh host can still predict)."""
-    return DISK_PROBE.format(vg=q(vg), devices=" ".join(q(d) for d in devices))
+    return f"hive_drbd_disks() {{\n{DISK_PROBE}}}\nhive_drbd_disks {shlex.join([vg, *devices])}\n"
 
 
 def parse_disks(output: str) -> tuple[bool, list[Disk]]:
