@@ -26,7 +26,7 @@ from hive_nornir.report.run_report import (
     RunReport,
 )
 from hive_nornir.site import SiteError
-from hive_nornir.transport.ssh import paramiko_logging
+from hive_nornir.transport.connect import paramiko_logging
 
 log = logging.getLogger("hive_nornir")
 

@@ -9,7 +9,7 @@ from hive_nornir.engine.errors import CommandFailed
 from hive_nornir.primitives.base import Plan, Upload, q
 
 if TYPE_CHECKING:
-    from hive_nornir.transport.ssh import SSHSession
+    from hive_nornir.transport.session import SSHSession
 
 VALIDATION_FAILED = 97  # exit code the script uses when a candidate is rejected
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from nornir.core import Nornir
     from nornir.core.inventory import Host
 
-    from hive_nornir.transport.ssh import CommandResult, SSHSession
+    from hive_nornir.transport.session import CommandResult, SSHSession
 
 PROBE_TIMEOUT = 120.0
 APPLY_TIMEOUT = 900.0
@@ -71,7 +71,7 @@ class HostContext:
     def session(self) -> SSHSession:
         """The host's SSH session, reconnected if it died (reboot, sshd restart)."""
         if self._session is None or not self._session.is_alive():
-            from hive_nornir.transport.ssh import session_for
+            from hive_nornir.transport.plugin import session_for
 
             self._session = session_for(self.host, self.run_state.nornir.config)
         return self._session

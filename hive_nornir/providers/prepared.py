@@ -103,7 +103,9 @@ def _probe_via_transport(name: str, where: Endpoint, context_dir: Path,
     from hive_nornir.inventory.connection import connection_extras
     from hive_nornir.transport.errors import AuthenticationFailed, HostKeyChanged, TransportError
     from hive_nornir.transport.known_hosts import KnownHosts
-    from hive_nornir.transport.ssh import CONNECTION_NAME, build_params, connect, host_extras
+    from hive_nornir.transport.params import build_params
+    from hive_nornir.transport.plugin import CONNECTION_NAME, host_extras
+    from hive_nornir.transport.session import connect
 
     extras = connection_extras(context_dir, None)["hive_ssh"]
     host = Host(name, hostname=where.hostname, port=where.port, username=where.username, data=dict(data),

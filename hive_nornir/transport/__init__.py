@@ -1,4 +1,4 @@
-"""SSH transport: the `hive_ssh` Nornir connection plugin, its session API and its errors."""
+"""SSH transport: parameters (params), connecting (connect), the session (session), the `hive_ssh` plugin (plugin)."""
 
 from hive_nornir.transport.errors import (
     AuthenticationFailed,
@@ -12,7 +12,9 @@ from hive_nornir.transport.errors import (
     SudoPasswordRequired,
     TransportError,
 )
-from hive_nornir.transport.ssh import CONNECTION_NAME, CommandResult, HiveSSH, SSHSession, session_for
+from hive_nornir.transport.params import ConnectParams, build_params
+from hive_nornir.transport.plugin import CONNECTION_NAME, HiveSSH, session_for
+from hive_nornir.transport.session import CommandResult, SSHSession, connect
 
 __all__ = [
     "CONNECTION_NAME",
@@ -20,6 +22,7 @@ __all__ = [
     "CommandFailed",
     "CommandResult",
     "CommandTimeout",
+    "ConnectParams",
     "ConnectTimeout",
     "ConnectionRefused",
     "HiveSSH",
@@ -29,5 +32,7 @@ __all__ = [
     "SSHSession",
     "SudoPasswordRequired",
     "TransportError",
+    "build_params",
+    "connect",
     "session_for",
 ]

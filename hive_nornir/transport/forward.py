@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import paramiko
 
 if TYPE_CHECKING:
-    from hive_nornir.transport.ssh import SSHSession
+    from hive_nornir.transport.session import SSHSession
 
 DEFAULT_PORT = 3128
 REQUEST_DELAYS_S = (0.2, 0.5, 1.0, 2.0)  # a listener of the session just closed may still hold the port

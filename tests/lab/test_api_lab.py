@@ -101,7 +101,7 @@ def test_stopped_sshd_is_one_readable_line_and_paramiko_speaks_only_with_v(hcli:
         "the SSH handshake finished: sshd not listening (Error reading SSH protocol banner"), lines
     # -v brings paramiko's own records (with its traceback) back for debugging
     assert verbose.returncode == EXIT_UNREACHABLE and "Error reading SSH protocol banner" in verbose.stderr
-    assert "hive_nornir.transport.ssh.paramiko" in verbose.stderr
+    assert "hive_nornir.transport.paramiko" in verbose.stderr
 
 
 def test_proxyjump_from_the_stage_ssh_config(hcli: Lab) -> None:

@@ -8,8 +8,15 @@ from typing import Any
 
 import pytest
 
-from hive_nornir.transport import CommandTimeout, ConnectionRefused, ConnectTimeout, HostKeyChanged
-from hive_nornir.transport.ssh import SSHSession, build_params, connect
+from hive_nornir.transport import (
+    CommandTimeout,
+    ConnectionRefused,
+    ConnectTimeout,
+    HostKeyChanged,
+    SSHSession,
+    build_params,
+    connect,
+)
 
 pytestmark = pytest.mark.lab
 

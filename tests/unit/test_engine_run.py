@@ -27,8 +27,8 @@ from hive_nornir.engine.outcome import FAILED, OK, UNREACHABLE, HostOutcome
 from hive_nornir.engine.runbook import Step, run_steps
 from hive_nornir.facts import canned
 from hive_nornir.primitives.filesystem import Directory
+from hive_nornir.transport import CONNECTION_NAME, CommandResult
 from hive_nornir.transport.errors import ConnectionRefused
-from hive_nornir.transport.ssh import CONNECTION_NAME, CommandResult
 
 HOSTS = ("h0", "h1", "h2", "h3")
 

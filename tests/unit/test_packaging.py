@@ -51,7 +51,7 @@ def test_wheel_carries_every_part_of_the_product(wheel: Path) -> None:
     assert payloads - names == set(), "host-side programs missing from the wheel"
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "hive_ssh = hive_nornir.transport.ssh:HiveSSH" in text
+    assert "hive_ssh = hive_nornir.transport.plugin:HiveSSH" in text
     assert "HiveInventory = hive_nornir.inventory.plugin:HiveInventory" in text
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from nornir.core.inventory import ConnectionOptions, Defaults, Host
 
 from hive_nornir.inventory.connection import connection_extras
-from hive_nornir.transport.ssh import build_params, host_extras
+from hive_nornir.transport.params import build_params
+from hive_nornir.transport.plugin import host_extras
 
 CONFIG = """\
 Host *

@@ -16,8 +16,7 @@ from test_transport_local import SSHD, LocalSSHD, _free_port, _keygen, _require,
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.tasks.ssh.ssh_connection import DEFAULT_WAIT_S, wait_for_connection, wait_seconds
-from hive_nornir.transport import ConnectionRefused, SSHSession
-from hive_nornir.transport.ssh import build_params, connect
+from hive_nornir.transport import ConnectionRefused, SSHSession, build_params, connect
 
 
 def _pump(src: socket.socket, dst: socket.socket) -> None:

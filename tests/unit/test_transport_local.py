@@ -22,15 +22,19 @@ from typing import Any
 import pytest
 
 from hive_nornir.transport import (
+    CONNECTION_NAME,
     AuthenticationFailed,
     CommandTimeout,
     ConnectionRefused,
+    HiveSSH,
     HostKeyChanged,
     HostKeyUnknown,
     SSHSession,
     SudoPasswordRequired,
+    build_params,
+    connect,
+    session_for,
 )
-from hive_nornir.transport.ssh import CONNECTION_NAME, HiveSSH, build_params, connect, session_for
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 SUDO_USER = "hvt_sudo"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from hive_nornir.transport import build_params, connect
 from hive_nornir.transport.errors import ConnectTimeout
-from hive_nornir.transport.ssh import build_params, connect
 
 
 @pytest.fixture
@@ -68,7 +68,8 @@ def test_no_banner_is_a_readable_connect_timeout(silent_port: int, tmp_path: Pat
 
 PROBE = """
 import logging, sys
-from hive_nornir.transport.ssh import build_params, connect, paramiko_logging
+from hive_nornir.transport import build_params, connect
+from hive_nornir.transport.connect import paramiko_logging
 logging.basicConfig(level=logging.WARNING)  # what the CLI does without -v
 paramiko_logging(sys.argv[3] == "verbose")
 try:
@@ -96,7 +97,7 @@ def test_banner_error_and_socket_error_read_as_two_parts() -> None:
     """paramiko prints 'Error reading SSH protocol banner[Errno 104] Connection reset by peer' as one word salad."""
     from paramiko import SSHException
 
-    from hive_nornir.transport.ssh import handshake_detail
+    from hive_nornir.transport.connect import handshake_detail
 
     glued = SSHException("Error reading SSH protocol banner[Errno 104] Connection reset by peer")
     assert handshake_detail(glued) == "Error reading SSH protocol banner: [Errno 104] Connection reset by peer"

@@ -12,9 +12,9 @@ from typing import Any, cast
 
 import paramiko
 
+from hive_nornir.transport import CommandResult, ConnectParams, SSHSession, build_params
 from hive_nornir.transport.errors import ConnectionRefused, TransportError
 from hive_nornir.transport.known_hosts import KnownHosts, fingerprint, host_entry
-from hive_nornir.transport.ssh import CommandResult, ConnectParams, SSHSession, build_params
 
 
 def _session(user: str) -> SSHSession:

@@ -169,7 +169,7 @@ def on_first_hive(ctx: HostContext, command: str) -> tuple[bool, str]:
     if first.name == ctx.name:
         r = ctx.run(command, check=False)
         return r.ok, r.stdout
-    from hive_nornir.transport.ssh import session_for
+    from hive_nornir.transport.plugin import session_for
 
     with _shared_lock(ctx, "swarm:first_hive_session"):
         session = session_for(first, ctx.run_state.nornir.config)
