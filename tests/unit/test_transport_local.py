@@ -37,9 +37,11 @@ from hive_nornir.transport import (
 )
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
-SUDO_USER = "hvt_sudo"
-NOPW_USER = "hvt_nopw"
-SUDOERS = Path("/etc/sudoers.d/hive-transport-test")
+# per test process: parallel unit runs on one machine (several worktrees) must not kill each other's users
+_RUN = f"{os.getpid():x}"
+SUDO_USER = f"hvt_s{_RUN}"
+NOPW_USER = f"hvt_n{_RUN}"
+SUDOERS = Path(f"/etc/sudoers.d/hive-transport-test-{_RUN}")
 
 
 def _require(ok: bool, why: str) -> None:
