@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,6 +27,24 @@ from hive_nornir.report.progress import Progress
 from hive_nornir.report.run_report import RunReport
 from hive_nornir.site import Site, find_site, load_site
 from hive_nornir.site.rules import suggest
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A phase's selected steps, each with the hosts it would run on (`run --list-steps/--list-hosts`)."""
+
+    runbook: Runbook
+    steps: tuple[tuple[Step, tuple[str, ...]], ...]
+
+    @property
+    def hosts(self) -> list[str]:
+        """Every host some selected step runs on, in site order."""
+        return list(dict.fromkeys(h for _, hosts in self.steps for h in hosts))
+
+    @property
+    def tags(self) -> list[str]:
+        """The tags of the selected steps (what -T may name among them), sorted."""
+        return sorted({t for step, _ in self.steps for t in step.tags})
 
 
 class Hive:
@@ -110,6 +129,15 @@ class Hive:
             )
         return nr.filter(filter_func=lambda h: h.name in selected)
 
+    def select(self, phase: str | Runbook, *, tags: Sequence[str] | None = None,
+               limit: str | Sequence[str] | None = None) -> Selection:
+        """What `run` would do with these -T/-l, from the inventory alone: no lock, no state, no connection."""
+        runbook = phase if isinstance(phase, Runbook) else load_runbook(phase)
+        nr = self.limit(self.nornir(), limit)
+        hosts = nr.inventory.hosts
+        return Selection(runbook, tuple((s, tuple(h for h in hosts if s.selects(hosts[h])))
+                                        for s in runbook.select_steps(tags)))
+
     # -- running ----------------------------------------------------------------------------------------
     def run(self, phase: str | Runbook, *, tags: Sequence[str] | None = None,
             limit: str | Sequence[str] | None = None, check: bool = False, diff: bool = False,
@@ -174,13 +202,17 @@ class Hive:
 
     def facts(self, limit: str | Sequence[str] | None = None) -> dict[str, Facts]:
         """Gather facts (one round trip per host) for a look around in a notebook."""
+        return self.gather_facts(limit)[0]
+
+    def gather_facts(self, limit: str | Sequence[str] | None = None) -> tuple[dict[str, Facts], RunReport]:
+        """Facts of every host that answered, and the report naming the ones that did not (the CLI's `facts`)."""
         found: dict[str, Facts] = {}
 
         def gather(ctx: HostContext) -> None:
             found[ctx.name] = ctx.facts
 
-        self.run_task(gather, limit=limit, check=True, name="facts")
-        return found
+        report = self.run_task(gather, limit=limit, check=True, name="facts")
+        return {h: found[h] for h in report.hosts if h in found}, report
 
 
 def default_progress(stream: TextIO | None = None, show_diff: bool = False) -> Progress:

@@ -13,6 +13,7 @@ from hive_nornir.api import Hive, default_progress
 from hive_nornir.engine.errors import BadInput
 from hive_nornir.engine.lock import StageLocked
 from hive_nornir.engine.outcome import FAILED, UNREACHABLE
+from hive_nornir.engine.runbook import Step
 from hive_nornir.inventory import StateError
 from hive_nornir.phases import phase_names
 from hive_nornir.providers import ProviderError
@@ -68,15 +69,24 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write a machine-readable report to FILE; with '-' stdout is only that JSON document "
                           "(progress and summary go to stderr)")
     run.add_argument("-q", "--quiet", action="store_true", help="no per-host progress lines, only the summary")
+    listing = run.add_argument_group("listing (as ansible-playbook's; -T/-l apply, no host is contacted)")
+    listing.add_argument("--list-steps", action="store_true", help="the steps that would run, with groups and tags")
+    listing.add_argument("--list-tags", action="store_true", help="the tags of the steps that would run")
+    listing.add_argument("--list-hosts", action="store_true", help="the hosts that would be touched")
 
     inv = sub.add_parser("inventory", parents=[common], help="show the stage's Nornir inventory")
     inv.add_argument("--export", metavar="DIR", help="write SimpleInventory files (hosts/groups/defaults.yaml)")
-    inv.add_argument("--json", action="store_true", help="print the rows as JSON")
+    inv.add_argument("--json", action="store_true",
+                     help="print every group's hosts and every host's variables as `ansible-inventory --list` does "
+                          "(secrets masked)")
+    inv.add_argument("--host", metavar="HOST",
+                     help="print one host's variables as JSON, as `ansible-inventory --host` does (secrets masked)")
 
     sub.add_parser("schema", parents=[common], help="print the JSON Schema of the site format")
     sub.add_parser("exit-codes", parents=[common], help="list the exit codes and what they mean")
-    facts = sub.add_parser("facts", parents=[common], help="gather and print host facts")
-    facts.add_argument("-l", "--limit")
+    facts = sub.add_parser("facts", parents=[common], help="gather and print host facts (a table; --json)")
+    facts.add_argument("-l", "--limit", help="comma-separated hosts or groups")
+    facts.add_argument("--json", action="store_true", help="one JSON object: every host's facts by host name")
     return parser
 
 
@@ -165,24 +175,29 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "inventory":
         return _inventory(hive, args)
     if args.command == "facts":
-        for name, facts in hive.facts(limit=args.limit).items():
-            print(json.dumps({"host": name, **facts.to_dict()}, sort_keys=True))
-        return EXIT_OK
+        return _facts(hive, args)
     return _run(hive, args)
 
 
 def _inventory(hive: Hive, args: argparse.Namespace) -> int:
-    from hive_nornir.inventory import export_simple_inventory, inventory_rows
+    from hive_nornir.inventory import ansible_host_vars, ansible_list, export_simple_inventory, inventory_rows
 
     nr = hive.nornir()
     if args.export:
         export_simple_inventory(nr.inventory, Path(args.export))
         print(f"wrote {args.export}/hosts.yaml, groups.yaml, defaults.yaml")
         return EXIT_OK
-    rows = inventory_rows(nr.inventory)
-    if args.json:
-        print(json.dumps(rows, indent=2))
+    if args.host:
+        hosts = nr.inventory.hosts
+        name = args.host if args.host in hosts else {n.split(".")[0]: n for n in hosts}.get(args.host)
+        if name is None:
+            raise BadInput(f"--host: no host {args.host!r} in stage {hive.stage}; hosts: {', '.join(hosts)}")
+        print(json.dumps(ansible_host_vars(hosts[name]), indent=2, sort_keys=True, default=str))
         return EXIT_OK
+    if args.json:
+        print(json.dumps(ansible_list(nr.inventory), indent=2, default=str))
+        return EXIT_OK
+    rows = inventory_rows(nr.inventory)
     if not rows:
         print("no hosts")
         return EXIT_OK
@@ -194,10 +209,52 @@ def _inventory(hive: Hive, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+FACT_COLUMNS = ("os_pretty", "os_family", "pkg_manager", "init", "kernel", "arch", "openssh", "selinux",
+                "addresses", "block_devices")
+
+
+def _facts(hive: Hive, args: argparse.Namespace) -> int:
+    """Facts of the selected hosts: a table for people (rich on a terminal), one JSON object with --json."""
+    found, report = hive.gather_facts(limit=args.limit)
+    if args.json:
+        print(json.dumps({name: facts.to_dict() for name, facts in found.items()}, indent=2, sort_keys=True))
+    else:
+        header = ("host", *FACT_COLUMNS)
+        rows = [(name, *(_cell(getattr(facts, c)) for c in FACT_COLUMNS)) for name, facts in found.items()]
+        if sys.stdout.isatty():
+            from rich.console import Console
+            from rich.table import Table
+
+            table = Table(*header, title=f"facts, stage {hive.stage}")
+            for row in rows:
+                table.add_row(*row)
+            Console().print(table)
+        else:
+            _columns([header, *rows])
+    _host_errors(report)
+    return report.exit_code if report.exit_code in EXIT_CODES else EXIT_FAILED
+
+
+def _cell(value: object) -> str:
+    """A fact as one table cell: lists space-separated, nothing as '-'."""
+    text = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    return text or "-"
+
+
+def _host_errors(report: RunReport) -> None:
+    """One stderr line per failed or unreachable host: cron mail and terminals read it."""
+    for row in report.summaries():
+        if row.status in (FAILED, UNREACHABLE):
+            print(f"error: {row.host}: {row.status} at step {row.failed_step}: {_one_line(row.error)}",
+                  file=sys.stderr)
+
+
 def _run(hive: Hive, args: argparse.Namespace) -> int:
     if args.destroy and args.phase != "build-infra":
         raise BadInput("-D/--destroy only applies to build-infra")
     tags = [t.strip() for t in args.tags.split(",") if t.strip()] if args.tags else None
+    if args.list_steps or args.list_tags or args.list_hosts:
+        return _list(hive, args, tags)
     human = sys.stderr if args.json == "-" else sys.stdout  # `--json -`: stdout is the JSON document only
     progress = default_progress(stream=human, show_diff=args.diff)
     progress.quiet = args.quiet
@@ -209,13 +266,55 @@ def _run(hive: Hive, args: argparse.Namespace) -> int:
         report = hive.run(args.phase, tags=tags, limit=args.limit, check=args.check, diff=args.diff,
                           resume=args.resume, progress=progress)
     print(report.text(), file=human, flush=True)
-    for row in report.summaries():
-        if row.status in (FAILED, UNREACHABLE):
-            print(f"error: {row.host}: {row.status} at step {row.failed_step}: {_one_line(row.error)}",
-                  file=sys.stderr)
+    _host_errors(report)
     if args.json:
         _write_json(args.json, report)
     return report.exit_code if report.exit_code in EXIT_CODES else EXIT_FAILED
+
+
+def _list(hive: Hive, args: argparse.Namespace, tags: list[str] | None) -> int:
+    """What the run would do, worked out from the inventory alone: no lock, no state, no connection."""
+    if args.phase == "build-infra":
+        provider = hive.site.stages[hive.stage].provider
+        print(f"phase build-infra, stage {hive.stage}: provider {provider} runs on the controller (no steps, no tags)")
+        hosts = hive.hosts()
+    else:
+        selection = hive.select(args.phase, tags=tags, limit=args.limit)
+        print(f"phase {selection.runbook.name}, stage {hive.stage}")
+        hosts = selection.hosts
+        if args.list_steps:
+            print(f"  steps ({len(selection.steps)}):")
+            _columns([(step.name, _where(step), f"TAGS: [{', '.join(step.tags)}]", _count(len(on)))
+                      for step, on in selection.steps], indent="    ")
+        if args.list_tags:
+            print(f"  TAGS: [{', '.join(selection.tags)}]")
+    if args.list_hosts:
+        print(f"  hosts ({len(hosts)}):")
+        for name in hosts:
+            print(f"    {name}")
+    return EXIT_OK
+
+
+def _where(step: Step) -> str:
+    """A step's host selection as the runbook writes it: groups, and the condition's name if it has one."""
+    groups = ",".join(step.groups)
+    if step.when is None:
+        return groups
+    name = getattr(step.when, "__name__", "")
+    return f"{groups} (if {name})" if name and not name.startswith("<") else f"{groups} (conditional)"
+
+
+def _count(n: int) -> str:
+    return "1 host" if n == 1 else f"{n} hosts"
+
+
+def _columns(rows: Sequence[Sequence[str]], indent: str = "") -> None:
+    """Aligned plain columns: readable on a terminal, and still one record per line for grep and cron mail."""
+    if not rows:
+        return
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print((indent + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True))).rstrip())
 
 
 def _one_line(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Hand-off views of an inventory: SimpleInventory YAML files and rows for the CLI table."""
+"""Hand-off views of an inventory: SimpleInventory YAML files, ansible-inventory's JSON and the CLI table."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import yaml
 from nornir.core.inventory import ConnectionOptions, Host, Inventory
 
 from .constants import FIRST_HIVE, HIVES, HOSTS, REPOSITORY, SERVERS
+from .secrets import mask_secrets
 
 _OPTION_FIELDS = ("hostname", "port", "username", "password", "platform", "extras")
 
@@ -86,3 +87,31 @@ def inventory_rows(inventory: Inventory) -> list[dict[str, Any]]:
             "private_ip": host.get("hive_private_ip"),
         })
     return rows
+
+
+def ansible_host_vars(host: Host, masked: bool = True) -> dict[str, Any]:
+    """A host's merged variables as `ansible-inventory --host` prints them, plus where hive_nornir connects.
+
+    masked: secret values (passwords, tokens, keys) replaced by a mask, for output a person or a log reads.
+    """
+    data = dict(host.extended_data())
+    out: dict[str, Any] = mask_secrets(data) if masked else data
+    out.update({"ansible_host": host.hostname, "ansible_port": host.port, "ansible_user": host.username})
+    key_file = (host.get_connection_parameters("hive_ssh").extras or {}).get("key_file")
+    if key_file:
+        out["ansible_ssh_private_key_file"] = str(key_file)
+    return out
+
+
+def ansible_list(inventory: Inventory, masked: bool = True) -> dict[str, Any]:
+    """The inventory as `ansible-inventory --list` prints it: every group's hosts as a list, hostvars in _meta."""
+    groups = sorted(inventory.groups, key=lambda g: (g not in _ROLE_ORDER, _ROLE_ORDER.index(g)
+                                                     if g in _ROLE_ORDER else 0, g))
+    out: dict[str, Any] = {"_meta": {"hostvars": {n: ansible_host_vars(h, masked)
+                                                 for n, h in inventory.hosts.items()}},
+                           "all": {"children": ["ungrouped", *groups]}}
+    for group in groups:
+        members = [n for n, h in inventory.hosts.items() if group in [g.name for g in h.groups]]
+        if members:
+            out[group] = {"hosts": members}
+    return out

@@ -1,14 +1,18 @@
-"""build-infra providers: each turns a site stage into reachable hosts and writes the stage state.json."""
+"""build-infra providers: each turns a site stage into reachable hosts and writes the stage state.json.
+
+Providers are entry points of the group `hive_nornir.providers` (ours: docker, prepared; see pyproject.toml): a
+module (or object) with `build` and `destroy`. `supported_providers()` is the one list site validation and
+build-infra both read.
+"""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any, Protocol
 
 from hive_nornir.providers.common import Log, ProviderError
+from hive_nornir.registry import PROVIDER_GROUP, PluginError, lookup, supported_providers
 
-SUPPORTED = ("docker", "prepared")
 KNOWN_UNSUPPORTED = ("aws", "gcp", "azure", "vagrant", "kickstart")
 
 
@@ -27,13 +31,19 @@ class Provider(Protocol):
 
 
 def get_provider(name: str) -> Provider:
-    """The provider module for a site's `provider:` value, or a clear error for the ones we lack."""
-    if name not in SUPPORTED:
+    """The provider registered for a site's `provider:` value, or a clear error naming the supported ones."""
+    supported = supported_providers()
+    if name not in supported:
         hint = " (hive-builder supports it; hive_nornir does not yet)" if name in KNOWN_UNSUPPORTED else ""
         raise ProviderNotSupported(f"provider {name!r} is not supported yet by build-infra{hint}; "
-                                   f"supported: {', '.join(SUPPORTED)}")
-    mod: Any = importlib.import_module(f"hive_nornir.providers.{name}")
-    return mod  # type: ignore[no-any-return,unused-ignore]
+                                   f"supported: {', '.join(supported) or 'none'}")
+    plugin = lookup(PROVIDER_GROUP, name, "provider")
+    loaded: Any = plugin.load()
+    missing = [attr for attr in ("build", "destroy") if not callable(getattr(loaded, attr, None))]
+    if missing:
+        raise PluginError(f"provider {name!r} of {plugin.dist} ({plugin.value}) has no {' or '.join(missing)}")
+    return loaded  # type: ignore[no-any-return,unused-ignore]
 
 
-__all__ = ["SUPPORTED", "Provider", "ProviderError", "ProviderNotSupported", "get_provider"]
+__all__ = ["KNOWN_UNSUPPORTED", "Provider", "ProviderError", "ProviderNotSupported", "get_provider",
+           "supported_providers"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -174,3 +175,98 @@ def test_resume_point_outside_the_selected_steps_is_refused(tmp_path: Path) -> N
     journal.finish()
     with pytest.raises(BadInput, match="nothing to resume"):
         journal.resume_from(["a"], None, None)
+
+
+# -- looking before running: ansible-playbook's --list-*, ansible-inventory's JSON --------------------------
+def listening_state(root: Path) -> socket.socket:
+    """Every lab host recorded at one port the test listens on: any connection the CLI made would be queued there."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.setblocking(False)
+    port = server.getsockname()[1]
+    write_state(root, json.dumps({"provider": "docker", "hosts": {
+        h: {"address": "127.0.0.1", "port": port, "user": "root"} for h in LAB_HOSTS}}))
+    return server
+
+
+def cli_main(root: Path, capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in-process (`python -m hive_nornir -r ROOT ARGS` without starting an interpreter each time)."""
+    code = main(["-r", str(root), *args])
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+
+
+def assert_never_dialled(server: socket.socket, root: Path) -> None:
+    with pytest.raises(BlockingIOError):
+        server.accept()
+    server.close()
+    assert sorted(p.name for p in (root / ".hive" / "private").iterdir()) == ["state.json"]  # no lock, no journal
+
+
+def test_list_steps_tags_and_hosts_follow_tags_and_limit_without_a_connection(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    server = listening_state(tmp_path)
+    proc = cli_main(tmp_path, capsys, "run", "setup-hosts", "-T", "registry,hostsfile", "-l", "p-hive0,repository",
+                   "--list-steps", "--list-tags", "--list-hosts")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "phase setup-hosts, stage private",
+        "  steps (2):",
+        "    hostsfile  servers     TAGS: [hostsfile, setup-hosts]             2 hosts",
+        "    registry   repository  TAGS: [registry, repository, setup-hosts]  1 host",
+        "  TAGS: [hostsfile, registry, repository, setup-hosts]",
+        "  hosts (2):",
+        "    p-hive0.hivelab",
+        "    p-hive3.hivelab",
+    ]
+    only_hosts = cli_main(tmp_path, capsys, "run", "setup-hosts", "-T", "registry", "--list-hosts")
+    assert only_hosts.stdout.splitlines()[1:] == ["  hosts (1):", "    p-hive3.hivelab"], only_hosts.stdout
+    every = cli_main(tmp_path, capsys, "run", "setup-hosts", "--list-steps")
+    steps = [line.split()[0] for line in every.stdout.splitlines()[2:]]
+    from hive_nornir.runbooks.setup_hosts import RUNBOOK
+
+    assert steps == [s.name for s in RUNBOOK.steps] and every.stdout.splitlines()[1] == f"  steps ({len(steps)}):"
+    bad = cli_main(tmp_path, capsys, "run", "setup-hosts", "-T", "nosuch", "--list-steps")
+    assert bad.returncode == EXIT_BAD_INPUT and "unknown tag(s) nosuch" in bad.stderr
+    assert_never_dialled(server, tmp_path)
+
+
+def test_list_hosts_of_build_infra_names_the_provider(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    proc = cli_main(tmp_path, capsys, "run", "build-infra", "--list-steps", "--list-hosts")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "phase build-infra, stage private: provider docker runs on the controller (no steps, no tags)",
+        "  hosts (4):", *(f"    {h}" for h in LAB_HOSTS)]
+    assert not (tmp_path / ".hive").exists()
+
+
+def test_inventory_json_is_ansible_inventory_list_and_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inv = tmp_path / "inventory"
+    (inv / "group_vars").mkdir(parents=True)
+    (inv / "hive.yml").write_text("plugin: hive_inventory\nname: t\nstages:\n  private:\n    provider: docker\n"
+                                  "    cidr: 10.0.0.0/24\n    number_of_hosts: 3\n")
+    (inv / "group_vars" / "hives.yml").write_text("app_port: 8080\nhive_registry_password: s3cret\n")
+    server = listening_state(tmp_path)
+    proc = cli_main(tmp_path, capsys, "inventory", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    hosts = ["p-hive0.t", "p-hive1.t", "p-hive2.t"]
+    assert doc["all"] == {"children": ["ungrouped", "hosts", "servers", "hives", "repository", "first_hive",
+                                       "private"]}
+    assert doc["hives"] == {"hosts": hosts[:2]} and doc["repository"] == {"hosts": ["p-hive2.t"]}
+    assert doc["servers"] == {"hosts": hosts} and doc["first_hive"] == {"hosts": ["p-hive0.t"]}
+    hv = doc["_meta"]["hostvars"]
+    assert list(hv) == hosts
+    assert hv["p-hive1.t"]["app_port"] == 8080 and "app_port" not in hv["p-hive2.t"]  # group_vars/hives only
+    assert hv["p-hive1.t"]["hive_private_ip"] == "10.0.0.5" and hv["p-hive1.t"]["hive_stage"] == "private"
+    assert hv["p-hive1.t"]["hive_registry_password"] != "s3cret" and "s3cret" not in proc.stdout
+    # no state.json for these names: the inventory's own fallback address, as hive_nornir would dial it
+    assert (hv["p-hive0.t"]["ansible_host"], hv["p-hive0.t"]["ansible_port"]) == ("10.0.0.4", 22)
+    assert hv["p-hive0.t"]["ansible_ssh_private_key_file"] == str(tmp_path / ".hive" / "private" / "id_ed25519")
+    one = cli_main(tmp_path, capsys, "inventory", "--host", "p-hive1")
+    assert one.returncode == 0 and json.loads(one.stdout) == hv["p-hive1.t"], one.stderr
+    unknown = cli_main(tmp_path, capsys, "inventory", "--host", "hives")
+    assert unknown.returncode == EXIT_BAD_INPUT
+    assert "error: --host: no host 'hives' in stage private; hosts: p-hive0.t, p-hive1.t, p-hive2.t" in unknown.stderr
+    assert_never_dialled(server, tmp_path)

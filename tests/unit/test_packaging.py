@@ -24,16 +24,35 @@ IGNORE = shutil.ignore_patterns(".venv", ".git", ".hive", "build", "dist", "*.eg
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Build the wheel from a copy of the tree (an in-tree build would leave build/ in the checkout)."""
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """Build the wheel from a copy of the tree (an in-tree build would leave build/ in the checkout).
+
+    -v: pip shows the build backend's own output (setuptools' warnings) only when asked to.
+    """
     src = tmp_path_factory.mktemp("src") / "hive_nornir"
     shutil.copytree(REPO, src, ignore=IGNORE, symlinks=True)  # as a git clone has them
     out = tmp_path_factory.mktemp("wheel")
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(src)],
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(out), str(src)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     (whl,) = out.glob("hive_nornir-*.whl")
-    return whl
+    return whl, r.stdout + r.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(built: tuple[Path, str]) -> Path:
+    return built[0]
+
+
+def test_build_prints_no_deprecation_warning(built: tuple[Path, str]) -> None:
+    """setuptools warns that the license table stops working in 2027; the metadata is the current form."""
+    _, log = built
+    warnings = [line for line in log.splitlines() if "Deprecat" in line or "deprecated" in line]
+    assert warnings == [], "\n".join(warnings)
+    meta = zipfile.ZipFile(built[0])
+    text = meta.read(next(n for n in meta.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: Apache-2.0" in text and "License-File: LICENSE" in text
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in meta.namelist())
 
 
 def test_wheel_carries_every_part_of_the_product(wheel: Path) -> None:
@@ -53,6 +72,9 @@ def test_wheel_carries_every_part_of_the_product(wheel: Path) -> None:
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "hive_ssh = hive_nornir.transport.plugin:HiveSSH" in text
     assert "HiveInventory = hive_nornir.inventory.plugin:HiveInventory" in text
+    assert "[hive_nornir.phases]\nsetup-hosts = hive_nornir.runbooks.setup_hosts:RUNBOOK" in text
+    assert "[hive_nornir.providers]\ndocker = hive_nornir.providers.docker\nprepared = hive_nornir.providers.prepared" \
+        in text
 
 
 def test_cli_runs_from_the_wheel_in_any_directory(wheel: Path, tmp_path: Path) -> None:
