@@ -180,6 +180,8 @@ class Hive:
                 report.outcomes = run_steps(nr, steps, run, step_done)
             finally:
                 nr.close_connections(on_good=True, on_failed=True)
+                if progress is not None:
+                    progress.close()
             if not check:
                 journal.finish()
         report.seconds = round(time.monotonic() - started, 2)
@@ -215,15 +217,23 @@ class Hive:
         return {h: found[h] for h in report.hosts if h in found}, report
 
 
-def default_progress(stream: TextIO | None = None, show_diff: bool = False) -> Progress:
-    """Colour only on a terminal (and not under NO_COLOR or TERM=dumb); cron and pipes get plain lines."""
+def default_progress(stream: TextIO | None = None, show_diff: bool = False, full: bool = False) -> Progress:
+    """Colour and the live status line only on a terminal (colour not under NO_COLOR, neither under TERM=dumb);
+    cron and pipes get plain, complete lines. `full` (-v) keeps long lines whole on a terminal too."""
     out = stream or sys.stdout
-    return Progress(out, colour=wants_colour(out), show_diff=show_diff)
+    return Progress(out, colour=wants_colour(out), show_diff=show_diff, live=wants_live(out), full=full)
 
 
 def wants_colour(stream: TextIO) -> bool:
     """ANSI colour codes only where a person reads a terminal that understands them."""
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+    if os.environ.get("NO_COLOR"):
+        return False
+    return wants_live(stream)
+
+
+def wants_live(stream: TextIO) -> bool:
+    """A redrawn status line needs a terminal that can move its cursor: not a pipe, a file or TERM=dumb."""
+    if os.environ.get("TERM") == "dumb":
         return False
     try:
         return stream.isatty()

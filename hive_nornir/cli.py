@@ -12,7 +12,6 @@ from pathlib import Path
 from hive_nornir.api import Hive, default_progress
 from hive_nornir.engine.errors import BadInput
 from hive_nornir.engine.lock import StageLocked
-from hive_nornir.engine.outcome import FAILED, UNREACHABLE
 from hive_nornir.engine.runbook import Step
 from hive_nornir.inventory import StateError
 from hive_nornir.phases import phase_names
@@ -68,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", metavar="FILE",
                      help="write a machine-readable report to FILE; with '-' stdout is only that JSON document "
                           "(progress and summary go to stderr)")
-    run.add_argument("-q", "--quiet", action="store_true", help="no per-host progress lines, only the summary")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="cron: print nothing on success; on failure only the error lines and the exit code "
+                          "(stderr)")
     listing = run.add_argument_group("listing (as ansible-playbook's; -T/-l apply, no host is contacted)")
     listing.add_argument("--list-steps", action="store_true", help="the steps that would run, with groups and tags")
     listing.add_argument("--list-tags", action="store_true", help="the tags of the steps that would run")
@@ -243,10 +244,8 @@ def _cell(value: object) -> str:
 
 def _host_errors(report: RunReport) -> None:
     """One stderr line per failed or unreachable host: cron mail and terminals read it."""
-    for row in report.summaries():
-        if row.status in (FAILED, UNREACHABLE):
-            print(f"error: {row.host}: {row.status} at step {row.failed_step}: {_one_line(row.error)}",
-                  file=sys.stderr)
+    for line in report.failure_lines():
+        print(line, file=sys.stderr)
 
 
 def _run(hive: Hive, args: argparse.Namespace) -> int:
@@ -256,7 +255,7 @@ def _run(hive: Hive, args: argparse.Namespace) -> int:
     if args.list_steps or args.list_tags or args.list_hosts:
         return _list(hive, args, tags)
     human = sys.stderr if args.json == "-" else sys.stdout  # `--json -`: stdout is the JSON document only
-    progress = default_progress(stream=human, show_diff=args.diff)
+    progress = default_progress(stream=human, show_diff=args.diff, full=bool(getattr(args, "verbose", 0)))
     progress.quiet = args.quiet
     if args.phase == "build-infra":
         from hive_nornir.infra import build_infra
@@ -265,8 +264,11 @@ def _run(hive: Hive, args: argparse.Namespace) -> int:
     else:
         report = hive.run(args.phase, tags=tags, limit=args.limit, check=args.check, diff=args.diff,
                           resume=args.resume, progress=progress)
-    print(report.text(), file=human, flush=True)
+    if not args.quiet:  # -q (cron): silence on success, so a mail means something went wrong
+        print(report.text(), file=human, flush=True)
     _host_errors(report)
+    if args.quiet and report.exit_code != EXIT_OK:
+        print(f"exit {report.exit_code}: {EXIT_CODES.get(report.exit_code, '')}", file=sys.stderr)
     if args.json:
         _write_json(args.json, report)
     return report.exit_code if report.exit_code in EXIT_CODES else EXIT_FAILED
@@ -315,8 +317,3 @@ def _columns(rows: Sequence[Sequence[str]], indent: str = "") -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print((indent + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True))).rstrip())
-
-
-def _one_line(text: str) -> str:
-    """A failure reason on one line: cron mail and terminals read it, a traceback never reaches it."""
-    return " ".join(text.split())[:300] or "(no reason recorded)"

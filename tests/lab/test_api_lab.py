@@ -186,7 +186,7 @@ def test_resume_follows_the_recorded_selection(hcli: Lab) -> None:
 
     hive = Hive(root=hcli.root)
     book = Runbook("resume-hcli", (Step("first", first), Step("second", second)))
-    assert hive.run(book, limit=victim).failed_hosts == [victim]
+    assert list(hive.run(book, limit=victim).failed_hosts) == [victim]
     with pytest.raises(BadInput, match=f"used -l {victim}, this one asks for no -l/-T"):
         hive.run(book, resume=True)
     with pytest.raises(BadInput, match=f"this one asks for -l {victim} -T first"):

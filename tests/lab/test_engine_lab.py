@@ -237,7 +237,7 @@ def test_resume_restarts_at_the_failed_step(lab, hive: Hive) -> None:  # type: i
 
     book = Runbook("resume-test", (Step("first", first), Step("second", second)))
     failed = hive.run(book)
-    assert failed.exit_code == EXIT_FAILED and failed.failed_hosts == [victim]
+    assert failed.exit_code == EXIT_FAILED and list(failed.failed_hosts) == [victim]
     lab.docker_exec(victim, f"touch {marker}")
     ran.clear()
     resumed = hive.run(book, resume=True)

@@ -156,7 +156,8 @@ def test_report_exit_codes_and_plain_text() -> None:
                     HostOutcome("h2", "base", OK), HostOutcome("h3", "base", UNREACHABLE, error="refused")]
     assert rep.exit_code == EXIT_UNREACHABLE and rep.unreachable_hosts == ["h3"]
     rep.outcomes.append(HostOutcome("h2", "users", FAILED, error="exit 1: boom"))
-    assert rep.exit_code == EXIT_FAILED and rep.failed_hosts == ["h2"]
+    # Nornir's failed_hosts: a dict of every host whose MultiResult failed, unreachable ones included
+    assert rep.exit_code == EXIT_FAILED and list(rep.failed_hosts) == ["h2", "h3"]
     text = rep.text()
     assert "\033[" not in text and "boom" in text and "users" in text
     data = rep.to_dict()
