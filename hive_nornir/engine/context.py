@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from nornir.core import Nornir
     from nornir.core.inventory import Host
 
+    from hive_nornir.engine.protocols import StageHost, TaskContext
     from hive_nornir.transport.session import CommandResult, SSHSession
 
 PROBE_TIMEOUT = 120.0
@@ -92,6 +93,32 @@ class HostContext:
         """Host data with group/defaults inheritance; a None default never raises (nornir trap)."""
         return self.host.get(key, default)
 
+    # -- the stage and the run ----------------------------------------------------------------------
+    def stage_hosts(self) -> dict[str, Host]:
+        """Every host of the stage, even when --limit narrows the run (hosts files, peer lists)."""
+        return self.run_state.stage_hosts()
+
+    @property
+    def context_dir(self) -> Path | None:
+        """The stage's state directory on the controller (secrets, CA, addons)."""
+        return self.run_state.context_dir
+
+    @property
+    def shared(self) -> dict[str, Any]:
+        """Values shared by every host of the run (a swarm join token); guard with `lock`."""
+        return self.run_state.shared
+
+    @property
+    def lock(self) -> threading.Lock:
+        """The run-wide lock for `shared` and the stage's files."""
+        return self.run_state.lock
+
+    def session_to(self, host: StageHost) -> SSHSession:
+        """A session to another stage host with this run's settings (e.g. swarm's first_hive)."""
+        from hive_nornir.transport.plugin import session_for
+
+        return session_for(self.run_state.stage_hosts()[host.name], self.run_state.nornir.config)
+
     # -- idempotent changes ------------------------------------------------------------------------
     def ensure(self, primitives: Sequence[Primitive]) -> bool:
         """Bring every primitive to its desired state; one probe exec when nothing changes."""
@@ -163,3 +190,8 @@ class HostContext:
             first_line = command.strip().splitlines()[0] if command.strip() else command
             raise CommandFailed(f"`{first_line[:80]}`", result.exit_status, result.stderr or result.stdout)
         return result
+
+
+def _satisfies_the_protocol(ctx: HostContext) -> TaskContext:
+    """mypy proves here that HostContext is a TaskContext (tests/unit/fake_host.py proves it for the fake)."""
+    return ctx

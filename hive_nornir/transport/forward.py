@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import paramiko
 
@@ -174,13 +174,17 @@ def attach_for_host(host: Any, session: SSHSession) -> SSHSession:
     return session
 
 
-def forward_of(session: SSHSession) -> ProxyForward | None:
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+def forward_of(session: object) -> ProxyForward | None:
     """The proxy forward this session holds, if any (its `error` says why it is not listening)."""
     found = getattr(session, _ATTR, None)
     return found if isinstance(found, ProxyForward) else None
 
 
-def renew(session: SSHSession) -> bool:
+def renew(session: _Closable) -> bool:
     """After sshd's GatewayPorts changed: close a session holding a forward, so the next one listens anew."""
     if forward_of(session) is None:
         return False

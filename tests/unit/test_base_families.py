@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from task_harness import plan_task
+from fake_host import plan_task
 
 from hive_nornir.facts import canned
 from hive_nornir.tasks.host.base import base
@@ -99,7 +101,7 @@ def test_el_yum_mirror_rewrite_command_per_repo_file() -> None:
     assert ("sed -i -E 's/^enabled=.*/enabled=0/' /etc/yum/pluginconf.d/fastestmirror.conf") in plan.commands
 
 
-def test_yum_mirror_program_rewrites_like_hive_builder_and_is_idempotent(tmp_path) -> None:
+def test_yum_mirror_program_rewrites_like_hive_builder_and_is_idempotent(tmp_path: Path) -> None:
     import subprocess
 
     repo = tmp_path / "almalinux-baseos.repo"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from task_harness import plan_task
+from fake_host import FakeHost, FakeSession, TaskPlan, plan_task, stage_host
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import canned
@@ -91,7 +90,7 @@ def test_debian_engine_plan_exact() -> None:
     assert (user.name, tuple(user.groups), user.shell) == ("admin", ("docker",), None)
     reload = next(p for p in items if getattr(p, "cmd", "") == "systemctl daemon-reload")
     # systemd does not flag a NEW drop-in dir as NeedDaemonReload: the guard also asks if ours is loaded
-    assert f"*{OVERRIDE_CONF}*) true" in str(reload.unless) and "NeedDaemonReload=yes" in str(reload.unless)
+    assert f"*{OVERRIDE_CONF}*) true" in str(reload.unless) and "NeedDaemonReload=yes" in str(reload.unless)  # type: ignore[attr-defined]
     service = items[-1]
     assert isinstance(service, Service) and (service.unit, service.enabled, service.state) == \
         ("docker.service", True, "started")
@@ -156,9 +155,9 @@ def test_daemon_json_text_is_stable_and_vfs_only_on_request() -> None:
 def test_daemon_json_is_validated_by_dockerd_only_when_it_can() -> None:
     from hive_nornir.tasks.docker.docker_engine import engine_primitives
 
-    files = {p.path: p for p in engine_primitives(HOST, DEB, "admin", None) if getattr(p, "validate", None)}
+    files = {p.path: p for p in engine_primitives(HOST, DEB, "admin", None) if getattr(p, "validate", None)}  # type: ignore[attr-defined]
     assert list(files) == [DAEMON_JSON]
-    assert files[DAEMON_JSON].validate == ("if dockerd --help 2>&1 | grep -q -- --validate; "
+    assert files[DAEMON_JSON].validate == ("if dockerd --help 2>&1 | grep -q -- --validate; "  # type: ignore[attr-defined]
                                            "then dockerd --validate --config-file %s; fi")
 
 
@@ -206,63 +205,30 @@ def test_init_plan_on_first_hive() -> None:
     assert plain.commands == ["docker swarm init --advertise-addr 10.0.0.4"]  # docker's own ingress stays
 
 
-class FirstHive:
-    """A stand-in first_hive: answers join-token and node inspect, records what it was asked."""
-
-    def __init__(self) -> None:
-        self.name = "p-hive0.pdns"
-        self.groups = [SimpleNamespace(name=g) for g in ("servers", "hives", "first_hive")]
-        self.data = {"hive_private_ip": "10.0.0.4"}
-        self.asked: list[str] = []
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
+FIRST = stage_host("p-hive0.pdns", "servers", "hives", "first_hive", ip="10.0.0.4")
 
 
 def _join_plan(states: list[str], check: bool = False, labels: str = "{}",
-               mode: str | None = None) -> tuple[Any, FirstHive, list[tuple[str, Any]]]:
-    first = FirstHive()
-    stdin_seen: list[tuple[str, Any]] = []
+               mode: str | None = None) -> tuple[TaskPlan, FakeSession, list[tuple[str, Any]]]:
+    """swarm_join on p-hive1 with p-hive0 as first_hive: `states` are its `docker info` answers in turn; the
+    first hive's session answers join-token and node inspect and records what it was asked."""
     answers = iter(states)
 
-    def run(cmd: str) -> str:
-        if cmd.startswith("docker info"):
-            return next(answers)
-        return ""
-
-    def delegate(ctx: Any, command: str) -> tuple[bool, str]:
-        first.asked.append(command)
+    def on_first(command: str) -> str:
         if "join-token" in command:
-            return True, "SWMTKN-1-secret\n"
-        if "node inspect" in command:
-            return True, labels
-        return True, ""
+            return "SWMTKN-1-secret\n"
+        return labels if "node inspect" in command else ""
 
-    import hive_nornir.tasks.docker.swarm as swarm
-
-    original = swarm.on_first_hive
-    swarm.on_first_hive = delegate  # type: ignore[assignment]
-    try:
-        from task_harness import FakeContext
-
-        host_vars = {"hive_internal_cidr": CIDR, "hive_private_ip": "10.0.0.5"}
-        if mode:
-            host_vars["hive_swarm_mode"] = mode
-        ctx = FakeContext("p-hive1.pdns", DEB, host_vars, ("servers", "hives", "private"), {},
-                          lambda _c: True, run, {"p-hive0.pdns": first}, None)
-        ctx.check = check
-        ctx.apply_timeout = 60
-        plain_run = ctx.run
-
-        def run_with_stdin(command: str, **kw: Any) -> Any:
-            stdin_seen.append((command, kw.get("stdin")))
-            return plain_run(command, **kw)
-
-        ctx.run = run_with_stdin  # type: ignore[method-assign]
-        swarm_join(ctx)
-    finally:
-        swarm.on_first_hive = original  # type: ignore[assignment]
-    return ctx.result, first, stdin_seen
+    first = FakeSession(on_first)
+    host_vars = {"hive_internal_cidr": CIDR, "hive_private_ip": "10.0.0.5"}
+    if mode:
+        host_vars["hive_swarm_mode"] = mode
+    ctx = FakeHost("p-hive1.pdns", DEB, host_vars=host_vars, groups=("servers", "hives", "private"),
+                   answer=lambda c: next(answers) if c.startswith("docker info") else "",
+                   stage_hosts={"p-hive0.pdns": FIRST}, peers={"p-hive0.pdns": first}, check=check,
+                   apply_timeout=60)
+    swarm_join(ctx)
+    return ctx.result, first, [(c.command, c.stdin) for c in ctx.calls]
 
 
 def test_join_passes_the_token_on_stdin_and_labels_every_group() -> None:
@@ -270,8 +236,8 @@ def test_join_passes_the_token_on_stdin_and_labels_every_group() -> None:
     joins = [(c, s) for c, s in stdin_seen if "swarm join" in c]
     assert joins == [(join_script("10.0.0.5", "10.0.0.4"), "SWMTKN-1-secret\n")]
     assert all("SWMTKN" not in c for c, _ in stdin_seen) and all("SWMTKN" not in c for c in result.changes)
-    assert first.asked[0] == "docker swarm join-token -q manager"
-    assert first.asked[-1] == label_command("node1", ["hives", "private", "servers"])
+    assert first.ran[0] == "docker swarm join-token -q manager"
+    assert first.ran[-1] == label_command("node1", ["hives", "private", "servers"])
     assert result.commands == [gwbridge_command(slice_internal_cidr(CIDR))]
     assert result.changes == ["swarm[join manager]: join the swarm of 10.0.0.4 as manager",
                               "swarm[labels]: label node hives=true, private=true, servers=true"]
@@ -279,20 +245,20 @@ def test_join_passes_the_token_on_stdin_and_labels_every_group() -> None:
 
 def test_worker_mode_asks_for_the_worker_token() -> None:
     _, first, _ = _join_plan(["inactive ", "active node1"], mode="worker")
-    assert first.asked[0] == "docker swarm join-token -q worker"
+    assert first.ran[0] == "docker swarm join-token -q worker"
 
 
 def test_a_member_never_joins_again_and_labels_only_what_is_missing() -> None:
     _, first, stdin_seen = _join_plan(["active node1"], labels='{"hives":"true","servers":"true"}')
     assert not [c for c, _ in stdin_seen if "swarm join" in c]
-    assert first.asked[-1] == label_command("node1", ["private"])
+    assert first.ran[-1] == label_command("node1", ["private"])
     done, _, _ = _join_plan(["active node1"], labels='{"hives":"true","servers":"true","private":"true"}')
     assert done.changes == [] and done.commands == []
 
 
 def test_check_mode_without_docker_predicts_join_and_labels() -> None:
     result, first, stdin_seen = _join_plan(["", ""], check=True)
-    assert first.asked == []  # no token is read in check mode
+    assert first.ran == []  # no token is read in check mode
     assert not [c for c, _ in stdin_seen if "swarm join" in c]
     assert [c.split(":")[0] for c in result.changes] == ["swarm[join manager]", "swarm[labels]"]
 

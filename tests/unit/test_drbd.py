@@ -6,9 +6,10 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from fake_host import FakeHost, stage_host
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import canned
@@ -326,41 +327,20 @@ def test_step_condition_and_diskless_hosts() -> None:
 
 # --- the task's flow with a fake context (probe output in, primitive lists out) ---------------------------
 
-class FakeResult:
-    """What ctx.run returns, reduced to stdout."""
-
-    def __init__(self, stdout: str) -> None:
-        self.stdout = stdout
-
-
-class FakeCtx:
-    """Canned probe answers in order; ensure() records the idents and says whether anything would change."""
-
-    def __init__(self, probes: list[str], check: bool = False, host_vars: dict | None = None,  # type: ignore[type-arg]
-                 changes: bool = True) -> None:
-        self.probes, self.check, self.host = list(probes), check, dict(host_vars or {})
-        self.facts, self.name, self.changes = DEBIAN, "p-hive0.x", changes
-        self.ensured: list[list[str]] = []
-        me = SimpleNamespace(groups=["servers"], get={"hive_private_ip": "10.0.0.4"}.get)
-        self.run_state = SimpleNamespace(stage_hosts=lambda: {self.name: me})
-
-    def run(self, cmd: str) -> FakeResult:
-        return FakeResult(self.probes.pop(0))
-
-    def ensure(self, prims) -> bool:  # type: ignore[no-untyped-def]
-        self.ensured.append([p.ident for p in prims])
-        return self.changes
-
-    def var(self, key: str, default=None):  # type: ignore[no-untyped-def]
-        return self.host.get(key, default)
+def drbd_host(probes: list[str], check: bool = False, host_vars: dict[str, Any] | None = None,
+              changes: bool = True) -> FakeHost:
+    """`probes` answer the disk probes in order; device-node commands run (`changes`) or are in place."""
+    me = stage_host("p-hive0.x", "servers", ip="10.0.0.4")
+    return FakeHost("p-hive0.x", DEBIAN, host_vars=host_vars, check=check, answer=lambda _c: probes.pop(0),
+                    guard=lambda _c: changes, stage_hosts={"p-hive0.x": me})
 
 
 def test_flow_fresh_disk_gets_partition_node_vg_and_pool() -> None:
     from hive_nornir.tasks.storage.drbd import drbd
 
-    ctx = FakeCtx([f"disk=/dev/vdb {GB}\n"])
-    drbd(ctx)  # type: ignore[arg-type]
-    packages, config, pool = ctx.ensured
+    ctx = drbd_host([f"disk=/dev/vdb {GB}\n"])
+    drbd(ctx)
+    packages, config, pool = ctx.result.ensured
     assert packages == ["packages[drbd-utils,lvm2,parted]"]
     assert config[0].startswith("drbd-global[") and config[-3] == "file[/usr/bin/waitdevice]"
     assert config[-2].startswith("rules[/etc/iptables/rules.v4:# HIVE-BUILDER MANAGED BLOCK for drbd]")
@@ -373,25 +353,27 @@ def test_flow_fresh_disk_gets_partition_node_vg_and_pool() -> None:
 def test_flow_existing_vg_and_diskless_hosts_touch_no_disk() -> None:
     from hive_nornir.tasks.storage.drbd import drbd
 
-    ctx = FakeCtx([f"vg=yes\ndisk=/dev/vdb {GB}\npart=/dev/vdb 1 2048 2093056\n"], changes=False)
-    drbd(ctx)  # type: ignore[arg-type]
-    assert ctx.ensured[2] == ["command[device node /dev/vdb1 (partition 1 of /dev/vdb)]"] and len(ctx.ensured) == 3
-    diskless = FakeCtx([], host_vars={"hive_no_mirrored_device": True})
-    drbd(diskless)  # type: ignore[arg-type]
-    assert len(diskless.ensured) == 2  # packages and config only, the disk is never probed
+    ctx = drbd_host([f"vg=yes\ndisk=/dev/vdb {GB}\npart=/dev/vdb 1 2048 2093056\n"], changes=False)
+    drbd(ctx)
+    ensured = ctx.result.ensured
+    assert ensured[2] == ["command[device node /dev/vdb1 (partition 1 of /dev/vdb)]"] and len(ensured) == 3
+    diskless = drbd_host([], host_vars={"hive_no_mirrored_device": True})
+    drbd(diskless)
+    assert len(diskless.result.ensured) == 2  # packages and config only, the disk is never probed
     with pytest.raises(StepFailed, match="none of /dev/sdb exists"):
-        drbd(FakeCtx([""], host_vars={"hive_mirrored_disk_devices": [
-            {"device_order": ["/dev/sdb"], "vgname": "v", "poolname": "p"}]}))  # type: ignore[arg-type]
+        drbd(drbd_host([""], host_vars={"hive_mirrored_disk_devices": [
+            {"device_order": ["/dev/sdb"], "vgname": "v", "poolname": "p"}]}))
 
 
 def test_flow_check_mode_stops_after_predicting_missing_nodes() -> None:
     """Whether the VG is on a node-less partition is unknown until the node exists: predict, then stop."""
     from hive_nornir.tasks.storage.drbd import drbd
 
-    ctx = FakeCtx([f"disk=/dev/vdb {GB}\npart=/dev/vdb 1 2048 2093056\n"], check=True)
-    drbd(ctx)  # type: ignore[arg-type]
-    assert ctx.ensured[-1] == ["command[device node /dev/vdb1 (partition 1 of /dev/vdb)]"]
+    ctx = drbd_host([f"disk=/dev/vdb {GB}\npart=/dev/vdb 1 2048 2093056\n"], check=True)
+    drbd(ctx)
+    assert ctx.result.ensured[-1] == ["command[device node /dev/vdb1 (partition 1 of /dev/vdb)]"]
     # a real run re-probes after making the node and then finds the VG
-    real = FakeCtx([f"disk=/dev/vdb {GB}\npart=/dev/vdb 1 2048 2093056\n", "vg=yes\n"])
-    drbd(real)  # type: ignore[arg-type]
-    assert len(real.ensured) == 3 and real.probes == []
+    probes = [f"disk=/dev/vdb {GB}\npart=/dev/vdb 1 2048 2093056\n", "vg=yes\n"]
+    real = drbd_host(probes)
+    drbd(real)
+    assert len(real.result.ensured) == 3 and probes == []

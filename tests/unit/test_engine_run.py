@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_host import FakeSession
 from nornir.core import Nornir
 from nornir.core.inventory import Defaults, Groups, Host, Hosts, Inventory
 from nornir.plugins.runners import ThreadedRunner
@@ -33,33 +34,17 @@ from hive_nornir.transport.errors import ConnectionRefused
 HOSTS = ("h0", "h1", "h2", "h3")
 
 
-class FakeSession:
-    """Records every command; `local=True` runs it with sh here, `drop_on` makes a matching command lose the link."""
-
-    def __init__(self, name: str, local: bool = False, drop_on: str | None = None) -> None:
-        self.name = name
-        self.local = local
-        self.drop_on = drop_on
-        self.commands: list[str] = []
-        self.round_trips = 0
-        self._transport: Any = None  # what session_for's per-session hooks (proxy forward) look at
-
-    def is_alive(self) -> bool:
-        return True
-
-    def run(self, command: str, sudo: bool = True, timeout: float | None = None,
-            stdin: bytes | str | None = None) -> CommandResult:
-        self.round_trips += 1
-        self.commands.append(command)
-        if self.drop_on is not None and self.drop_on in command:
-            raise ConnectionRefused(self.name, 22, "connection lost (fake)")
-        if self.local:
+def engine_session(name: str, local: bool = False, drop_on: str | None = None) -> FakeSession:
+    """`local=True` runs each command with sh here, `drop_on` makes a matching command lose the link."""
+    def answer(command: str) -> str | CommandResult:
+        if drop_on is not None and drop_on in command:
+            raise ConnectionRefused(name, 22, "connection lost (fake)")
+        if local:
             done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30)
             return CommandResult(command, done.returncode, done.stdout, done.stderr, 0.0)
-        return CommandResult(command, 0, "", "", 0.0)
+        return ""
 
-    def close(self) -> None:
-        """Nothing to close."""
+    return FakeSession(answer)
 
 
 class FakeConnection:
@@ -78,7 +63,7 @@ def make_run(tmp_path: Path, sessions: dict[str, FakeSession] | None = None) -> 
     hosts = Hosts()
     for name in HOSTS:
         host = Host(name=name, hostname="127.0.0.1", port=22, defaults=defaults)
-        host.connections[CONNECTION_NAME] = FakeConnection((sessions or {}).get(name) or FakeSession(name))  # type: ignore[assignment]
+        host.connections[CONNECTION_NAME] = FakeConnection((sessions or {}).get(name) or engine_session(name))  # type: ignore[assignment]
         hosts[name] = host
     nr = Nornir(inventory=Inventory(hosts=hosts, groups=Groups(), defaults=defaults),
                 runner=ThreadedRunner(num_workers=10))
@@ -89,7 +74,7 @@ def make_run(tmp_path: Path, sessions: dict[str, FakeSession] | None = None) -> 
 
 def session(nr: Nornir, name: str) -> FakeSession:
     conn: Any = nr.inventory.hosts[name].connections[CONNECTION_NAME]
-    return conn.connection  # type: ignore[no-any-return]
+    return conn.connection
 
 
 def recorder(log: list[tuple[str, str]], lock: threading.Lock, tag: str) -> Callable[[HostContext], None]:
@@ -135,7 +120,7 @@ def test_handlers_run_once_per_host_at_phase_end_and_stay_owed_on_failure(tmp_pa
              Step("c", fail_h3, groups=("all",))]
     outcomes = run_steps(nr, steps, run)
     for name in ("h0", "h1", "h2"):
-        commands = session(nr, name).commands
+        commands = session(nr, name).ran
         assert commands.count("systemctl restart foo") == 1 and commands.count("systemctl reload ssh") == 1
         # after every step's work, in notification order
         assert commands[-2:] == ["systemctl restart foo", "systemctl reload ssh"]
@@ -143,7 +128,7 @@ def test_handlers_run_once_per_host_at_phase_end_and_stay_owed_on_failure(tmp_pa
     assert {o.host for o in handler_rows} == {"h0", "h1", "h2"}
     assert all(o.handlers_run == ["restart:foo", "reload:ssh"] for o in handler_rows)
     # the failed host ran no handler; they stay owed on disk for the next run
-    assert not any(c.startswith("systemctl") for c in session(nr, "h3").commands)
+    assert not any(c.startswith("systemctl") for c in session(nr, "h3").ran)
     assert json.loads((tmp_path / "handlers.json").read_text()) == {"h3": ["restart:foo", "reload:ssh"]}
 
 
@@ -173,13 +158,13 @@ def test_serial_batches_do_not_overlap(tmp_path: Path, serial: int) -> None:
 def test_notification_is_journalled_before_the_change_is_applied(tmp_path: Path) -> None:
     """The link drops while the apply script runs: the reload it notified must already be on disk."""
     target = tmp_path / "made-by-apply"
-    fake = FakeSession("h0", local=True, drop_on="install -d")
+    fake = engine_session("h0", local=True, drop_on="install -d")
     nr, run = make_run(tmp_path, {"h0": fake})
     outcome = HostOutcome(host="h0", step="s")
     ctx = HostContext(nr.inventory.hosts["h0"], run, outcome)
     with pytest.raises(ConnectionRefused):
         ctx.ensure([Directory(str(target)).with_notify("reload:ssh")])
-    assert any("install -d" in c for c in fake.commands)  # the apply was attempted (and lost)
+    assert any("install -d" in c for c in fake.ran)  # the apply was attempted (and lost)
     assert json.loads((tmp_path / "handlers.json").read_text()) == {"h0": ["reload:ssh"]}
     # a fresh run (new journal object, as after a crash) still owes the reload
     assert HandlerJournal(tmp_path / "handlers.json").pending("h0") == ["reload:ssh"]
@@ -189,7 +174,7 @@ def test_check_mode_fails_a_genuine_error_instead_of_assuming_it(tmp_path: Path)
     """A file where a directory must be is an error in check mode too, even after a predicted change."""
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
-    nr, run = make_run(tmp_path, {"h0": FakeSession("h0", local=True)})
+    nr, run = make_run(tmp_path, {"h0": engine_session("h0", local=True)})
     run.check = True
     run.predicted.add("h0")  # an earlier change was predicted: missing prerequisites would be assumed
     ctx = HostContext(nr.inventory.hosts["h0"], run, HostOutcome(host="h0", step="s"))

@@ -6,8 +6,8 @@ import base64
 import ipaddress
 
 import pytest
+from fake_host import FakeHost, plan_task
 from probe_runner import run_probe
-from task_harness import plan_task
 
 from hive_nornir.facts import Facts, canned
 from hive_nornir.primitives.base import Plan
@@ -256,7 +256,7 @@ def test_rule_set_before_the_iptables_step_is_a_prerequisite_not_a_broken_file()
 
 def test_rule_set_custom_ports_and_internal_net_source() -> None:
     _, live = rule_set(DEB, "http_proxy", "tcp", [3128], IPS, internal_net="172.16.0.0/16")
-    assert live.rules == (service_rule("http_proxy", "tcp", ["3128"], "172.16.0.0/16"),)
+    assert live.rules == (service_rule("http_proxy", "tcp", ["3128"], "172.16.0.0/16"),)  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="give proto and dports"):
         rule_set(DEB, "unknown", sources=IPS)
     with pytest.raises(ValueError, match="no sources"):
@@ -289,7 +289,7 @@ def test_strict_keeps_every_source_and_the_session_port_while_sshd_moves(facts: 
         f"iptables -w -I INPUT {i + 2} {line[len('-A INPUT '):]}" for i, line in enumerate(lines)] + [
         f"iptables -w -D INPUT {SSH_OPEN}"]
     assert lplan.commands[-1].startswith(f"if iptables -w -C INPUT {SSH_OPEN} 2>/dev/null; then")
-    assert live.absent == (SSH_OPEN, "-p tcp -m state --state NEW -m tcp --dport 2222 -j ACCEPT")
+    assert live.absent == (SSH_OPEN, "-p tcp -m state --state NEW -m tcp --dport 2222 -j ACCEPT")  # type: ignore[attr-defined]
     # second run: every rule there, the open rule gone -> nothing to do
     after = [ESTABLISHED, *(x[len("-A INPUT "):] for x in lines), "-p icmp -j ACCEPT", REJECT]
     assert not live.plan(facts, live_out("INPUT", after, list(range(5)), client="198.51.100.7")).changed
@@ -321,7 +321,7 @@ def test_strict_after_the_move_drops_the_old_port_22_rules() -> None:
     block, _, live = strict_primitives(DEB, SOURCES, ssh_ports(2222, 2222))
     old = [strict_line(s, 22)[len("-A INPUT "):] for s in SOURCES]
     new = [strict_line(s, 2222)[len("-A INPUT "):] for s in SOURCES]
-    assert live.absent == (SSH_OPEN, "-p tcp -m state --state NEW -m tcp --dport 2222 -j ACCEPT", *old)
+    assert live.absent == (SSH_OPEN, "-p tcp -m state --state NEW -m tcp --dport 2222 -j ACCEPT", *old)  # type: ignore[attr-defined]
     current = [ESTABLISHED, *old, *new, REJECT]
     plan = live.plan(DEB, live_out("INPUT", current, [0, 1, 2], [2, 3], client="198.51.100.7", port=2222))
     assert [c for c in plan.commands if " -C " not in c] == [f"iptables -w -D INPUT {r}" for r in old]
@@ -361,7 +361,8 @@ def test_strict_refuses_when_this_session_is_not_a_source() -> None:
     assert "comes from 10.83.0.1" in plan.error
     [_, inp, _] = iptables_primitives(DEB, ["198.51.100.7/32"])[-3:]
     assert "comes from 10.83.0.1" in inp.plan(DEB, live_out("INPUT", [], client="10.83.0.1")).error
-    assert SSH_OPEN not in inp.rules  # with strict sources the iptables step never opens ssh to everyone
+    # with strict sources the iptables step never opens ssh to everyone
+    assert SSH_OPEN not in inp.rules  # type: ignore[attr-defined]
 
 
 # -- internal-network --------------------------------------------------------------------------------------------
@@ -400,17 +401,11 @@ def test_internal_network_rule_follows_icmp(facts: Facts) -> None:
 
 
 def test_session_port_is_read_from_the_facts_else_probed() -> None:
-    from types import SimpleNamespace
-
     from hive_nornir.tasks.net.firewall import session_port
 
-    asked: list[str] = []
-
-    def run(cmd: str, check: bool = True) -> SimpleNamespace:
-        asked.append(cmd)
-        return SimpleNamespace(stdout="ssh_client=10.0.0.9\nssh_port=22\n")
-
-    assert session_port(SimpleNamespace(facts=canned("debian", ssh_port=2200), run=run)) == 2200  # type: ignore[arg-type]
-    assert asked == []
-    assert session_port(SimpleNamespace(facts=canned("debian"), run=run)) == 22  # type: ignore[arg-type]
-    assert len(asked) == 1
+    known = FakeHost(facts=canned("debian", ssh_port=2200), answer=lambda _c: "ssh_client=10.0.0.9\nssh_port=22\n")
+    assert session_port(known) == 2200
+    assert known.result.ran == []
+    asked = FakeHost(facts=canned("debian"), answer=lambda _c: "ssh_client=10.0.0.9\nssh_port=22\n")
+    assert session_port(asked) == 22
+    assert len(asked.result.ran) == 1

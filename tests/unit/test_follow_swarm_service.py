@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from fake_host import plan_task
 from payload_loader import load_payload
-from task_harness import plan_task
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import canned

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
-from task_harness import Groups, plan_task
+from fake_host import FakeStageHost, plan_task, stage_host
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import canned
@@ -21,14 +19,12 @@ BLOCK = ("# BEGIN HIVE MANAGED BLOCK servers\n10.77.0.4 p-hive0.pdns p-hive0\n10
          "10.77.0.7 p-repository.pdns p-repository\n# END HIVE MANAGED BLOCK servers\n")
 
 
-def host(ip: object, *groups: str) -> SimpleNamespace:
-    data = {"hive_private_ip": ip}
-    return SimpleNamespace(groups=Groups(SimpleNamespace(name=g) for g in groups), get=data.get, data=data)
-
-
-def stage(repo_ip: object = "10.77.0.7") -> dict[str, SimpleNamespace]:
-    return {"p-hive0.pdns": host("10.77.0.4", "servers", "hives"), "p-hive1.pdns": host("10.77.0.5", "servers"),
-            "p-repository.pdns": host(repo_ip, "servers", "repository"), "client": host("10.77.0.9", "other")}
+def stage(repo_ip: object = "10.77.0.7") -> dict[str, FakeStageHost | None]:
+    hosts = [stage_host("p-hive0.pdns", "servers", "hives", hive_private_ip="10.77.0.4"),
+             stage_host("p-hive1.pdns", "servers", hive_private_ip="10.77.0.5"),
+             stage_host("p-repository.pdns", "servers", "repository", hive_private_ip=repo_ip),
+             stage_host("client", "other", hive_private_ip="10.77.0.9")]
+    return {h.name: h for h in hosts}
 
 
 @pytest.mark.parametrize(("family", "before"), [("debian", DEBIAN_CLOUD), ("redhat", EL_STOCK)])

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from types import SimpleNamespace
+from collections.abc import Callable
 from typing import Any
 
 import paramiko
 import pytest
-from task_harness import plan_task
+from fake_host import FakeHost, FakeSession, plan_task, stage_host
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import canned
@@ -29,8 +29,15 @@ ALMA = canned("redhat")
 
 # -- the forward ----------------------------------------------------------------------------------------------------
 
+def getter(data: dict[str, Any]) -> Callable[[str, Any], Any]:
+    """Host data as forward_spec reads it."""
+    def get(key: str, default: Any = None) -> Any:
+        return data.get(key, default)
+    return get
+
+
 def spec_of(**data: Any) -> fw.ForwardSpec | None:
-    return fw.forward_spec(lambda key, default=None: data.get(key, default))
+    return fw.forward_spec(getter(data))
 
 
 def test_host_port_proxy_is_forwarded_to_the_private_address() -> None:
@@ -56,7 +63,8 @@ class DeniedThenOk:
     """A transport whose sshd refuses the forward `denials` times (the old listener still holds the port)."""
 
     def __init__(self, denials: int) -> None:
-        self.denials, self.calls = denials, []
+        self.denials = denials
+        self.calls: list[tuple[str, int]] = []
 
     def request_port_forward(self, address: str, port: int, handler: Any = None) -> int:
         self.calls.append((address, port))
@@ -78,34 +86,24 @@ def test_a_denied_forward_is_retried_then_reported_not_raised(monkeypatch: pytes
     assert "sshd refused to listen on 10.1.0.4:3128" in bad.error and len(bad.transport.calls) == 4  # type: ignore[attr-defined]
 
 
-class Session:
-    """Stands in for SSHSession: only what attach/renew touch."""
-
-    def __init__(self) -> None:
-        self.closed = False
-
-    def close(self) -> None:
-        self.closed = True
-
-
 def test_attach_opens_one_forward_per_session_and_renew_drops_the_session() -> None:
     data = {"hive_http_proxy": "localhost:3128", "hive_private_ip": "10.1.0.4"}
-    session, transport = Session(), DeniedThenOk(0)
-    first = fw.attach(lambda k, d=None: data.get(k, d), "h", session, transport)  # type: ignore[arg-type]
-    again = fw.attach(lambda k, d=None: data.get(k, d), "h", session, transport)  # type: ignore[arg-type]
+    session, transport = FakeSession(), DeniedThenOk(0)
+    first = fw.attach(getter(data), "h", session, transport)  # type: ignore[arg-type]
+    again = fw.attach(getter(data), "h", session, transport)  # type: ignore[arg-type]
     assert first is again and first is not None and transport.calls == [("10.1.0.4", 3128)]
-    assert fw.forward_of(session) is first  # type: ignore[arg-type]
-    assert fw.renew(session) and session.closed  # type: ignore[arg-type]
-    plain = Session()
-    assert fw.attach(lambda k, d=None: None, "h", plain, transport) is None  # type: ignore[arg-type]
-    assert not fw.renew(plain) and not plain.closed  # type: ignore[arg-type]
+    assert fw.forward_of(session) is first
+    assert fw.renew(session) and session.closed
+    plain = FakeSession()
+    assert fw.attach(getter({}), "h", plain, transport) is None  # type: ignore[arg-type]
+    assert not fw.renew(plain) and not plain.closed
 
 
 def test_session_for_hook_leaves_sessions_of_hosts_without_a_proxy_alone() -> None:
-    host = SimpleNamespace(name="h", get=lambda k, d=None: None)
-    session = Session()  # no transport at all: the hook must not look
+    host = stage_host("h")
+    session = FakeSession()  # no transport at all: the hook must not look
     assert fw.attach_for_host(host, session) is session  # type: ignore[arg-type]
-    assert fw.forward_of(session) is None  # type: ignore[arg-type]
+    assert fw.forward_of(session) is None
 
 
 class SocketChannel:
@@ -163,8 +161,8 @@ def test_a_forwarded_proxy_adds_gateway_ports_to_the_sshd_dropin(facts: Any) -> 
 def test_sshd_step_asks_for_gateway_ports_only_for_a_forwarded_proxy() -> None:
     from hive_nornir.tasks.ssh.sshd import settings_for
 
-    def ctx(**data: Any) -> Any:
-        return SimpleNamespace(facts=DEBIAN, var=lambda k, d=None: data.get(k, d))
+    def ctx(**data: Any) -> FakeHost:
+        return FakeHost(facts=DEBIAN, host_vars=data)
 
     assert any(s.keyword == "GatewayPorts" for s in settings_for(ctx(hive_http_proxy="localhost:3128",
                                                                         hive_private_ip="10.1.0.4")))

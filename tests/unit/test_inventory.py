@@ -6,6 +6,7 @@ import json
 import stat
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -343,7 +344,7 @@ def test_connection_without_state_uses_site_values(tmp_path: Path) -> None:
     assert extras == {"key_file": str(ctx / "id_ed25519"), "known_hosts": str(ctx / "known_hosts")}
 
 
-def write_state(root: Path, stage: str, state: dict) -> Path:  # type: ignore[type-arg]
+def write_state(root: Path, stage: str, state: dict[str, Any]) -> Path:
     ctx = root / ".hive" / stage
     ctx.mkdir(parents=True)
     (ctx / "state.json").write_text(json.dumps(state))
@@ -379,7 +380,7 @@ def test_relative_root_gives_absolute_key_paths(tmp_path: Path, monkeypatch: pyt
                         "  private: {provider: docker, cidr: 10.77.0.0/24}\n")
     monkeypatch.chdir(tmp_path)
     host = HiveInventory().load().hosts["p-hive0.t"]
-    key = Path(host.get_connection_parameters("hive_ssh").extras["key_file"])
+    key = Path((host.get_connection_parameters("hive_ssh").extras or {})["key_file"])
     assert key.is_absolute() and key == tmp_path / ".hive" / "private" / "id_ed25519"
 
 
@@ -396,7 +397,7 @@ def test_plugin_falls_back_to_the_default_site(tmp_path: Path) -> None:
     inv = HiveInventory(root_dir=str(tmp_path), stage="private").load()
     assert list(inv.hosts) == [f"p-hive{i}.hivelab" for i in range(4)]
     assert inv.hosts["p-hive3.hivelab"]["hive_private_ip"] == "10.77.0.7"
-    key = inv.hosts["p-hive0.hivelab"].get_connection_parameters("hive_ssh").extras["key_file"]
+    key = (inv.hosts["p-hive0.hivelab"].get_connection_parameters("hive_ssh").extras or {})["key_file"]
     assert key == str(tmp_path / ".hive" / "private" / "id_ed25519")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from task_harness import plan_task
+from fake_host import plan_task
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import canned

@@ -46,7 +46,7 @@ def printed(report: object) -> str:
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        print_result(report)  # type: ignore[arg-type]
+        print_result(report)
     return ANSI.sub("", out.getvalue())
 
 
@@ -60,7 +60,7 @@ def test_report_is_an_aggregated_result_of_multiresults() -> None:
     assert host.failed and not host.changed and host[2].failed and not host[1].failed
     assert isinstance(host[2].exception, StepFailed) and "exit 9" in host[2].result
     assert host[2].severity_level == logging.ERROR and host[1].severity_level == logging.INFO
-    assert host[2].outcome.step == "users"  # the HostOutcome rides along
+    assert host[2].outcome.step == "users"  # type: ignore[attr-defined]  # the HostOutcome rides along
     assert isinstance(report["p-hive2.t"][1].exception, ConnectionError)
     changed = report["p-hive0"]  # a short name works, as with -l
     assert changed is report["p-hive0.t"] and changed.changed and "create /etc/motd" in changed[1].result

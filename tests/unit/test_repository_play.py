@@ -5,11 +5,10 @@ from __future__ import annotations
 import subprocess
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from task_harness import Groups, plan_task
+from fake_host import FakeHost, FakeStageHost, plan_task, result, stage_host
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import canned
@@ -20,6 +19,7 @@ from hive_nornir.tasks.logs import rsyslogd as rs
 from hive_nornir.tasks.monitoring import zabbix_agent as za
 from hive_nornir.tasks.repository import backup_tools as bt
 from hive_nornir.tasks.repository import registry as reg
+from hive_nornir.transport import CommandResult
 
 DEBIAN = canned("debian")
 ALMA = canned("redhat")
@@ -137,52 +137,57 @@ def test_daemon_reload_guard_also_catches_a_new_dropin_directory() -> None:
                           "| grep -qF /etc/x.d/hive.conf")
 
 
-class HtpasswdHost:
-    """A context that answers htpasswd -v from a stored password, recording argv and stdin separately."""
+class HtpasswdHost(FakeHost):
+    """A host that answers htpasswd -v from a stored password; argv and stdin are recorded separately."""
 
     def __init__(self, stored: str | None, check: bool = False) -> None:
-        self.stored, self.check = stored, check
-        self.argv: list[str] = []
-        self.stdin: list[str] = []
-        self.changes: list[str] = []
-        self.notified: list[str] = []
+        super().__init__(check=check, answer=self.htpasswd)
+        self.stored = stored
 
-    def run(self, command: str, *, stdin: str | None = None, check: bool = True, **_kw: Any) -> SimpleNamespace:
-        self.argv.append(command)
-        self.stdin.append(stdin or "")
-        given = (stdin or "").rstrip("\n")
+    def htpasswd(self, command: str) -> CommandResult:
+        given = (self.calls[-1].stdin or "").rstrip("\n")
         if command.startswith("htpasswd -vi"):
-            return SimpleNamespace(ok=self.stored == given)
+            return result(status=0 if self.stored == given else 1)
         self.stored = given
-        return SimpleNamespace(ok=True)
+        return result()
 
-    def changed(self, ident: str, summary: str, diff: str = "") -> None:
-        self.changes.append(f"{ident} {summary} {diff}")
+    @property
+    def argv(self) -> list[str]:
+        return [c.command for c in self.calls]
 
-    def notify(self, *handlers: str) -> None:
-        self.notified.extend(handlers)
+    @property
+    def stdin(self) -> list[str]:
+        return [c.stdin or "" for c in self.calls]
+
+    @property
+    def changes(self) -> list[str]:
+        return [f"{c.ident} {c.summary} {c.diff}" for c in self.outcome.changes]
+
+    @property
+    def notified(self) -> list[str]:
+        return self.result.notified
 
 
 def test_htpasswd_is_verified_then_written_with_the_password_on_stdin_only() -> None:
     host = HtpasswdHost(stored=None)
-    assert reg.ensure_htpasswd(host, "/etc/docker/registry/htpasswd", "hive", "S3cretPw", ("restart:x",))  # type: ignore[arg-type]
+    assert reg.ensure_htpasswd(host, "/etc/docker/registry/htpasswd", "hive", "S3cretPw", ("restart:x",))
     assert host.argv == ["htpasswd -vi /etc/docker/registry/htpasswd hive",
                          "htpasswd -iB /etc/docker/registry/htpasswd hive"]
     assert host.stdin == ["S3cretPw\n", "S3cretPw\n"]
     assert not any("S3cretPw" in a for a in host.argv + host.changes)
     assert host.notified == ["restart:x"]
     again = HtpasswdHost(stored="S3cretPw")
-    assert not reg.ensure_htpasswd(again, "/f", "hive", "S3cretPw", ("restart:x",))  # type: ignore[arg-type]
+    assert not reg.ensure_htpasswd(again, "/f", "hive", "S3cretPw", ("restart:x",))
     assert again.argv == ["htpasswd -vi /f hive"] and not again.changes and not again.notified
 
 
 def test_htpasswd_in_check_mode_reports_and_writes_nothing() -> None:
     host = HtpasswdHost(stored="old", check=True)
-    assert reg.ensure_htpasswd(host, "/f", "hive", "new", ())  # type: ignore[arg-type]
+    assert reg.ensure_htpasswd(host, "/f", "hive", "new", ())
     assert host.argv == ["htpasswd -vi /f hive"] and host.stored == "old"
     assert host.changes == ["htpasswd[/f:hive] set the password of hive in /f (secret)"]
     fresh = HtpasswdHost(stored=None, check=True)  # no stage password yet: nothing to verify, a change predicted
-    assert reg.ensure_htpasswd(fresh, "/f", "hive", None, ())  # type: ignore[arg-type]
+    assert reg.ensure_htpasswd(fresh, "/f", "hive", None, ())
     assert fresh.argv == []
 
 
@@ -360,13 +365,10 @@ def test_a_failing_service_script_fails_the_run_but_not_the_others(tmp_path: Pat
 
 # -- zabbix-agent -------------------------------------------------------------------------------------------------
 
-def stage(internal_cidr: str | None = None) -> dict[str, Any]:
+def stage(internal_cidr: str | None = None) -> dict[str, FakeStageHost | None]:
     """Two servers of stage pdns as the task sees them: groups and private IPs."""
-    def host(ip: str, *groups: str) -> SimpleNamespace:
-        data = {"hive_private_ip": ip}
-        return SimpleNamespace(groups=Groups(SimpleNamespace(name=g) for g in groups), get=data.get)
-    return {"p-hive0.pdns": host("192.168.0.10", "servers", "hives", "first_hive"),
-            REPO: host("192.168.0.11", "servers", "repository")}
+    return {"p-hive0.pdns": stage_host("p-hive0.pdns", "servers", "hives", "first_hive", ip="192.168.0.10"),
+            REPO: stage_host(REPO, "servers", "repository", ip="192.168.0.11")}
 
 
 def zabbix_plan(facts: Any, name: str, groups: tuple[str, ...], **host_vars: Any) -> Any:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from task_harness import plan_task
+from fake_host import FakeStageHost, plan_task, stage_host
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import canned
@@ -18,9 +17,9 @@ ALMA = canned("redhat")
 HIVE, REPO = "p-hive0.pdns", "p-hive1.pdns"
 
 
-def repo_host() -> Any:
+def repo_host() -> FakeStageHost:
     """A stage host in group repository (what the inventory gives the last server)."""
-    return SimpleNamespace(groups=[SimpleNamespace(name="servers"), SimpleNamespace(name="repository")])
+    return stage_host(REPO, "servers", "repository")
 
 
 def hive_plan(facts: Any, **kw: Any) -> Any:
@@ -61,7 +60,7 @@ def test_config_is_validated_by_rsyslogd_before_it_lands() -> None:
 def test_a_hive_that_is_also_the_collector_leaves_the_tls_files_to_services_conf() -> None:
     """rsyslog rejects a global() file parameter given twice; services.conf names the same files on that host."""
     plan = plan_task(rc.rsyslogd_client, DEBIAN, name=REPO, groups=("servers", "hives", "repository"),
-                     host_vars={"hive_tls_logging": True}, stage_hosts={HIVE: SimpleNamespace(groups=[]), REPO: None})
+                     host_vars={"hive_tls_logging": True}, stage_hosts={HIVE: stage_host(HIVE), REPO: None})
     conf = plan.files[rc.CONFIG]
     assert "global(" not in conf and 'target="p-hive1.pdns"' in conf
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import base64
 import re
 import subprocess
-from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from fake_host import FakeHost, FakeSession
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import Facts, canned
@@ -45,7 +44,6 @@ from hive_nornir.sshd_safety import (
     with_include,
 )
 from hive_nornir.tasks.ssh.sshd import sshd
-from hive_nornir.transport.errors import AuthenticationFailed
 
 DEBIAN = canned("debian")  # OpenSSH 9.2p1
 EL9 = canned("redhat")  # OpenSSH 8.7p1
@@ -290,76 +288,67 @@ def test_install_and_rollback_scripts_are_exact() -> None:
 # -- the task on a fake host -------------------------------------------------------------------------------------
 
 
-@dataclass
-class FakeCtx:
-    """Just what the sshd task touches: facts, vars, the session's user/params, run and changed."""
+def sshd_host(facts: Facts, probe: str, vars: dict[str, Any] | None = None, user: str = "admin",
+              check: bool = True, session: FakeSession | None = None, eff: str | None = None) -> FakeHost:
+    """The sshd task's host: `probe` answers the state probe, `eff` (when given) answers `sshd -T -C`."""
+    def answer(command: str) -> str:
+        if "SSH_CONNECTION" in command:
+            return probe
+        return eff if eff is not None and " -T -C " in command else ""
 
-    facts: Facts
-    probe: str
-    vars: dict[str, Any] = field(default_factory=dict)
-    user: str = "admin"
-    check: bool = True
-    ran: list[str] = field(default_factory=list)
-    changes: list[tuple[str, str]] = field(default_factory=list)
+    session = session or FakeSession(user=user)
+    session.answer = answer
+    return FakeHost(facts=facts, host_vars=vars, check=check, session=session)
 
-    def __post_init__(self) -> None:
-        self.session = SimpleNamespace(user=self.user, params=SimpleNamespace(password=None, key_files=("k",)))
 
-    def var(self, key: str, default: Any = None) -> Any:
-        return self.vars.get(key, default)
-
-    def run(self, command: str, **_: Any) -> Any:
-        self.ran.append(command)
-        out = self.probe if "SSH_CONNECTION" in command else ""
-        return SimpleNamespace(ok=True, stdout=out, stderr="", exit_status=0)
-
-    def changed(self, ident: str, summary: str, diff: str = "") -> None:
-        self.changes.append((ident, summary))
+def changes(ctx: FakeHost) -> list[tuple[str, str]]:
+    """(ident, summary) of every change the task recorded."""
+    return [(c.ident, c.summary) for c in ctx.outcome.changes]
 
 
 @pytest.mark.parametrize(("facts", "service"), [(DEBIAN, "ssh"), (EL9, "sshd")])
 def test_check_mode_predicts_and_runs_only_the_probe(facts: Facts, service: str) -> None:
-    ctx = FakeCtx(facts, probe_output(), vars={"hive_users": {"alice": {}}})
-    sshd(ctx)  # type: ignore[arg-type]
-    assert len(ctx.ran) == 1
-    assert [c[0] for c in ctx.changes] == [f"file[{DROPIN}]", f"service[{service}]"]
-    assert "reload" in ctx.changes[1][1] and "restart" in ctx.changes[1][1]
+    ctx = sshd_host(facts, probe_output(), vars={"hive_users": {"alice": {}}})
+    sshd(ctx)
+    assert len(ctx.result.ran) == 1
+    assert [c[0] for c in changes(ctx)] == [f"file[{DROPIN}]", f"service[{service}]"]
+    assert "reload" in changes(ctx)[1][1] and "restart" in changes(ctx)[1][1]
 
 
 def test_el8_check_mode_predicts_the_include_line() -> None:
-    ctx = FakeCtx(EL8, probe_output(main=EL8_MAIN, stat="600 root root"))
-    sshd(ctx)  # type: ignore[arg-type]
-    assert [c[0] for c in ctx.changes] == ["line[/etc/ssh/sshd_config:Include]", f"file[{DROPIN}]", "service[sshd]"]
+    ctx = sshd_host(EL8, probe_output(main=EL8_MAIN, stat="600 root root"))
+    sshd(ctx)
+    assert [c[0] for c in changes(ctx)] == ["line[/etc/ssh/sshd_config:Include]", f"file[{DROPIN}]", "service[sshd]"]
 
 
 def test_root_login_is_refused_before_anything_changes() -> None:
-    ctx = FakeCtx(DEBIAN, probe_output(), vars={"hive_users": {"alice": {}}}, user="root", check=False)
+    ctx = sshd_host(DEBIAN, probe_output(), vars={"hive_users": {"alice": {}}}, user="root", check=False)
     with pytest.raises(StepFailed, match=r"refused, nothing changed.*root"):
-        sshd(ctx)  # type: ignore[arg-type]
-    assert len(ctx.ran) == 1 and ctx.changes == []
+        sshd(ctx)
+    assert len(ctx.result.ran) == 1 and changes(ctx) == []
 
 
 def test_port_change_is_refused_before_anything_changes() -> None:
-    ctx = FakeCtx(DEBIAN, probe_output(), vars={"hive_sshd_port": 2222}, check=False)
+    ctx = sshd_host(DEBIAN, probe_output(), vars={"hive_sshd_port": 2222}, check=False)
     with pytest.raises(StepFailed, match="Port 2222 wanted, but the controller reaches sshd on port 22"):
-        sshd(ctx)  # type: ignore[arg-type]
-    assert len(ctx.ran) == 1
+        sshd(ctx)
+    assert len(ctx.result.ran) == 1
 
 
 def test_in_place_and_effective_is_zero_changes() -> None:
     settings = wanted_settings(DEBIAN, False, None)
     eff = "passwordauthentication no\nkbdinteractiveauthentication no\nusedns no\nlogingracetime 0"
-    ctx = FakeCtx(DEBIAN, probe_output(dropin=dropin_text(settings), eff=eff), check=False)
-    sshd(ctx)  # type: ignore[arg-type]
-    assert ctx.changes == [] and len(ctx.ran) == 1
+    ctx = sshd_host(DEBIAN, probe_output(dropin=dropin_text(settings), eff=eff), check=False)
+    sshd(ctx)
+    assert changes(ctx) == [] and len(ctx.result.ran) == 1
 
 
 def test_in_place_but_overridden_fails_and_says_first_value_wins() -> None:
     settings = wanted_settings(DEBIAN, False, None)
     eff = "passwordauthentication yes\nkbdinteractiveauthentication no\nusedns no\nlogingracetime 0"
-    ctx = FakeCtx(DEBIAN, probe_output(dropin=dropin_text(settings), eff=eff), check=False)
+    ctx = sshd_host(DEBIAN, probe_output(dropin=dropin_text(settings), eff=eff), check=False)
     with pytest.raises(StepFailed, match=r"PasswordAuthentication: wanted no, sshd uses yes.*FIRST value"):
-        sshd(ctx)  # type: ignore[arg-type]
+        sshd(ctx)
 
 
 # -- check mode's prediction of first-value-wins overrides ----------------------------------------------------------
@@ -400,16 +389,16 @@ def test_match_blocks_are_not_global() -> None:
 
 
 def test_check_mode_fails_when_a_real_run_would_roll_back() -> None:
-    ctx = FakeCtx(DEBIAN, probe_output(others={LOCAL: "PasswordAuthentication yes\n"}))
+    ctx = sshd_host(DEBIAN, probe_output(others={LOCAL: "PasswordAuthentication yes\n"}))
     with pytest.raises(StepFailed, match=r"would roll it back.*00-local\.conf:1: PasswordAuthentication yes"):
-        sshd(ctx)  # type: ignore[arg-type]
-    assert ctx.changes == []
+        sshd(ctx)
+    assert changes(ctx) == []
 
 
 def test_check_mode_fails_when_sshd_already_rejects_the_config() -> None:
     out = probe_output(trc=255) + "terr=/etc/ssh/sshd_config.d/20-bad.conf line 1: unsupported option \"maybe\".\n"
     with pytest.raises(StepFailed, match=r"a real run would roll back: /etc/ssh/sshd_config\.d/20-bad\.conf line 1"):
-        sshd(FakeCtx(DEBIAN, out))  # type: ignore[arg-type]
+        sshd(sshd_host(DEBIAN, out))
 
 
 # -- the guarded apply, offline: exact command sequence for both families -----------------------------------------
@@ -418,42 +407,9 @@ GOOD_EFF = ("passwordauthentication no\nkbdinteractiveauthentication no\nchallen
             "usedns no\nlogingracetime 0\npermitrootlogin no\nport 22\n")
 
 
-@dataclass
-class FakeSession:
-    """Stages candidates as `<dir>/.cand-<name>`; the fresh login succeeds or is refused."""
-
-    login_ok: bool = True
-    staged: list[tuple[str, str, str]] = field(default_factory=list)
-    user: str = "admin"
-    params: Any = field(default_factory=lambda: SimpleNamespace(password=None, key_files=("k",)))
-
-    def stage_file(self, data: bytes, path: str, mode: str = "0644", owner: str = "root", group: str = "root") -> str:
-        directory, name = path.rsplit("/", 1)
-        self.staged.append((path, mode, data.decode()))
-        return f"{directory}/.cand-{name}"
-
-    def upload(self, data: bytes, path: str, mode: str = "0644", *_: Any) -> None:
-        self.staged.append((path, mode, data.decode()))
-
-    def fresh_login(self) -> float:
-        if not self.login_ok:
-            raise AuthenticationFailed("127.0.0.1", 2222, "user 'admin' was refused")
-        return 0.05
-
-
-class ApplyCtx(FakeCtx):
-    """FakeCtx in apply mode with a session that stages files and answers sshd -T."""
-
-    def __init__(self, facts: Facts, probe: str, session: FakeSession, eff: str = GOOD_EFF) -> None:
-        super().__init__(facts, probe, vars={"hive_users": {"alice": {}}}, check=False)
-        self.session = session  # type: ignore[assignment]
-        self.eff = eff
-        self.outcome = SimpleNamespace(data={})
-
-    def run(self, command: str, **_: Any) -> Any:
-        self.ran.append(command)
-        out = self.probe if "SSH_CONNECTION" in command else self.eff if " -T -C " in command else ""
-        return SimpleNamespace(ok=True, stdout=out, stderr="", exit_status=0)
+def apply_host(facts: Facts, probe: str, session: FakeSession, eff: str = GOOD_EFF) -> FakeHost:
+    """The sshd task's host in apply mode: the session stages files and `eff` answers sshd -T."""
+    return sshd_host(facts, probe, vars={"hive_users": {"alice": {}}}, check=False, session=session, eff=eff)
 
 
 def stamp_free(commands: list[str]) -> list[str]:
@@ -463,10 +419,10 @@ def stamp_free(commands: list[str]) -> list[str]:
 @pytest.mark.parametrize(("facts", "service"), [(DEBIAN, "ssh"), (EL9, "sshd")])
 def test_apply_sequence(facts: Facts, service: str) -> None:
     session = FakeSession()
-    ctx = ApplyCtx(canned(facts.os_family, init="systemd", openssh=facts.openssh), probe_output(), session)
-    sshd(ctx)  # type: ignore[arg-type]
+    ctx = apply_host(canned(facts.os_family, init="systemd", openssh=facts.openssh), probe_output(), session)
+    sshd(ctx)
     unit = "hive-sshd-rollback-STAMP"
-    assert stamp_free(ctx.ran[1:]) == [
+    assert stamp_free(ctx.result.ran[1:]) == [
         "/usr/sbin/sshd -t -f /etc/ssh/sshd_config.d/.cand-10-hive.conf",
         f"systemd-run --quiet --unit={unit} --on-active=120 /bin/sh /run/{unit}.sh",
         "set -e\nmv -f /etc/ssh/sshd_config.d/.cand-10-hive.conf /etc/ssh/sshd_config.d/10-hive.conf",
@@ -480,20 +436,20 @@ def test_apply_sequence(facts: Facts, service: str) -> None:
     assert stamp_free([deadman[2]]) == [
         f"rm -f /run/{unit}.sh\n"
         f"rm -f /etc/ssh/sshd_config.d/10-hive.conf\n/usr/sbin/sshd -t || exit $?\n{reload_script(service, 22)}\n"]
-    assert [c[0] for c in ctx.changes] == [f"file[{DROPIN}]", f"service[{service}]"]
+    assert [c[0] for c in changes(ctx)] == [f"file[{DROPIN}]", f"service[{service}]"]
 
 
 def test_el8_apply_makes_the_directory_and_keeps_the_main_file_mode() -> None:
     session = FakeSession()
     probe = probe_output(main=EL8_MAIN, stat="600 root root").replace("dir=yes\n", "")
-    ctx = ApplyCtx(canned("redhat", os_version="8.10", openssh="8.0p1", init="systemd"), probe, session)
-    sshd(ctx)  # type: ignore[arg-type]
-    assert ctx.ran[1] == "mkdir -p -m 0755 /etc/ssh/sshd_config.d"
+    ctx = apply_host(canned("redhat", os_version="8.10", openssh="8.0p1", init="systemd"), probe, session)
+    sshd(ctx)
+    assert ctx.result.ran[1] == "mkdir -p -m 0755 /etc/ssh/sshd_config.d"
     assert session.staged[0][:2] == (DROPIN, "0644")
     assert session.staged[1][:2] == ("/etc/ssh/sshd_config", "0600")
     assert session.staged[1][2].startswith("# added by hive_nornir: drop-ins must be read first\n" + INCLUDE_LINE)
-    assert "/usr/sbin/sshd -t -f /etc/ssh/.cand-sshd_config" in ctx.ran
-    install = next(c for c in ctx.ran if c.startswith("set -e"))
+    assert "/usr/sbin/sshd -t -f /etc/ssh/.cand-sshd_config" in ctx.result.ran
+    install = next(c for c in ctx.result.ran if c.startswith("set -e"))
     assert stamp_free([install])[0].splitlines() == [
         "set -e", "cp -p /etc/ssh/sshd_config '/etc/ssh/sshd_config.STAMP.hive~'",
         "mv -f /etc/ssh/.cand-sshd_config /etc/ssh/sshd_config",
@@ -502,23 +458,23 @@ def test_el8_apply_makes_the_directory_and_keeps_the_main_file_mode() -> None:
 
 def test_refused_fresh_login_rolls_back_and_reloads() -> None:
     session = FakeSession(login_ok=False)
-    ctx = ApplyCtx(canned("debian", init="systemd"), probe_output(), session)
+    ctx = apply_host(canned("debian", init="systemd"), probe_output(), session)
     with pytest.raises(StepFailed, match=r"fresh SSH login failed.*rolled back, but a fresh login still fails"):
-        sshd(ctx)  # type: ignore[arg-type]
-    after_reload = ctx.ran[ctx.ran.index(reload_script("ssh", 22)) + 1:]
+        sshd(ctx)
+    after_reload = ctx.result.ran[ctx.result.ran.index(reload_script("ssh", 22)) + 1:]
     assert after_reload[0] == ("rm -f /etc/ssh/sshd_config.d/10-hive.conf\n/usr/sbin/sshd -t || exit $?\n"
                                + reload_script("ssh", 22))
     assert after_reload[1].startswith("systemctl stop hive-sshd-rollback-")
-    assert ctx.changes == []
+    assert changes(ctx) == []
 
 
 def test_overridden_dropin_rolls_back_without_reloading() -> None:
     eff = GOOD_EFF.replace("passwordauthentication no", "passwordauthentication yes")
-    ctx = ApplyCtx(canned("debian", init="systemd"), probe_output(), FakeSession(), eff=eff)
+    ctx = apply_host(canned("debian", init="systemd"), probe_output(), FakeSession(), eff=eff)
     with pytest.raises(StepFailed, match=r"PasswordAuthentication: wanted no, sshd uses yes.*rolled back"):
-        sshd(ctx)  # type: ignore[arg-type]
-    assert reload_script("ssh", 22) not in ctx.ran
-    assert "rm -f /etc/ssh/sshd_config.d/10-hive.conf" in ctx.ran
+        sshd(ctx)
+    assert reload_script("ssh", 22) not in ctx.result.ran
+    assert "rm -f /etc/ssh/sshd_config.d/10-hive.conf" in ctx.result.ran
 
 
 # -- the reload waits for sshd's re-exec, run for real against stub ss/systemctl ----------------------------------

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
-from task_harness import plan_task
+from fake_host import plan_task
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import canned
@@ -14,7 +16,7 @@ KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA alice@laptop"
 STAGE = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIS hive-stage"
 
 
-def keys_of(items: list[object], user: str) -> AuthorizedKeys:
+def keys_of(items: Sequence[object], user: str) -> AuthorizedKeys:
     [found] = [i for i in items if isinstance(i, AuthorizedKeys) and i.user == user]
     return found
 

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from fake_host import FakeHost, FakeStageHost, plan_task, result, stage_host
 from payload_loader import load_payload
-from task_harness import FakeContext, Groups, plan_task
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import canned
@@ -29,13 +29,10 @@ HIVE, REPO = "p-hive0.pdns", "p-hive1.pdns"
 GROUPS = ("servers", "repository")
 
 
-def stage() -> dict[str, Any]:
+def stage() -> dict[str, FakeStageHost | None]:
     """Two servers of stage pdns as the task sees them: groups and private IPs."""
-    def host(ip: str, *groups: str) -> SimpleNamespace:
-        data = {"hive_private_ip": ip}
-        return SimpleNamespace(groups=Groups(SimpleNamespace(name=g) for g in groups), get=data.get)
-    return {HIVE: host("192.168.0.10", "servers", "hives", "first_hive"),
-            REPO: host("192.168.0.11", "servers", "repository")}
+    return {HIVE: stage_host(HIVE, "servers", "hives", "first_hive", ip="192.168.0.10"),
+            REPO: stage_host(REPO, "servers", "repository", ip="192.168.0.11")}
 
 
 def api_answer(changes: list[str]) -> Any:
@@ -81,7 +78,7 @@ def test_debian_installs_the_packages_and_writes_exact_configs(tmp_path: Path) -
     assert "<VirtualHost *:10052>\n    DocumentRoot /usr/share/zabbix\n" in site
     assert "php_value post_max_size 16M" in site
     assert 'Directory ~ "^/usr/share/zabbix/(conf|app|include|local)/"' in site
-    assert files[zs.API_SCRIPT] == Path(api.__file__).read_text()
+    assert files[zs.API_SCRIPT] == Path(str(api.__file__)).read_text()
     assert "a2ensite -q hive-zabbix" in plan.commands and "a2dissite -q 000-default" in plan.commands
     assert ("zcat /usr/share/zabbix-server-mysql/schema.sql.gz /usr/share/zabbix-server-mysql/images.sql.gz "
             "/usr/share/zabbix-server-mysql/data.sql.gz | mysql zabbix") in plan.commands
@@ -105,8 +102,8 @@ def test_debian_secret_files_are_0640_for_their_readers_and_hidden(tmp_path: Pat
 
 
 def test_the_firewall_opens_10051_and_10052_to_every_server(tmp_path: Path) -> None:
-    ctx = FakeContext(REPO, DEBIAN, {}, GROUPS, {}, lambda _c: True, lambda _c: "", stage(), tmp_path)
-    block, live = zs.firewall_primitives(ctx)  # type: ignore[arg-type]
+    ctx = FakeHost(REPO, DEBIAN, groups=GROUPS, stage_hosts=stage(), context_dir=tmp_path)
+    block, live = zs.firewall_primitives(ctx)
     assert live.rules == tuple(  # type: ignore[attr-defined]
         f"-s {ip}/32 -p tcp -m multiport --dports 10051,10052 -m conntrack --ctstate NEW "
         '-m comment --comment "allow zabbix_server" -j ACCEPT' for ip in ("192.168.0.10", "192.168.0.11"))
@@ -124,39 +121,29 @@ def test_the_db_login_check_keeps_the_password_off_argv() -> None:
         "GRANT ALL PRIVILEGES ON zabbix.* TO 'zabbix'@'localhost';"]
 
 
-class DbStub:
-    """Just enough HostContext to drive ensure_database: the login check fails, the rest is recorded."""
-
-    def __init__(self, check: bool, login_ok: bool = False) -> None:
-        self.check, self.login_ok = check, login_ok
-        self.runs: list[tuple[str, Any]] = []
-        self.changes: list[str] = []
-
-    def run(self, command: str, stdin: Any = None, check: bool = True) -> Any:
-        self.runs.append((command, stdin))
-        return SimpleNamespace(ok=self.login_ok if command == zs.db_login_check() else True)
-
-    def changed(self, ident: str, summary: str, diff: str = "") -> None:
-        self.changes.append(ident)
+def db_host(check: bool, login_ok: bool = False) -> FakeHost:
+    """A host whose zabbix login check succeeds or fails; every other command succeeds."""
+    return FakeHost(REPO, DEBIAN, check=check,
+                    answer=lambda c: result(status=0 if login_ok or c != zs.db_login_check() else 1))
 
 
 def test_database_is_created_only_when_the_login_fails() -> None:
-    ok = DbStub(check=False, login_ok=True)
-    zs.ensure_database(ok, "pw")  # type: ignore[arg-type]
-    assert ok.runs == [(zs.db_login_check(), "pw\n")] and ok.changes == []
-    bad = DbStub(check=False)
-    zs.ensure_database(bad, "pw")  # type: ignore[arg-type]
-    assert bad.runs[1] == ("mysql", zs.db_setup_sql("pw")) and bad.changes == ["mysql-user[zabbix@localhost]"]
-    predicted = DbStub(check=True)
-    zs.ensure_database(predicted, None)  # type: ignore[arg-type]
-    assert predicted.runs == [] and predicted.changes == ["mysql-user[zabbix@localhost]"]
+    ok = db_host(check=False, login_ok=True)
+    zs.ensure_database(ok, "pw")
+    assert [(c.command, c.stdin) for c in ok.calls] == [(zs.db_login_check(), "pw\n")] and ok.outcome.changes == []
+    bad = db_host(check=False)
+    zs.ensure_database(bad, "pw")
+    assert (bad.calls[1].command, bad.calls[1].stdin) == ("mysql", zs.db_setup_sql("pw"))
+    assert [c.ident for c in bad.outcome.changes] == ["mysql-user[zabbix@localhost]"]
+    predicted = db_host(check=True)
+    zs.ensure_database(predicted, None)
+    assert predicted.calls == [] and [c.ident for c in predicted.outcome.changes] == ["mysql-user[zabbix@localhost]"]
 
 
 def test_check_mode_on_a_new_stage_predicts_and_makes_no_secret(tmp_path: Path) -> None:
-    ctx = FakeContext(REPO, DEBIAN, {"hive_admin": "admin"}, GROUPS, {}, lambda _c: True, lambda _c: "", stage(),
-                      tmp_path)
-    ctx.check = True
-    zs.zabbix_server(ctx)  # type: ignore[arg-type]
+    ctx = FakeHost(REPO, DEBIAN, host_vars={"hive_admin": "admin"}, groups=GROUPS, stage_hosts=stage(),
+                   context_dir=tmp_path, check=True)
+    zs.zabbix_server(ctx)
     assert not list(tmp_path.iterdir())
     changes = "\n".join(ctx.result.changes)
     assert "file[/etc/zabbix/zabbix_server.conf]" in changes and "mysql-user[zabbix@localhost]" in changes
@@ -174,9 +161,9 @@ def test_api_changes_become_changes_and_an_api_error_fails_the_step(tmp_path: Pa
 
 
 def test_the_request_names_every_stage_server_and_the_template(tmp_path: Path) -> None:
-    ctx = FakeContext(REPO, DEBIAN, {"hive_zabbix_template": "My template"}, GROUPS, {}, lambda _c: True,
-                      lambda _c: "", stage(), tmp_path)
-    req = zs.api_request(ctx, zs.spec_for(ctx), "pw")  # type: ignore[arg-type]
+    ctx = FakeHost(REPO, DEBIAN, host_vars={"hive_zabbix_template": "My template"}, groups=GROUPS,
+                   stage_hosts=stage(), context_dir=tmp_path)
+    req = zs.api_request(ctx, zs.spec_for(ctx), "pw")
     assert req["hosts"] == [
         {"name": HIVE, "ip": "192.168.0.10", "port": "10050", "groups": ["Hives"]},
         {"name": REPO, "ip": "192.168.0.11", "port": "10050", "groups": ["Repository server"]}]
@@ -295,7 +282,7 @@ def test_the_step_sits_in_the_repository_play_before_registry() -> None:
     assert names.index("zabbix-agent") < names.index("zabbix")
     step = RUNBOOK.steps[names.index("zabbix")]
     assert step.groups == ("repository",) and set(step.tags) == {"zabbix", "repository", "setup-hosts"}
-    assert step.when is not None and step.when({"hive_zabbix": True}) and not step.when({})
+    assert step.when is not None and step.when({"hive_zabbix": True}) and not step.when({})  # type: ignore[arg-type]
 
 
 # -- the API script against an in-memory Zabbix ---------------------------------------------------------------
@@ -377,7 +364,7 @@ class FakeZabbix:
 def run_script(fake: FakeZabbix, **overrides: Any) -> tuple[list[str], list[str]]:
     """register() against the fake; returns (changes, API writes)."""
     client = api.Api("http://fake")
-    client.call = lambda method, params, auth=True: fake(method, params)  # type: ignore[method-assign]
+    client.call = lambda method, params, auth=True: fake(method, params)
     before = len(fake.writes)
     req = {"url": "http://fake", "user": "Admin", "password": "stage-pw", "default_password": "zabbix",
            "groups": ["Hives", "Repository server"], "template": "Linux by Zabbix agent", "delete": ["Zabbix server"],

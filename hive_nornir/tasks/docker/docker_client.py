@@ -10,15 +10,15 @@ from typing import Any
 import docker
 
 from hive_nornir.ca import CAError, docker_client_state, ensure_docker_client, existing_ca
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.pki_paths import ca_anchor_path, controller_docker_client_dir, host_cert_path, host_key_path
 from hive_nornir.primitives.base import Primitive, q
 from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.filesystem import Directory
 
-CLIENT_SHARED = "docker-client:controller"  # run_state.shared key: the controller files are handled once per run
+CLIENT_SHARED = "docker-client:controller"  # ctx.shared key: the controller files are handled once per run
 
 
 @dataclass(frozen=True)
@@ -64,15 +64,15 @@ def lookup_script(admin: str, sources: tuple[str, ...]) -> str:
     return f"getent passwd {q(admin)}; if {present}; then echo sources=yes; else echo sources=no; fi"
 
 
-def controller_files(ctx: HostContext) -> None:
+def controller_files(ctx: TaskContext) -> None:
     """Once per run: the controller's client key and cert from the stage CA (check mode: only report)."""
-    context_dir = ctx.run_state.context_dir
+    context_dir = ctx.context_dir
     if context_dir is None:
         raise StepFailed("docker-client needs the stage context directory (.hive/<stage>)")
-    with ctx.run_state.lock:
-        if ctx.run_state.shared.get(CLIENT_SHARED):
+    with ctx.lock:
+        if ctx.shared.get(CLIENT_SHARED):
             return
-        ctx.run_state.shared[CLIENT_SHARED] = True
+        ctx.shared[CLIENT_SHARED] = True
         try:
             ca = existing_ca(context_dir, ctx.var("hive_ca_cert"), ctx.var("hive_ca_key"))
             if ctx.check:
@@ -90,7 +90,7 @@ def controller_files(ctx: HostContext) -> None:
             ctx.changed("docker-client[controller]", f"write {controller_docker_client_dir(context_dir)}")
 
 
-def docker_client(ctx: HostContext) -> None:
+def docker_client(ctx: TaskContext) -> None:
     """The controller's files, then the admin's ~/.docker on this host from its tls-certificate files."""
     controller_files(ctx)
     facts, host = ctx.facts, ctx.name

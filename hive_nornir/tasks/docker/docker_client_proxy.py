@@ -12,8 +12,8 @@ from typing import Any
 
 from hive_nornir.tasks.docker.docker_client import parse_passwd
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.primitives.base import q
 from hive_nornir.primitives.file import File
 
@@ -72,7 +72,7 @@ def read_script(admin: str) -> str:
             f"if [ -f \"$h/.docker/config.json\" ]; then echo present; cat \"$h/.docker/config.json\"; fi")
 
 
-def docker_client_proxy(ctx: HostContext) -> None:
+def docker_client_proxy(ctx: TaskContext) -> None:
     """Merge proxies.default into ~/.docker/config.json (0600, the admin's) when HTTP_PROXY is in the environment."""
     admin = str(ctx.var("hive_admin") or ctx.host.username or "admin")
     out = ctx.run(read_script(admin), check=False).stdout

@@ -12,7 +12,7 @@ from typing import Any
 from hive_nornir.tasks.host.base_env import DEFAULT_PROXY_PORT
 from hive_nornir.tasks.net.firewall import rule_set_for
 
-from hive_nornir.engine.context import HostContext
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.netslice import slice_internal_cidr
 from hive_nornir.pki_paths import ca_anchor_path, host_cert_path, host_key_path
@@ -98,13 +98,13 @@ def override_conf(facts: Facts, bip: str, dockerd: str | None = None) -> str:
             f"ExecStart={dockerd_path(facts, dockerd)} --bip={bip}\n")
 
 
-def admin_user(ctx: HostContext) -> str | None:
+def admin_user(ctx: TaskContext) -> str | None:
     """hive_admin (the login user unless the site names another); root needs no docker group."""
     name = str(ctx.var("hive_admin") or getattr(ctx.host, "username", None) or "admin")
     return None if name == "root" else name
 
 
-def uses_vfs(ctx: HostContext) -> bool:
+def uses_vfs(ctx: TaskContext) -> bool:
     """§3.13: storage-driver vfs only on a shared-repository container (overlay on overlay fails there)."""
     groups = {str(getattr(g, "name", g)) for g in ctx.host.groups}
     return bool(ctx.var("hive_shared_repository")) and "repository" in groups
@@ -155,7 +155,7 @@ def config_primitives(host: str, facts: Facts, internal_cidr: str | None, regist
     return items
 
 
-def firewall_primitives(ctx: HostContext) -> list[Primitive]:
+def firewall_primitives(ctx: TaskContext) -> list[Primitive]:
     """Swarm and TLS API ports from every server before the engine starts; the proxy port when there is one."""
     items = [*rule_set_for(ctx, "docker_api_swarm"), *rule_set_for(ctx, "docker_swarm_udp")]
     if ctx.var("hive_http_proxy"):
@@ -166,7 +166,7 @@ def firewall_primitives(ctx: HostContext) -> list[Primitive]:
     return items
 
 
-def docker_engine(ctx: HostContext) -> None:
+def docker_engine(ctx: TaskContext) -> None:
     """Runs on every server; the runbook's Step flushes handlers so swarm sees the restarted engine."""
     mirror = ctx.var("hive_registry_mirror")
     ctx.ensure([*firewall_primitives(ctx), *package_primitives(ctx.facts, admin_user(ctx))])

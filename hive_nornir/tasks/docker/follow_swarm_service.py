@@ -10,8 +10,8 @@ from __future__ import annotations
 from hive_nornir.tasks.host.pip_venv import admin_home
 from hive_nornir.tasks.repository.registry import daemon_reload_if_needed
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.payload import payload_text
 from hive_nornir.primitives.base import Primitive, q
@@ -86,7 +86,7 @@ def follow_primitives(facts: Facts, home: str) -> list[Primitive]:
     return items
 
 
-def follow_swarm_service(ctx: HostContext) -> None:
+def follow_swarm_service(ctx: TaskContext) -> None:
     """Install and start the daemon in the admin's ~/docker venv (made by pip-venv)."""
     facts = ctx.facts
     if not (facts.is_debian or facts.is_redhat):

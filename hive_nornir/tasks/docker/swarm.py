@@ -12,14 +12,14 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.netslice import InternalNets, gwbridge_v6, slice_internal_cidr
 from hive_nornir.primitives.base import Primitive, q
 from hive_nornir.primitives.command import Command
 
 if TYPE_CHECKING:
-    from nornir.core.inventory import Host
+    from hive_nornir.engine.protocols import StageHost
 
 SWARM_PORT = 2377
 JOIN_TIMEOUT = 120  # seconds `timeout(1)` gives one join on the host
@@ -49,7 +49,7 @@ def parse_swarm_state(stdout: str, ok: bool) -> SwarmState:
     return SwarmState(words[0] if words else "", words[1] if len(words) > 1 else "")
 
 
-def read_swarm_state(ctx: HostContext) -> SwarmState:
+def read_swarm_state(ctx: TaskContext) -> SwarmState:
     """Read-only, so it also runs in check mode (no engine yet: empty state, everything is predicted)."""
     result = ctx.run(f"docker info --format {q(STATE_FORMAT)}", check=False)
     return parse_swarm_state(result.stdout, result.ok)
@@ -104,12 +104,12 @@ def label_command(node_id: str, labels: list[str]) -> str:
     return f"docker node update {adds} {q(node_id)}"
 
 
-def host_groups(host: Host) -> set[str]:
+def host_groups(host: StageHost) -> set[str]:
     """Names of the host's inventory groups (hives, servers, first_hive, the stage, ...), like group_names."""
     return {str(getattr(g, "name", g)) for g in host.groups}
 
 
-def group_labels(host: Host) -> list[str]:
+def group_labels(host: StageHost) -> list[str]:
     """One node label per inventory group, sorted so the command line is stable."""
     return sorted(host_groups(host))
 
@@ -123,7 +123,7 @@ def missing_labels(current_json: str, wanted: list[str]) -> list[str]:
     return [label for label in wanted if current.get(label) != "true"]
 
 
-def swarm_mode(ctx: HostContext) -> str:
+def swarm_mode(ctx: TaskContext) -> str:
     """hive_swarm_mode: manager (default) or worker."""
     mode = str(ctx.var("hive_swarm_mode") or "manager")
     if mode not in MODES:
@@ -131,7 +131,7 @@ def swarm_mode(ctx: HostContext) -> str:
     return mode
 
 
-def private_ip(host: Host) -> str:
+def private_ip(host: StageHost) -> str:
     """The address swarm advertises: the host's private address, never the SSH endpoint."""
     ip = host.get("hive_private_ip")
     if not ip:
@@ -139,7 +139,7 @@ def private_ip(host: Host) -> str:
     return str(ip)
 
 
-def internal_nets(ctx: HostContext) -> tuple[InternalNets, str | None]:
+def internal_nets(ctx: TaskContext) -> tuple[InternalNets, str | None]:
     """The stage's slices (bad internal_cidr fails the step with the reason)."""
     try:
         return slice_internal_cidr(ctx.var("hive_internal_cidr")), gwbridge_v6(ctx.var("hive_internal_cidr_v6"))
@@ -148,58 +148,56 @@ def internal_nets(ctx: HostContext) -> tuple[InternalNets, str | None]:
 
 
 # -- first hive, seen from any hive ------------------------------------------------------------------------
-def first_hive(ctx: HostContext) -> Host:
+def first_hive(ctx: TaskContext) -> StageHost:
     """The stage's first_hive (found in the whole stage, so --limit cannot hide it)."""
-    for host in ctx.run_state.stage_hosts().values():
+    for host in ctx.stage_hosts().values():
         if "first_hive" in host_groups(host):
             return host
     raise StepFailed("the stage has no first_hive")
 
 
-def _shared_lock(ctx: HostContext, key: str) -> threading.Lock:
+def _shared_lock(ctx: TaskContext, key: str) -> threading.Lock:
     """A named lock shared by every host of the run (joins are serialised, one raft change at a time)."""
-    with ctx.run_state.lock:
-        lock: threading.Lock = ctx.run_state.shared.setdefault(key, threading.Lock())
+    with ctx.lock:
+        lock: threading.Lock = ctx.shared.setdefault(key, threading.Lock())
     return lock
 
 
-def on_first_hive(ctx: HostContext, command: str) -> tuple[bool, str]:
+def on_first_hive(ctx: TaskContext, command: str) -> tuple[bool, str]:
     """Run a command on first_hive (our own session when we are it); (ok, stdout)."""
     first = first_hive(ctx)
     if first.name == ctx.name:
         r = ctx.run(command, check=False)
         return r.ok, r.stdout
-    from hive_nornir.transport.plugin import session_for
-
     with _shared_lock(ctx, "swarm:first_hive_session"):
-        session = session_for(first, ctx.run_state.nornir.config)
+        session = ctx.session_to(first)
         r = session.run(command, timeout=ctx.apply_timeout)
     return r.ok, r.stdout
 
 
-def join_token(ctx: HostContext, mode: str) -> str:
-    """Read once per run from first_hive, kept in run_state.shared (never logged, never reported)."""
+def join_token(ctx: TaskContext, mode: str) -> str:
+    """Read once per run from first_hive, kept in ctx.shared (never logged, never reported)."""
     key = f"swarm:token:{mode}"
     with _shared_lock(ctx, "swarm:token"):
-        token = ctx.run_state.shared.get(key)
+        token = ctx.shared.get(key)
         if not token:
             ok, out = on_first_hive(ctx, f"docker swarm join-token -q {q(mode)}")
             if not ok or not out.strip():
                 raise StepFailed(f"cannot read the {mode} join token on {first_hive(ctx).name}: "
                                  "is its swarm initialised (step swarm-init)?")
             token = out.strip()
-            ctx.run_state.shared[key] = token
+            ctx.shared[key] = token
     return str(token)
 
 
 # -- tasks ---------------------------------------------------------------------------------------------------
-def swarm_init(ctx: HostContext) -> None:
+def swarm_init(ctx: TaskContext) -> None:
     """first_hive: gwbridge, `docker swarm init --advertise-addr <private ip>`, apiarist-ingress."""
     nets, v6 = internal_nets(ctx)
     ctx.ensure(init_primitives(private_ip(ctx.host), nets, v6))
 
 
-def swarm_join(ctx: HostContext) -> None:
+def swarm_join(ctx: TaskContext) -> None:
     """Every hive: the others join (once), then each node gets one label per inventory group."""
     nets, v6 = internal_nets(ctx)
     state = read_swarm_state(ctx)
@@ -209,7 +207,7 @@ def swarm_join(ctx: HostContext) -> None:
     ensure_labels(ctx, state)
 
 
-def join(ctx: HostContext, state: SwarmState, nets: InternalNets, v6: str | None) -> None:
+def join(ctx: TaskContext, state: SwarmState, nets: InternalNets, v6: str | None) -> None:
     """gwbridge first, then join as hive_swarm_mode with the token on stdin; check mode only predicts."""
     mode = swarm_mode(ctx)
     if state.node_state not in ("inactive", "") and not ctx.check:
@@ -228,7 +226,7 @@ def join(ctx: HostContext, state: SwarmState, nets: InternalNets, v6: str | None
     ctx.changed(f"swarm[join {mode}]", summary)
 
 
-def ensure_labels(ctx: HostContext, state: SwarmState) -> None:
+def ensure_labels(ctx: TaskContext, state: SwarmState) -> None:
     """Labels from first_hive (a manager); only the missing ones are added, so a re-run changes nothing."""
     wanted = group_labels(ctx.host)
     if not state.active or not state.node_id:

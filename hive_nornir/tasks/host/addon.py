@@ -8,8 +8,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 
 ADDON_DIR = "addons"
 
@@ -37,19 +37,19 @@ def load_addon(path: Path, name: str) -> Callable[[Any], None]:
     return func
 
 
-def run_addon(ctx: HostContext, name: str) -> None:
+def run_addon(ctx: TaskContext, name: str) -> None:
     """No file, nothing to do (hive-builder's built-in addon roles are no-ops too)."""
-    path = addon_path(ctx.run_state.context_dir, name)
+    path = addon_path(ctx.context_dir, name)
     if path is None or not path.is_file():
         return
     load_addon(path, name)(ctx)
 
 
-def addon(ctx: HostContext) -> None:
+def addon(ctx: TaskContext) -> None:
     """Runs after pip-venv, before internal-network, like hive-builder's addon role."""
     run_addon(ctx, "addon")
 
 
-def addon2(ctx: HostContext) -> None:
+def addon2(ctx: TaskContext) -> None:
     """Runs last in setup-hosts, like hive-builder's addon2 role."""
     run_addon(ctx, "addon2")

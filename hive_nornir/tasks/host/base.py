@@ -17,8 +17,8 @@ from hive_nornir.tasks.host.base_env import (
     proxy_url,
 )
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.pki_paths import ca_anchor_path
 from hive_nornir.primitives.base import Primitive, q
@@ -59,7 +59,7 @@ def timezone_primitives(facts: Facts, zone: str) -> list[Primitive]:
     return items
 
 
-def el_primitives(ctx: HostContext, facts: Facts) -> tuple[list[Primitive], list[Primitive]]:
+def el_primitives(ctx: TaskContext, facts: Facts) -> tuple[list[Primitive], list[Primitive]]:
     """EL only: (before packages: mirror rewrite, kernel exclusion), (after: kernel pin on hives, SELinux, dnf)."""
     if not facts.is_redhat:
         return [], []
@@ -76,13 +76,13 @@ def el_primitives(ctx: HostContext, facts: Facts) -> tuple[list[Primitive], list
     return before, after
 
 
-def environment_primitives(ctx: HostContext, facts: Facts) -> list[Primitive]:
+def environment_primitives(ctx: TaskContext, facts: Facts) -> list[Primitive]:
     """Proxy and pip index in /etc/environment, only when the site sets them."""
     items: list[Primitive] = []
     proxy = ctx.var("hive_http_proxy")
     if proxy:
         url = proxy_url(str(proxy), str(ctx.var("hive_private_ip") or ""), ctx.var("hive_http_proxy_port"))
-        servers = sorted(ctx.run_state.stage_hosts())
+        servers = sorted(ctx.stage_hosts())
         items += proxy_primitives(url, servers, ca_anchor_path(facts))
     index_url = ctx.var("hive_pip_index_url")
     if index_url:
@@ -90,7 +90,7 @@ def environment_primitives(ctx: HostContext, facts: Facts) -> list[Primitive]:
     return items
 
 
-def base(ctx: HostContext) -> None:
+def base(ctx: TaskContext) -> None:
     """Repos first, then packages (later primitives need tzdata, sysstat, locales), then names, time, locale."""
     facts = ctx.facts
     short = ctx.name.split(".")[0]

@@ -6,8 +6,8 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.primitives.lines import BlockInFile
 
 MARKER = "# {mark} HIVE MANAGED BLOCK servers"
@@ -45,6 +45,6 @@ def hosts_primitive(servers: list[tuple[str, str]]) -> BlockInFile:
     return BlockInFile(path="/etc/hosts", block=hosts_block(servers), marker=MARKER, insertbefore="BOF")
 
 
-def hostsfile(ctx: HostContext) -> None:
+def hostsfile(ctx: TaskContext) -> None:
     """Every server resolves every other (and itself) to its private IP, with or without DNS."""
-    ctx.ensure([hosts_primitive(server_addresses(ctx.run_state.stage_hosts()))])
+    ctx.ensure([hosts_primitive(server_addresses(ctx.stage_hosts()))])

@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Primitive
 from hive_nornir.primitives.file import File
@@ -178,6 +178,6 @@ def ntp_primitives(facts: Facts, servers: list[str]) -> list[Primitive]:
     return el_primitives(servers) if facts.is_redhat else debian_primitives(servers)
 
 
-def ntp_client(ctx: HostContext) -> None:
+def ntp_client(ctx: TaskContext) -> None:
     """Runs where hive_ntp_servers is set (the step's condition), like hive-builder's ntp-client role."""
     ctx.ensure(ntp_primitives(ctx.facts, ntp_servers(ctx.var("hive_ntp_servers"))))

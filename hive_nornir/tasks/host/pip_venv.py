@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Primitive, q
 from hive_nornir.primitives.command import Command
@@ -35,20 +35,20 @@ def venv_primitives(facts: Facts, user: str, home: str, pip_packages: list[str])
     return items
 
 
-def admin_home(ctx: HostContext, user: str) -> str:
+def admin_home(ctx: TaskContext, user: str) -> str:
     """The admin's home from the passwd database (root's is /root, others vary); asked once per host and run."""
     memo = f"home:{ctx.name}:{user}"
-    if memo in ctx.run_state.shared:
-        return str(ctx.run_state.shared[memo])
+    if memo in ctx.shared:
+        return str(ctx.shared[memo])
     found = ctx.run(f"getent passwd {q(user)}", check=False)
     fields = found.stdout.strip().split(":")
     if not found.ok or len(fields) < 6:
         raise StepFailed(f"hive_admin {user!r} does not exist on this host (getent passwd found nothing)")
-    ctx.run_state.shared[memo] = fields[5]
+    ctx.shared[memo] = fields[5]
     return fields[5]
 
 
-def pip_venv(ctx: HostContext) -> None:
+def pip_venv(ctx: TaskContext) -> None:
     """hive_venv_pip_packages overrides the pip list (the lab sets [] since its hosts have no PyPI)."""
     user = str(ctx.var("hive_admin") or "admin")
     wanted = ctx.var("hive_venv_pip_packages")

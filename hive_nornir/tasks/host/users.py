@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.primitives.base import Primitive
 from hive_nornir.primitives.file import File
 from hive_nornir.primitives.users import Group, user_with_keys
@@ -47,7 +47,7 @@ def user_primitives(groups: dict[str, Any], users: dict[str, Any], login_user: s
     return items
 
 
-def login_keys(ctx: HostContext) -> list[str] | None:
+def login_keys(ctx: TaskContext) -> list[str] | None:
     """Public keys of the session's key files (`<key>.pub`, else derived); None when it logs in another way."""
     params = getattr(getattr(ctx, "session", None), "params", None)
     files = tuple(getattr(params, "key_files", ()) or ())
@@ -69,7 +69,7 @@ def login_keys(ctx: HostContext) -> list[str] | None:
     return found
 
 
-def users(ctx: HostContext) -> None:
+def users(ctx: TaskContext) -> None:
     """Runs where hive_users is set (the step's condition), like hive-builder's users role."""
     groups, wanted = ctx.var("hive_user_groups") or {}, ctx.var("hive_users") or {}
     if not isinstance(groups, dict) or not isinstance(wanted, dict):
@@ -79,6 +79,6 @@ def users(ctx: HostContext) -> None:
     ctx.ensure(user_primitives(groups, wanted, _login_user(ctx), login_keys(ctx) if exclusive_login else []))
 
 
-def _login_user(ctx: HostContext) -> str:
+def _login_user(ctx: TaskContext) -> str:
     """The user hive_nornir's session logs in as ('' when there is no session, e.g. offline planning)."""
     return str(getattr(getattr(ctx, "session", None), "user", "") or "")

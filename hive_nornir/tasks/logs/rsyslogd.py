@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from hive_nornir.tasks.net.firewall import rule_set_for
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.netslice import slice_internal_cidr
 from hive_nornir.pki_paths import ca_anchor_path, host_cert_path, host_key_path
@@ -93,15 +93,15 @@ def rsyslog_primitives(facts: Facts, spec: SyslogSpec) -> list[Primitive]:
     ]
 
 
-def spec_for(ctx: HostContext) -> SyslogSpec:
+def spec_for(ctx: TaskContext) -> SyslogSpec:
     """hive_tls_logging and the zabbix switch from the site; server names from the whole stage (not --limit)."""
     facts = ctx.facts
-    return SyslogSpec(host=ctx.name, hive_hosts=server_names(ctx.run_state.stage_hosts()),
+    return SyslogSpec(host=ctx.name, hive_hosts=server_names(ctx.stage_hosts()),
                       tls=bool(ctx.var("hive_tls_logging")),
                       log_group=log_group(facts, bool(ctx.var("hive_zabbix"))))
 
 
-def rsyslogd(ctx: HostContext) -> None:
+def rsyslogd(ctx: TaskContext) -> None:
     """The repository's log collector; a changed config restarts rsyslog once, at the end of the phase."""
     facts = ctx.facts
     if not (facts.is_debian or facts.is_redhat):

@@ -12,8 +12,8 @@ from typing import Any
 
 from hive_nornir.tasks.logs.rsyslogd import PORT
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.pki_paths import ca_anchor_path, host_cert_path, host_key_path
 from hive_nornir.primitives.base import Primitive
@@ -66,12 +66,12 @@ def client_primitives(facts: Facts, spec: ClientSpec) -> list[Primitive]:
     ]
 
 
-def rsyslogd_client(ctx: HostContext) -> None:
+def rsyslogd_client(ctx: TaskContext) -> None:
     """Forward this host's logs to the repository; a changed config restarts rsyslog at the end of the phase."""
     facts = ctx.facts
     if not (facts.is_debian or facts.is_redhat):
         raise StepFailed(f"rsyslogd-client: unsupported OS family {facts.os_family!r}")
     is_collector = any(getattr(g, "name", g) == "repository" for g in ctx.host.groups)
-    spec = ClientSpec(host=ctx.name, repository=repository_name(ctx.run_state.stage_hosts()),
+    spec = ClientSpec(host=ctx.name, repository=repository_name(ctx.stage_hosts()),
                       is_collector=is_collector)
     ctx.ensure(client_primitives(facts, spec))

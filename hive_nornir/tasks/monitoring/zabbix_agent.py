@@ -13,8 +13,8 @@ from typing import Any
 
 from hive_nornir.tasks.net.firewall import rule_set_for
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.netslice import DEFAULT_ZABBIX_SUBNET, slice_internal_cidr
 from hive_nornir.primitives.base import Primitive, q
@@ -131,13 +131,13 @@ def agent_primitives(facts: Facts, spec: AgentSpec, rpm: str | None = None) -> l
     return items
 
 
-def zabbix_agent(ctx: HostContext) -> None:
+def zabbix_agent(ctx: TaskContext) -> None:
     """Install and configure the agent; a changed config restarts it at the end of the phase."""
     facts = ctx.facts
     if not (facts.is_debian or facts.is_redhat):
         raise StepFailed(f"zabbix-agent: unsupported OS family {facts.os_family!r}")
     is_repository = any(getattr(g, "name", g) == "repository" for g in ctx.host.groups)
-    spec = agent_spec(ctx.name, is_repository, repository_of(ctx.run_state.stage_hosts()),
+    spec = agent_spec(ctx.name, is_repository, repository_of(ctx.stage_hosts()),
                       ctx.var("hive_internal_cidr"), host_service=facts.is_debian)
     server = [] if facts.is_debian else [zabbix_server_ip(ctx.var("hive_internal_cidr"))]
     ctx.ensure([*rule_set_for(ctx, "zabbix_tcp", extra_sources=server),

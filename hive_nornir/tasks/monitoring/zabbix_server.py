@@ -18,8 +18,8 @@ from typing import Any
 
 from hive_nornir.tasks.net.firewall import rule_set_for
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.netslice import slice_internal_cidr
 from hive_nornir.payload import payload_text
@@ -112,7 +112,7 @@ def schema_import() -> Command:
                    unless=f"mysql -N -B -e 'SELECT COUNT(*) FROM {DB_NAME}.users' 2>/dev/null | grep -q '^[1-9]'")  # noqa: S608
 
 
-def ensure_database(ctx: HostContext, db_password: str | None) -> None:
+def ensure_database(ctx: TaskContext, db_password: str | None) -> None:
     """Verify the zabbix login first (idempotent); create or repair the database and user only when it fails."""
     ident = f"mysql-user[{DB_USER}@localhost]"
     if db_password is not None and ctx.run(db_login_check(), stdin=db_password + "\n", check=False).ok:
@@ -158,7 +158,7 @@ def deb_web_primitives(spec: ZabbixSpec, db_password: str | None) -> list[Primit
     return items
 
 
-def deb_zabbix(ctx: HostContext, spec: ZabbixSpec, db_password: str | None) -> None:
+def deb_zabbix(ctx: TaskContext, spec: ZabbixSpec, db_password: str | None) -> None:
     """Packages, database, server and frontend; apache restarts at once when its config changed (the API needs it)."""
     if db_password is None:  # check mode on a new stage: the secret files can only be predicted
         for path in (DEB_SERVER_CONF, DEB_WEB_CONF):
@@ -224,10 +224,10 @@ def host_groups(groups: list[str]) -> list[str]:
     return wanted or ["Hives"]
 
 
-def stage_servers(ctx: HostContext) -> list[dict[str, Any]]:
+def stage_servers(ctx: TaskContext) -> list[dict[str, Any]]:
     """Every server of the stage (not narrowed by --limit) with its agent address, in site order."""
     servers = []
-    for name, host in ctx.run_state.stage_hosts().items():
+    for name, host in ctx.stage_hosts().items():
         groups = [str(getattr(g, "name", g)) for g in host.groups]
         if "servers" not in groups:
             continue
@@ -238,7 +238,7 @@ def stage_servers(ctx: HostContext) -> list[dict[str, Any]]:
     return servers
 
 
-def api_request(ctx: HostContext, spec: ZabbixSpec, admin_password: str | None) -> dict[str, Any]:
+def api_request(ctx: TaskContext, spec: ZabbixSpec, admin_password: str | None) -> dict[str, Any]:
     """The registration request the on-host script gets on stdin (the only place the Admin password travels)."""
     return {"url": f"http://127.0.0.1:{WEB_PORT}/api_jsonrpc.php", "user": ADMIN_USER,
             "password": admin_password, "default_password": DEFAULT_ADMIN_PASSWORD, "groups": list(HOST_GROUPS),
@@ -251,7 +251,7 @@ def api_script() -> File:
     return File(path=API_SCRIPT, content=payload_text("zabbix_api.py"), mode="0755")
 
 
-def register_servers(ctx: HostContext, spec: ZabbixSpec, admin_password: str | None) -> None:
+def register_servers(ctx: TaskContext, spec: ZabbixSpec, admin_password: str | None) -> None:
     """Run the API script on the repository; each change it reports (or predicts) becomes one change here."""
     ctx.ensure([Directory(path=API_SCRIPT.rsplit("/", 1)[0], mode="0755")])
     if ctx.ensure([api_script()]) and ctx.check:
@@ -281,12 +281,12 @@ def log_access_primitives(spec: ZabbixSpec) -> list[Primitive]:
     ]
 
 
-def firewall_primitives(ctx: HostContext) -> list[Primitive]:
+def firewall_primitives(ctx: TaskContext) -> list[Primitive]:
     """Rule set `zabbix_server`: agents' active checks (10051) and the frontend/API (10052) for every server."""
     return rule_set_for(ctx, "zabbix_server", "tcp", (str(SERVER_PORT), str(WEB_PORT)))
 
 
-def spec_for(ctx: HostContext) -> ZabbixSpec:
+def spec_for(ctx: TaskContext) -> ZabbixSpec:
     """Site variables hive-builder reads in this role, plus hive_zabbix_template for the stock template's name."""
     admin = str(ctx.var("hive_admin") or "admin")
     return ZabbixSpec(host=ctx.name, stage=str(ctx.var("hive_stage") or ""), admin=admin,
@@ -295,15 +295,15 @@ def spec_for(ctx: HostContext) -> ZabbixSpec:
                       template=str(ctx.var("hive_zabbix_template") or DEFAULT_TEMPLATE))
 
 
-def zabbix_server(ctx: HostContext) -> None:
+def zabbix_server(ctx: TaskContext) -> None:
     """Install and run the server and frontend, register every server through the API, open 10051/10052."""
     facts: Facts = ctx.facts
     if not (facts.is_debian or facts.is_redhat):
         raise StepFailed(f"zabbix: unsupported OS family {facts.os_family!r}")
     spec = spec_for(ctx)
-    with ctx.run_state.lock:
-        db_password = stage_secret(ctx.run_state.context_dir, DB_PASSWORD_FILE, not ctx.check, PASSWORD_LENGTH)
-        admin_password = stage_secret(ctx.run_state.context_dir, ADMIN_PASSWORD_FILE, not ctx.check, PASSWORD_LENGTH)
+    with ctx.lock:
+        db_password = stage_secret(ctx.context_dir, DB_PASSWORD_FILE, not ctx.check, PASSWORD_LENGTH)
+        admin_password = stage_secret(ctx.context_dir, ADMIN_PASSWORD_FILE, not ctx.check, PASSWORD_LENGTH)
     ctx.ensure(firewall_primitives(ctx))
     if facts.is_debian:
         deb_zabbix(ctx, spec, db_password)

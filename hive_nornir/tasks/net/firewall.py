@@ -22,7 +22,7 @@ from hive_nornir.primitives.base import Plan, Primitive, Upload, parse_kv, q
 from hive_nornir.primitives.lines import MAX_EDIT_BYTES, content_probe, text_diff
 
 if TYPE_CHECKING:
-    from hive_nornir.engine.context import HostContext
+    from hive_nornir.engine.protocols import TaskContext
 
 HIVE_CHAIN = "HIVE-SERVICE"
 RULES_FILE = {"redhat": "/etc/sysconfig/iptables", "debian": "/etc/iptables/rules.v4"}
@@ -327,7 +327,7 @@ def client_port(output: str) -> int | None:
     return int(value) if value.isdigit() and 0 < int(value) < 65536 else None
 
 
-def session_port(ctx: HostContext) -> int | None:
+def session_port(ctx: TaskContext) -> int | None:
     """Where sshd received hive_nornir's session on the host (not the controller's published port): from the facts,
     else one read-only probe."""
     if ctx.facts.ssh_port is not None:
@@ -535,19 +535,19 @@ def rule_set(facts: Facts, name: str, proto: str | None = None, dports: Sequence
     ]
 
 
-def default_sources(ctx: HostContext) -> list[str]:
+def default_sources(ctx: TaskContext) -> list[str]:
     """Private IPs of every server of the stage (not narrowed by --limit), in site order."""
-    return [str(h.get("hive_private_ip")) for h in ctx.run_state.stage_hosts().values()
+    return [str(h.get("hive_private_ip")) for h in ctx.stage_hosts().values()
             if "servers" in h.groups and h.get("hive_private_ip")]
 
 
-def internal_net(ctx: HostContext) -> str | None:
+def internal_net(ctx: TaskContext) -> str | None:
     """`hive_internal_net_addr/hive_internal_net_cidr` when the site has an internal network, else None."""
     addr, cidr = ctx.var("hive_internal_net_addr"), ctx.var("hive_internal_net_cidr")
     return f"{addr}/{cidr}" if addr and cidr is not None else None
 
 
-def rule_set_for(ctx: HostContext, name: str, proto: str | None = None, dports: Sequence[str | int] | None = None,
+def rule_set_for(ctx: TaskContext, name: str, proto: str | None = None, dports: Sequence[str | int] | None = None,
                  extra_sources: Sequence[str] = ()) -> list[Primitive]:
     """rule_set() with hive-builder's default sources (all servers + extras) or the internal network."""
     return rule_set(ctx.facts, name, proto, dports, [*default_sources(ctx), *extra_sources], internal_net(ctx))

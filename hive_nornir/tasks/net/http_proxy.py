@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from hive_nornir.tasks.ssh.sshd import sshd
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Primitive
 from hive_nornir.primitives.file import File
@@ -56,7 +56,7 @@ def listening_where(ss_output: str, spec: ForwardSpec) -> str:
     return f"port {spec.bind_port} listens on {', '.join(addrs)}, not on {spec.bind_addr}"
 
 
-def verify_forward(ctx: HostContext, spec: ForwardSpec) -> None:
+def verify_forward(ctx: TaskContext, spec: ForwardSpec) -> None:
     """The controller's proxy must be reachable at <private ip>:<port> from now on."""
     forward = forward_of(ctx.session)
     if forward is None:
@@ -68,7 +68,7 @@ def verify_forward(ctx: HostContext, spec: ForwardSpec) -> None:
         raise StepFailed(f"proxy forward to {spec.target_host}:{spec.target_port} not usable: {why}")
 
 
-def http_proxy(ctx: HostContext) -> None:
+def http_proxy(ctx: TaskContext) -> None:
     """GatewayPorts (safely) and a renewed forward when the proxy is forwarded; pip.conf and dnf files always."""
     try:
         spec = forward_spec(ctx.var)

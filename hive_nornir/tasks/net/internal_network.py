@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from hive_nornir.tasks.net.firewall import ICMP, LiveRules, RulesBlock, internal_rule, rules_path, saved, source
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Primitive, q
 from hive_nornir.primitives.command import Command
@@ -59,7 +59,7 @@ def firewall_primitives(facts: Facts, iface: str, net: str) -> list[Primitive]:
     ]
 
 
-def internal_network(ctx: HostContext) -> None:
+def internal_network(ctx: TaskContext) -> None:
     """Runs where hive_internal_net_if is set; needs hive_private_ip, hive_internal_net_addr and _cidr."""
     iface, ip = ctx.var("hive_internal_net_if"), ctx.var("hive_private_ip")
     addr, cidr = ctx.var("hive_internal_net_addr"), ctx.var("hive_internal_net_cidr")

@@ -24,7 +24,7 @@ from hive_nornir.tasks.net.firewall import (
 )
 from hive_nornir.tasks.ssh.strict_source_ip import ssh_port, ssh_sources
 
-from hive_nornir.engine.context import HostContext
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Primitive
 from hive_nornir.primitives.command import Command
@@ -82,7 +82,7 @@ def iptables_primitives(facts: Facts, strict: Sequence[str] = (), port: int | Se
             *live_rules(strict, port)]
 
 
-def iptables(ctx: HostContext) -> None:
+def iptables(ctx: TaskContext) -> None:
     """Runs on every server, like hive-builder's iptables role (before the roles that add rule sets)."""
     ports = ssh_ports(session_port(ctx), ssh_port(ctx))
     ctx.ensure(iptables_primitives(ctx.facts, ssh_sources(ctx), ports))

@@ -15,8 +15,8 @@ from hive_nornir.ca import (
     existing_ca,
     sign_csr,
 )
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.pki_paths import (
     TLS_DIR,
@@ -36,7 +36,7 @@ from hive_nornir.primitives.packages import Packages
 KEY_BITS = 4096  # hive-builder: openssl req -newkey rsa:4096
 TRUST_BUNDLE = {"debian": "/etc/ssl/certs/ca-certificates.crt",
                 "redhat": "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"}
-CA_SHARED = "tls-certificate:ca"  # run_state.shared key: the CA loaded (or created) once per run
+CA_SHARED = "tls-certificate:ca"  # ctx.shared key: the CA loaded (or created) once per run
 MARK = "==hive-tls=="
 DOCKER_RESTART = "restart:docker"
 
@@ -130,14 +130,14 @@ def decide(ca: StageCA, identity: HostIdentity, found: dict[str, bytes | None], 
         raise StepFailed(str(e)) from e
 
 
-def stage_ca(ctx: HostContext) -> StageCA | None:
+def stage_ca(ctx: TaskContext) -> StageCA | None:
     """The stage CA, created once per run under the run lock (check mode: only loaded, None if absent)."""
-    context_dir = ctx.run_state.context_dir
+    context_dir = ctx.context_dir
     if context_dir is None:
         raise StepFailed("tls-certificate needs the stage context directory (.hive/<stage>)")
-    with ctx.run_state.lock:
-        if CA_SHARED in ctx.run_state.shared:
-            return ctx.run_state.shared[CA_SHARED]
+    with ctx.lock:
+        if CA_SHARED in ctx.shared:
+            return ctx.shared[CA_SHARED]
         cert, key = ctx.var("hive_ca_cert"), ctx.var("hive_ca_key")
         try:
             if ctx.check:
@@ -154,11 +154,11 @@ def stage_ca(ctx: HostContext) -> StageCA | None:
                     ctx.changed("ca", f"write the stage CA to {controller_ca_dir(context_dir)}")
         except CAError as e:
             raise StepFailed(f"stage CA: {e}") from e
-        ctx.run_state.shared[CA_SHARED] = ca
+        ctx.shared[CA_SHARED] = ca
         return ca
 
 
-def tls_certificate(ctx: HostContext) -> None:
+def tls_certificate(ctx: TaskContext) -> None:
     """Key and CSR on the host, signature on the controller, cert + CA installed; nothing moves when all fits."""
     facts, host = ctx.facts, ctx.name
     ip = str(ctx.var("hive_private_ip") or "")

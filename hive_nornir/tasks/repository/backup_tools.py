@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from hive_nornir.tasks.repository.registry import DEB_DATA_DIR, EL_DATA_DIR, daemon_reload_if_needed
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Primitive
 from hive_nornir.primitives.file import Template
@@ -64,7 +64,7 @@ def backup_primitives(facts: Facts, spec: BackupSpec) -> list[Primitive]:
     ]
 
 
-def spec_for(ctx: HostContext) -> BackupSpec:
+def spec_for(ctx: TaskContext) -> BackupSpec:
     """hive-builder's variables: the admin user and the *_backup_cleanup_days_before retention."""
     admin = str(ctx.var("hive_admin") or "admin")
     return BackupSpec(admin=admin, home=str(ctx.var("hive_home_dir") or f"/home/{admin}"),
@@ -73,7 +73,7 @@ def spec_for(ctx: HostContext) -> BackupSpec:
                       zabbix_keep_days=int(ctx.var("hive_zabbix_backup_cleanup_days_before") or DEFAULT_KEEP_DAYS))
 
 
-def backup_tools(ctx: HostContext) -> None:
+def backup_tools(ctx: TaskContext) -> None:
     """Nightly backups of the registry (and zabbix, and every deployed service with backup scripts)."""
     facts = ctx.facts
     if not (facts.is_debian or facts.is_redhat):

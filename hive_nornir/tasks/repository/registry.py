@@ -12,8 +12,8 @@ from pathlib import Path
 
 from hive_nornir.tasks.net.firewall import rule_set_for
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.netslice import slice_internal_cidr
 from hive_nornir.pki_paths import TLS_DIR, ca_anchor_path, host_cert_path, host_key_path
@@ -193,7 +193,7 @@ def htpasswd_set_command(path: str, user: str) -> str:
     return f"htpasswd -iB {q(path)} {q(user)}"
 
 
-def ensure_htpasswd(ctx: HostContext, path: str, user: str, password: str | None, notify: tuple[str, ...]) -> bool:
+def ensure_htpasswd(ctx: TaskContext, path: str, user: str, password: str | None, notify: tuple[str, ...]) -> bool:
     """Verify first (idempotent), rewrite only a missing or wrong entry; the password only goes to stdin."""
     ident = f"htpasswd[{path}:{user}]"
     if password is not None:
@@ -235,7 +235,7 @@ def dxf_primitives(facts: Facts, spec: RegistrySpec, password: str | None) -> li
     return items
 
 
-def ensure_dxf_env(ctx: HostContext, facts: Facts, spec: RegistrySpec, password: str | None) -> None:
+def ensure_dxf_env(ctx: TaskContext, facts: Facts, spec: RegistrySpec, password: str | None) -> None:
     """Without a stage password yet (check mode on a new stage) the env file can only be predicted."""
     if password is None:
         ctx.changed(f"file[{spec.home}/{DXF_ENV}]", f"create {spec.home}/{DXF_ENV} (DXF_* for python-dxf)",
@@ -243,7 +243,7 @@ def ensure_dxf_env(ctx: HostContext, facts: Facts, spec: RegistrySpec, password:
     ctx.ensure(dxf_primitives(facts, spec, password))
 
 
-def spec_for(ctx: HostContext) -> RegistrySpec:
+def spec_for(ctx: TaskContext) -> RegistrySpec:
     """Site variables hive-builder reads in this role (hive_registry_port, hive_docker_login_user, ...)."""
     admin = str(ctx.var("hive_admin") or "admin")
     return RegistrySpec(host=ctx.name, port=int(ctx.var("hive_registry_port") or DEFAULT_PORT),
@@ -252,14 +252,14 @@ def spec_for(ctx: HostContext) -> RegistrySpec:
                         internal_cidr=ctx.var("hive_internal_cidr"))
 
 
-def registry(ctx: HostContext) -> None:
+def registry(ctx: TaskContext) -> None:
     """Install and configure the registry, then its htpasswd entry; a changed entry or config restarts it."""
     facts = ctx.facts
     spec = spec_for(ctx)
     if not (facts.is_debian or facts.is_redhat):
         raise StepFailed(f"registry: unsupported OS family {facts.os_family!r}")
-    with ctx.run_state.lock:
-        password = stage_password(ctx.run_state.context_dir, create=not ctx.check)
+    with ctx.lock:
+        password = stage_password(ctx.context_dir, create=not ctx.check)
     if facts.is_debian:
         ctx.ensure([*rule_set_for(ctx, "registry"), *deb_primitives(facts, spec)])
         ensure_htpasswd(ctx, DEB_HTPASSWD, spec.user, password, (restart_handler(DEB_SERVICE),))

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.transport.errors import ConnectionRefused, ConnectTimeout, HostUnreachable
 
 DEFAULT_WAIT_S = 20  # hive-builder's wait_for_connection timeout
@@ -51,7 +51,7 @@ def wait_for_connection(connect: Callable[[], object], timeout: float,
             sleep(min(_PAUSES_S[min(attempt - 1, len(_PAUSES_S) - 1)], left))
 
 
-def ssh_connection(ctx: HostContext) -> None:
+def ssh_connection(ctx: TaskContext) -> None:
     """Connecting records the host key (accept-new) in the stage's known_hosts; facts cost one round trip."""
     attempts = wait_for_connection(lambda: ctx.session, wait_seconds(ctx.var(WAIT_VAR)))
     facts = ctx.facts

@@ -6,8 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import NoReturn
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.primitives.base import q
 from hive_nornir.sshd_safety import (
     DROPIN,
@@ -43,7 +43,7 @@ DEADMAN_SECONDS = 120  # the host restores itself this long after a reload unles
 RELOGIN_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
 
 
-def settings_for(ctx: HostContext) -> list[Setting]:
+def settings_for(ctx: TaskContext) -> list[Setting]:
     """The site's wishes for this host: users managed -> no root logins; hive_sshd_port -> Port."""
     try:
         port = sshd_port(ctx.var("hive_sshd_port"))
@@ -56,18 +56,18 @@ def settings_for(ctx: HostContext) -> list[Setting]:
     return wanted_settings(ctx.facts, bool(ctx.var("hive_users")), port, gateway_ports=proxy)
 
 
-def read_state(ctx: HostContext, settings: list[Setting]) -> HostState:
+def read_state(ctx: TaskContext, settings: list[Setting]) -> HostState:
     """One read-only exec: files, our connection as sshd sees it, and sshd -T for our own login."""
     return parse_probe(ctx.run(probe_script(settings, ctx.session.user)).stdout)
 
 
-def password_only(ctx: HostContext) -> bool:
+def password_only(ctx: TaskContext) -> bool:
     """Whether hive_nornir's login relies on a password (no key configured)."""
     params = ctx.session.params
     return params.password is not None and not params.key_files
 
 
-def sshd(ctx: HostContext) -> None:
+def sshd(ctx: TaskContext) -> None:
     """Refuse what would lock us out; otherwise write, validate, check sshd -T, reload, prove a fresh login."""
     settings = settings_for(ctx)
     state = read_state(ctx, settings)
@@ -89,7 +89,7 @@ def sshd(ctx: HostContext) -> None:
     renew(ctx.session)  # a proxy forward bound under the old GatewayPorts: listen again on a new connection
 
 
-def predict(ctx: HostContext, state: HostState, plan: HardeningPlan, settings: list[Setting], service: str) -> None:
+def predict(ctx: TaskContext, state: HostState, plan: HardeningPlan, settings: list[Setting], service: str) -> None:
     """Check mode: report the changes, or the failure a real run would hit (broken config, earlier override)."""
     if not state.t_ok:
         raise StepFailed(f"sshd -T fails with the current config, so a real run would roll back: {state.t_error}")
@@ -102,13 +102,13 @@ def predict(ctx: HostContext, state: HostState, plan: HardeningPlan, settings: l
     ctx.changed(f"service[{service}]", f"reload {service} (not restart); keep only if a fresh login works")
 
 
-def setters_text(ctx: HostContext, settings: list[Setting]) -> str:
+def setters_text(ctx: TaskContext, settings: list[Setting]) -> str:
     """`file:line:Keyword value` of every line that sets one of our keywords, on one line."""
     found = ctx.run(setters_command(settings), check=False).stdout.splitlines()
     return "; ".join(line.strip() for line in found if line.strip())
 
 
-def verify_in_place(ctx: HostContext, state: HostState, settings: list[Setting]) -> None:
+def verify_in_place(ctx: TaskContext, state: HostState, settings: list[Setting]) -> None:
     """Files already right: sshd must still use them (a later override or broken sibling is reported)."""
     if not state.t_ok:
         raise StepFailed(f"sshd -T fails with the current config: {state.t_error}")
@@ -119,7 +119,7 @@ def verify_in_place(ctx: HostContext, state: HostState, settings: list[Setting])
                          f"sshd uses the FIRST value; lines that set these keywords: {setters or '(none found)'}")
 
 
-def fresh_login(ctx: HostContext) -> float:
+def fresh_login(ctx: TaskContext) -> float:
     """A NEW connection must log in; sshd's re-exec window after a reload is waited out, nothing else."""
     start = time.monotonic()
     for delay in (*RELOGIN_DELAYS_S, None):
@@ -137,7 +137,7 @@ def fresh_login(ctx: HostContext) -> float:
 class Attempt:
     """One guarded change: every failure after the first write restores the old files (and reloads)."""
 
-    ctx: HostContext
+    ctx: TaskContext
     state: HostState
     plan: HardeningPlan
     settings: list[Setting]

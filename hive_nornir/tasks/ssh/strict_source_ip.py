@@ -20,15 +20,15 @@ from hive_nornir.tasks.net.firewall import (
     strict_ssh_rules,
 )
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Primitive
 
 MARKER = "# {mark} HIVE-BUILDER MANAGED BLOCK for SSH SOURCE IP STRICT"
 
 
-def ssh_sources(ctx: HostContext) -> list[str]:
+def ssh_sources(ctx: TaskContext) -> list[str]:
     """hive_ssh_source_ips as normalised networks (a list, or one comma separated string); [] when unset."""
     value = ctx.var("hive_ssh_source_ips") or []
     items = value.split(",") if isinstance(value, str) else list(value)
@@ -38,7 +38,7 @@ def ssh_sources(ctx: HostContext) -> list[str]:
         raise StepFailed(f"hive_ssh_source_ips: {exc}") from exc
 
 
-def ssh_port(ctx: HostContext) -> int:
+def ssh_port(ctx: TaskContext) -> int:
     """hive_sshd_port (hive-builder's hive_safe_sshd_port), 22 by default."""
     return int(ctx.var("hive_sshd_port") or 22)
 
@@ -62,7 +62,7 @@ def strict_primitives(facts: Facts, sources: Sequence[str], port: int | Sequence
     ]
 
 
-def strict_source_ip(ctx: HostContext) -> None:
+def strict_source_ip(ctx: TaskContext) -> None:
     """Runs where hive_ssh_source_ips is set; refuses when this session's address and port would not be covered."""
     sources = ssh_sources(ctx)
     if not sources:

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hive_nornir.engine.context import HostContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.payload import payload_text
 from hive_nornir.primitives.base import Plan, Primitive, q
@@ -413,7 +413,7 @@ def disk_specs(value: Any) -> list[dict[str, Any]]:
     return specs
 
 
-def ensure_pool(ctx: HostContext, spec: dict[str, Any]) -> None:
+def ensure_pool(ctx: TaskContext, spec: dict[str, Any]) -> None:
     """hive-builder's vg.yml: skipped when the VG exists; else pick the disk and build partition, VG, pool."""
     vg, pool = str(spec["vgname"]), str(spec["poolname"])
     devices = [str(d) for d in (spec.get("device_order") or DEVICE_ORDER)]
@@ -441,7 +441,7 @@ def has_mirrored_device(host_vars: Any) -> bool:
     return not (host_vars.get("hive_no_mirrored_device", None) or host_vars.get("hive_no_mirrored_devices", None))
 
 
-def drbd(ctx: HostContext) -> None:
+def drbd(ctx: TaskContext) -> None:
     """Userland first (it ships global_common.conf and drbdadm), then config, then the pool on the disk."""
     facts = ctx.facts
     ctx.ensure(package_primitives(facts, ctx.var("hive_drbd_download_url")))
