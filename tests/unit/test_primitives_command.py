@@ -6,12 +6,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from plan_cases import DEB, RH, Case, check_case, ids
 from probe_runner import run_probe
 
 from hive_nornir.facts import Facts, canned
 from hive_nornir.primitives.command import Command
 
-FAMILIES = [canned("debian"), canned("redhat")]
+FAMILIES = [DEB, RH]
 
 
 
@@ -23,11 +24,23 @@ def test_unguarded_command_always_runs(facts: Facts) -> None:
     assert plan.summary == "run: update-ca-certificates"
 
 
-def test_guards_from_canned_output() -> None:
-    cmd = Command("make install", creates="/usr/local/bin/tool")
-    assert not cmd.plan(canned(), "run=no\nwhy=/usr/local/bin/tool exists").changed
-    assert cmd.plan(canned(), "run=yes").commands == ["make install"]
-    assert "printed nothing" in cmd.plan(canned(), "").error
+MAKE = Command("make install", creates="/usr/local/bin/tool")
+SECRET = Command("mysql -psecret -e 'select 1'", secret=True)
+
+CASES = [
+    Case("guard-says-skip", MAKE, "run=no\nwhy=/usr/local/bin/tool exists"),
+    Case("guard-says-run", MAKE, "run=yes", commands=["make install"], summary="run: make install",
+         diff="$ make install\n"),
+    Case("a-guard-that-printed-nothing-is-an-error", MAKE, "",
+         error="guard check of command[make install] printed nothing"),
+    Case("a-secret-command-runs-but-is-hidden", SECRET, "run=yes", commands=["mysql -psecret -e 'select 1'"],
+         summary="run: (secret)", diff="$ (secret)\n"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_plan(case: Case) -> None:
+    check_case(case)
 
 
 @pytest.mark.parametrize("facts", FAMILIES)
@@ -67,11 +80,8 @@ def test_first_skipping_guard_stops_the_rest(tmp_path: Path) -> None:
     assert not witness.exists()
 
 
-def test_secret_command_is_hidden() -> None:
-    cmd = Command("mysql -psecret -e 'select 1'", secret=True)
-    plan = cmd.plan(canned(), "run=yes")
-    assert "secret" not in plan.summary.replace("(secret)", "") and "-psecret" not in cmd.ident
-    assert plan.commands == ["mysql -psecret -e 'select 1'"]
+def test_secret_command_is_hidden_from_its_ident() -> None:
+    assert "-psecret" not in SECRET.ident
 
 
 def test_empty_command_rejected() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from plan_cases import DEB, RH, Case, check_case, ids, on
 from probe_runner import run_probe
 
 from hive_nornir.facts import Facts, canned
@@ -14,7 +15,7 @@ from hive_nornir.primitives.service import (
     restart_handler,
 )
 
-FAMILIES = [canned("debian"), canned("redhat")]
+FAMILIES = [DEB, RH]
 
 
 
@@ -22,60 +23,45 @@ def show(load: str = "loaded", file_state: str = "enabled", active: str = "activ
     return f"LoadState={load}\nActiveState={active}\nUnitFileState={file_state}\n"
 
 
+CASES = [
+    *on(FAMILIES, Case("enable-and-start-when-disabled-and-inactive", Service("nginx", enabled=True, state="started"),
+                       show(file_state="disabled", active="inactive"),
+                       commands=["systemctl enable nginx.service", "systemctl start nginx.service"],
+                       summary="enable, start nginx.service",
+                       diff="enabled: disabled -> enabled\nactive: inactive -> active\n")),
+    *(case for file_state in ("enabled", "static", "alias", "indirect")
+      for case in on(FAMILIES, Case(f"no-change-when-{file_state}-and-running",
+                                    Service("sshd", enabled=True, state="started"), show(file_state=file_state)))),
+    *on(FAMILIES, Case("missing-unit-is-missing", Service("sysstat", enabled=True),
+                       show(load="not-found", file_state="", active="inactive"),
+                       missing="unit sysstat.service not found")),
+    Case("only-start-when-enabled-is-none", Service("nginx", state="started"),
+         show(file_state="disabled", active="failed"), commands=["systemctl start nginx.service"],
+         summary="start nginx.service", diff="active: failed -> active\n"),
+    Case("disable-and-stop", Service("cups", enabled=False, state="stopped"), show(), facts=RH,
+         commands=["systemctl disable cups.service", "systemctl stop cups.service"]),
+    Case("disabled-and-stopped-is-no-change", Service("cups", enabled=False, state="stopped"),
+         show(file_state="disabled", active="inactive"), facts=RH),
+    Case("a-static-unit-cannot-be-disabled-so-no-change", Service("x", enabled=False), show(file_state="static")),
+    Case("masked-unit-is-unmasked-before-enable", Service("nginx", enabled=True, state="started"),
+         show(load="masked", file_state="masked", active="inactive"),
+         commands=["systemctl unmask nginx.service", "systemctl enable nginx.service", "systemctl start nginx.service"],
+         summary="unmask, enable, start nginx.service"),
+    Case("no-systemd-is-missing", Service("nginx", state="started"), "",
+         missing="cannot query nginx.service: systemd is not running on this host"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_plan(case: Case) -> None:
+    check_case(case)
+
+
 @pytest.mark.parametrize("facts", FAMILIES)
 def test_probe_is_one_systemctl_show(facts: Facts) -> None:
     probe = Service("nginx", enabled=True, state="started").probe(facts)
     assert probe == "systemctl show -p LoadState -p UnitFileState -p ActiveState -- nginx.service"
     assert "docker.socket" in Service("docker.socket", state="started").probe(facts)
-
-
-@pytest.mark.parametrize("facts", FAMILIES)
-def test_enable_and_start_when_disabled_and_inactive(facts: Facts) -> None:
-    svc = Service("nginx", enabled=True, state="started")
-    plan = svc.plan(facts, show(file_state="disabled", active="inactive"))
-    assert plan.changed
-    assert plan.commands == ["systemctl enable nginx.service", "systemctl start nginx.service"]
-    assert plan.summary == "enable, start nginx.service"
-    assert "enabled: disabled -> enabled" in plan.diff and "active: inactive -> active" in plan.diff
-
-
-@pytest.mark.parametrize("facts", FAMILIES)
-@pytest.mark.parametrize("file_state", ["enabled", "static", "alias", "indirect"])
-def test_no_change_when_enabled_or_static_and_running(facts: Facts, file_state: str) -> None:
-    assert not Service("sshd", enabled=True, state="started").plan(facts, show(file_state=file_state)).changed
-
-
-@pytest.mark.parametrize("facts", FAMILIES)
-def test_missing_unit_is_reported_as_missing(facts: Facts) -> None:
-    out = show(load="not-found", file_state="", active="inactive")
-    plan = Service("sysstat", enabled=True).plan(facts, out)
-    assert plan.missing == "unit sysstat.service not found"
-    assert not plan.commands
-
-
-def test_only_start_when_enabled_is_none() -> None:
-    plan = Service("nginx", state="started").plan(canned(), show(file_state="disabled", active="failed"))
-    assert plan.commands == ["systemctl start nginx.service"]
-
-
-def test_disable_and_stop() -> None:
-    plan = Service("cups", enabled=False, state="stopped").plan(canned("redhat"), show())
-    assert plan.commands == ["systemctl disable cups.service", "systemctl stop cups.service"]
-    assert not Service("cups", enabled=False, state="stopped").plan(
-        canned("redhat"), show(file_state="disabled", active="inactive")).changed
-    # a static unit cannot be disabled: asking for it is not a change
-    assert not Service("x", enabled=False).plan(canned(), show(file_state="static")).changed
-
-
-def test_masked_unit_is_unmasked_before_enable() -> None:
-    plan = Service("nginx", enabled=True, state="started").plan(
-        canned(), show(load="masked", file_state="masked", active="inactive"))
-    assert plan.commands == ["systemctl unmask nginx.service", "systemctl enable nginx.service",
-                             "systemctl start nginx.service"]
-
-
-def test_no_systemd_is_missing() -> None:
-    assert "systemd" in Service("nginx", state="started").plan(canned(), "").missing
 
 
 def test_handlers_and_notify() -> None:

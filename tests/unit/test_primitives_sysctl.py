@@ -6,12 +6,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from plan_cases import DEB, RH, Case, check_case, ids, on
 from probe_runner import run_probe
 
 from hive_nornir.facts import Facts, canned
 from hive_nornir.primitives.sysctl import Sysctl
 
-FAMILIES = [canned("debian"), canned("redhat")]
+FAMILIES = [DEB, RH]
 
 
 
@@ -30,42 +31,45 @@ def test_probe_reads_proc_sys_and_persist_file(facts: Facts) -> None:
     assert "sysctl -w" not in probe
 
 
-@pytest.mark.parametrize("facts", FAMILIES)
-def test_plan_sets_and_persists(facts: Facts) -> None:
-    plan = Sysctl("net.core.somaxconn", 4096).plan(facts, "current=128")
-    assert plan.commands[0] == "sysctl -q -w net.core.somaxconn=4096"
-    assert len(plan.commands) == 2 and "/etc/sysctl.d/99-hive.conf" in plan.commands[1]
-    assert plan.diff.splitlines()[:2] == ["- net.core.somaxconn = 128", "+ net.core.somaxconn = 4096"]
-    assert plan.summary.startswith("sysctl net.core.somaxconn = 4096 (was 128)")
+def persist(line: str, path: str = "/etc/sysctl.d/99-hive.conf") -> str:
+    """The persist command for net.core.somaxconn: replace its line in place, else append it (after a newline)."""
+    key = "^[[:space:]]*-?net[./]core[./]somaxconn[[:space:]]*="
+    return (f"mkdir -p /etc/sysctl.d; if grep -Eq '{key}' {path} 2>/dev/null; "
+            f"then sed -i -E 's|{key}.*$|{line}|' {path}; "
+            f"else if [ -s {path} ] && [ -n \"$(tail -c1 {path})\" ]; then echo >> {path}; fi; "
+            f"printf '%s\\n' '{line}' >> {path}; fi")
 
 
-@pytest.mark.parametrize("facts", FAMILIES)
-def test_no_change_when_running_and_persisted(facts: Facts) -> None:
-    out = "current=4096\npersisted=vm.swappiness = 10\npersisted=net.core.somaxconn=4096"
-    assert not Sysctl("net.core.somaxconn", 4096).plan(facts, out).changed
+CASES = [
+    *on(FAMILIES, Case("sets-and-persists", Sysctl("net.core.somaxconn", 4096), "current=128",
+                       commands=["sysctl -q -w net.core.somaxconn=4096", persist("net.core.somaxconn = 4096")],
+                       summary="sysctl net.core.somaxconn = 4096 (was 128); persist in /etc/sysctl.d/99-hive.conf",
+                       diff="- net.core.somaxconn = 128\n+ net.core.somaxconn = 4096\n"
+                            "+ /etc/sysctl.d/99-hive.conf: net.core.somaxconn = 4096\n")),
+    *on(FAMILIES, Case("no-change-when-running-and-persisted", Sysctl("net.core.somaxconn", 4096),
+                       "current=4096\npersisted=vm.swappiness = 10\npersisted=net.core.somaxconn=4096")),
+    Case("only-persist-when-the-running-value-is-right", Sysctl("net.core.somaxconn", "4096"),
+         "current=4096\npersisted=net.core.somaxconn = 1024", commands=[persist("net.core.somaxconn = 4096")],
+         summary="sysctl persist in /etc/sysctl.d/99-hive.conf",
+         diff="+ /etc/sysctl.d/99-hive.conf: net.core.somaxconn = 4096\n"),
+    Case("whitespace-in-values-is-normalised", Sysctl("net.ipv4.ip_local_port_range", "32768 60999"),
+         "current=32768\t60999\npersisted=net.ipv4.ip_local_port_range = 32768   60999"),
+    Case("persist-none-only-sets-the-running-value", Sysctl("vm.swappiness", 10, persist_file=None), "current=60",
+         commands=["sysctl -q -w vm.swappiness=10"], summary="sysctl vm.swappiness = 10 (was 60)",
+         diff="- vm.swappiness = 60\n+ vm.swappiness = 10\n"),
+    Case("unknown-key-is-missing", Sysctl("net.netfilter.nf_conntrack_max", 262144), "current=MISSING",
+         missing="sysctl net.netfilter.nf_conntrack_max does not exist on this kernel "
+                 "(/proc/sys/net/netfilter/nf_conntrack_max)"),
+]
 
 
-def test_only_persist_when_running_value_is_right() -> None:
-    out = "current=4096\npersisted=net.core.somaxconn = 1024"
-    plan = Sysctl("net.core.somaxconn", "4096").plan(canned(), out)
-    assert len(plan.commands) == 1 and plan.commands[0].startswith("mkdir -p /etc/sysctl.d;")
-    assert plan.diff == "+ /etc/sysctl.d/99-hive.conf: net.core.somaxconn = 4096\n"
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_plan(case: Case) -> None:
+    check_case(case)
 
 
-def test_whitespace_in_values_is_normalised() -> None:
-    out = "current=32768\t60999\npersisted=net.ipv4.ip_local_port_range = 32768   60999"
-    assert not Sysctl("net.ipv4.ip_local_port_range", "32768 60999").plan(canned(), out).changed
-
-
-def test_persist_none_only_sets_running_value() -> None:
-    sysctl = Sysctl("vm.swappiness", 10, persist_file=None)
-    assert "persisted" not in sysctl.probe(canned())
-    assert sysctl.plan(canned(), "current=60").commands == ["sysctl -q -w vm.swappiness=10"]
-
-
-def test_unknown_key_is_missing() -> None:
-    plan = Sysctl("net.netfilter.nf_conntrack_max", 262144).plan(canned(), "current=MISSING")
-    assert "does not exist" in plan.missing and not plan.commands
+def test_persist_none_never_reads_a_file() -> None:
+    assert "persisted" not in Sysctl("vm.swappiness", 10, persist_file=None).probe(canned())
 
 
 @pytest.mark.parametrize("kwargs", [{"name": "net core", "value": 1}, {"name": "a;b", "value": 1},
