@@ -6,14 +6,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# The login shell (an ancestor of the probe) holds SSH_CONNECTION (`client cport server sport`); sudo drops it
-# from our own environment. Prints ssh_client= and ssh_port= (the firewall keeps that port open for us).
-CLIENT_PROBE = (
-    "p=$$; while [ \"${p:-1}\" -gt 1 ]; do "
-    "e=$(tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p'); "
-    "if [ -n \"$e\" ]; then echo \"ssh_client=${e%% *}\"; echo \"ssh_port=${e##* }\"; break; fi; "
-    "p=$(sed 's/^.*) //' /proc/$p/stat 2>/dev/null | cut -d' ' -f2); done"
-)
+from hive_nornir.primitives.probes import SESSION_PROBE, parse_kv, parse_session
+
+# The session-address probe lives with the other shared probes; the name stays for the callers that use it.
+CLIENT_PROBE = SESSION_PROBE
 
 # One POSIX sh script; every line it prints is `key=value`, lists are space separated.
 FACTS_SCRIPT = r"""
@@ -33,7 +29,7 @@ echo "openssh=$(sshd -V 2>&1 | sed -n 's/^OpenSSH_\([0-9.p]*\).*/\1/p' | head -n
 echo "cloud_init=$(test -d /etc/cloud && echo yes || echo no)"
 echo "selinux=$(getenforce 2>/dev/null || echo absent)"
 echo "uid=$(id -u)"
-""" + CLIENT_PROBE + "\n"
+""" + SESSION_PROBE + "\n"
 
 
 @dataclass(frozen=True)
@@ -91,11 +87,8 @@ def family_of(os_id: str, os_like: str) -> str:
 
 def parse_facts(output: str) -> Facts:
     """Turn FACTS_SCRIPT output into Facts; unknown keys are ignored so older hosts still parse."""
-    kv: dict[str, str] = {}
-    for line in output.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            kv[key.strip()] = value.strip()
+    kv = {key: value.strip() for key, value in parse_kv(output).items()}
+    client, port = parse_session(output)
     return Facts(
         os_id=kv.get("os_id", "unknown"),
         os_family=family_of(kv.get("os_id", ""), kv.get("os_like", "")),
@@ -111,14 +104,9 @@ def parse_facts(output: str) -> Facts:
         openssh=kv.get("openssh", ""),
         cloud_init=kv.get("cloud_init") == "yes",
         selinux=kv.get("selinux", "absent"),
-        ssh_client=kv.get("ssh_client", ""),
-        ssh_port=_port(kv.get("ssh_port", "")),
+        ssh_client=client,
+        ssh_port=port,
     )
-
-
-def _port(value: str) -> int | None:
-    """A TCP port number, or None for anything else."""
-    return int(value) if value.isdigit() and 0 < int(value) < 65536 else None
 
 
 def canned(family: str = "debian", **overrides: Any) -> Facts:

@@ -6,7 +6,8 @@ import time
 from typing import TYPE_CHECKING
 
 from hive_nornir.engine.errors import CommandFailed
-from hive_nornir.primitives.base import Plan, Upload, q
+from hive_nornir.primitives.base import Plan, Upload
+from hive_nornir.primitives.probes import argv, q
 
 if TYPE_CHECKING:
     from hive_nornir.transport.session import SSHSession
@@ -16,7 +17,7 @@ VALIDATION_FAILED = 97  # exit code the script uses when a candidate is rejected
 
 def install_script(upload: Upload, candidate: str, stamp: str) -> list[str]:
     """Shell lines that vet the candidate and swap it in; the live file is untouched unless it passes."""
-    cand, path = q(candidate), q(upload.path)
+    cand = q(candidate)
     lines = []
     if upload.validate:
         check = upload.validate.replace("%s", cand)
@@ -26,8 +27,9 @@ def install_script(upload: Upload, candidate: str, stamp: str) -> list[str]:
             f"exit {VALIDATION_FAILED}; fi"
         )
     if upload.backup:
-        lines.append(f"if [ -f {path} ]; then cp -p {path} {path}.{stamp}.hive~; fi")
-    lines.append(f"mv -f {cand} {path}")
+        lines.append(f"if {argv('test', '-f', upload.path)}; then "
+                     f"{argv('cp', '-p', upload.path, f'{upload.path}.{stamp}.hive~')}; fi")
+    lines.append(argv("mv", "-f", candidate, upload.path))
     return lines
 
 
@@ -45,7 +47,7 @@ def apply_plan(session: SSHSession, plan: Plan, timeout: float) -> None:
         _remove(session, candidates)
         raise
     if candidates:
-        script.insert(1, "trap " + q("rm -f " + " ".join(q(c) for c in candidates)) + " EXIT")
+        script.insert(1, argv("trap", argv("rm", "-f", *candidates), "EXIT"))
     script.extend(plan.commands)
     if len(script) == 1:
         return
@@ -57,4 +59,4 @@ def apply_plan(session: SSHSession, plan: Plan, timeout: float) -> None:
 def _remove(session: SSHSession, candidates: list[str]) -> None:
     """Best effort: never leave half-staged candidates behind after an error."""
     if candidates:
-        session.run("rm -f " + " ".join(q(c) for c in candidates), timeout=30)
+        session.run(argv("rm", "-f", *candidates), timeout=30)

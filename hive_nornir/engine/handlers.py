@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import json
+import shlex
 import threading
 from pathlib import Path
 
-from hive_nornir.primitives.base import q
+from hive_nornir.primitives.base import COMMAND_HANDLER
+from hive_nornir.primitives.probes import argv
 
 ACTIONS = ("reload", "restart", "reload-or-restart")
 
 
 def handler_command(name: str) -> str:
-    """`reload:ssh` -> `systemctl reload ssh`; `daemon-reload` -> `systemctl daemon-reload`."""
+    """`reload:ssh` -> `systemctl reload ssh`; `daemon-reload` -> `systemctl daemon-reload`; `run:ARGV` (from
+    `run_handler`) -> that command."""
     if name == "daemon-reload":
-        return "systemctl daemon-reload"
+        return argv("systemctl", "daemon-reload")
+    if name.startswith(COMMAND_HANDLER):
+        try:
+            words = shlex.split(name[len(COMMAND_HANDLER):])
+        except ValueError as e:
+            raise ValueError(f"command handler {name!r} is not an argument list: {e}") from e
+        if not words:
+            raise ValueError(f"command handler {name!r} has no command")
+        return argv(*words)
     action, sep, unit = name.partition(":")
     if not sep or action not in ACTIONS or not unit:
-        raise ValueError(f"unknown handler {name!r}: use one of {', '.join(a + ':UNIT' for a in ACTIONS)}")
-    return f"systemctl {action} {q(unit)}"
+        raise ValueError(f"unknown handler {name!r}: use one of {', '.join(a + ':UNIT' for a in ACTIONS)}, "
+                         f"daemon-reload or {COMMAND_HANDLER}COMMAND (run_handler)")
+    return argv("systemctl", action, unit)
 
 
 class HandlerJournal:

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-import shlex
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from hive_nornir.facts import Facts
+from hive_nornir.primitives.probes import argv, parse_kv, q
+
+__all__ = ["COMMAND_HANDLER", "Plan", "Primitive", "Upload", "argv", "parse_kv", "q", "run_handler"]
+
+COMMAND_HANDLER = "run:"  # a handler name `run:<argv joined with shlex>` runs that command as root
+
+
+def run_handler(args: Sequence[str]) -> str:
+    """Handler name for `with_notify`: run this command (an argument list) once per host when notified."""
+    if isinstance(args, str) or not args or not all(isinstance(a, str) and a for a in args):
+        raise ValueError(f"a command handler needs a non-empty argument list of non-empty strings, not {args!r}")
+    return COMMAND_HANDLER + argv(*args)
 
 
 @dataclass(frozen=True)
@@ -57,24 +69,15 @@ class Primitive(ABC):
         """Compare current state with the desired state; never touches the host."""
 
     def with_notify(self, *handlers: str) -> Primitive:
-        """Notify handlers (reload/restart) when this primitive changes the host."""
+        """Notify handlers (reload/restart/daemon-reload/run_handler) when this primitive changes the host."""
         self.notify = tuple(handlers)
+        return self
+
+    def on_change(self, args: Sequence[str]) -> Primitive:
+        """Run this command (an argument list, e.g. `["sysctl", "-p", path]`) once per host, with the other
+        handlers, when this primitive changed the host: no extra ensure, no extra round trip when nothing changed."""
+        self.notify = (*self.notify, run_handler(args))
         return self
 
     def __repr__(self) -> str:
         return f"<{self.ident}>"
-
-
-def q(value: str) -> str:
-    """Shell-quote one value; every probe and command goes through this, never string pasting."""
-    return shlex.quote(value)
-
-
-def parse_kv(text: str) -> dict[str, str]:
-    """Parse `key=value` lines that probes print into a dict (last one wins)."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            out[key.strip()] = value
-    return out

@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hive_nornir.facts import Facts
-from hive_nornir.primitives.base import Plan, Primitive, parse_kv, q
+from hive_nornir.primitives.base import Plan, Primitive
+from hive_nornir.primitives.probes import argv, parse_kv, q
 
 
 @dataclass(eq=False)
 class Command(Primitive):
-    """Run a shell command unless its guards say the work is done; without guards it always runs."""
+    """Run a shell command unless its guards say the work is done; without guards it always runs.
 
-    cmd: str
+    `args` is the command as an argument list (joined with shlex into `cmd`: nothing is pasted); `cmd` is shell
+    text, for pipelines and scripts whose variable parts were themselves built with `argv()`.
+    """
+
+    cmd: str = ""
     creates: str | None = None  # skip when this path exists
     removes: str | None = None  # skip when this path does not exist
     unless: str | None = None  # skip when this read-only check succeeds
     onlyif: str | None = None  # skip when this read-only check fails
     secret: bool = False  # the command line holds something not to show in reports
+    args: Sequence[str] = ()
     kind = "command"
 
     def __post_init__(self) -> None:
         """An empty command would be reported as changed while doing nothing."""
+        if self.args and self.cmd:
+            raise ValueError("Command takes `cmd` (shell text) or `args` (an argument list), not both")
+        if isinstance(self.args, str):
+            raise ValueError(f"Command args must be an argument list, not the string {self.args!r}")
+        if self.args:
+            self.cmd = argv(*self.args)
         if not self.cmd.strip():
             raise ValueError("Command needs a command")
 
@@ -42,9 +55,9 @@ class Command(Primitive):
             return "echo run=yes"
         checks: list[tuple[str, str]] = []  # (shell condition meaning "skip", reason)
         if self.creates is not None:
-            checks.append((f"[ -e {q(self.creates)} ]", f"{self.creates} exists"))
+            checks.append((argv("test", "-e", self.creates), f"{self.creates} exists"))
         if self.removes is not None:
-            checks.append((f"[ ! -e {q(self.removes)} ]", f"{self.removes} does not exist"))
+            checks.append((argv("test", "!", "-e", self.removes), f"{self.removes} does not exist"))
         if self.unless is not None:
             checks.append((f"( {self.unless}\n) >/dev/null 2>&1 </dev/null", "unless check succeeded"))
         if self.onlyif is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import difflib
 import hashlib
 from dataclasses import dataclass
@@ -13,7 +12,8 @@ from typing import Any
 import jinja2
 
 from hive_nornir.facts import Facts
-from hive_nornir.primitives.base import Plan, Primitive, Upload, parse_kv, q
+from hive_nornir.primitives.base import Plan, Primitive, Upload
+from hive_nornir.primitives.probes import argv, file_probe, parse_file
 
 MAX_DIFF_BYTES = 256 * 1024  # bigger files are compared by hash only; their content is not fetched
 
@@ -43,50 +43,43 @@ class File(Primitive):
         return self.content.encode() if isinstance(self.content, str) else self.content
 
     def probe(self, facts: Facts) -> str:
-        """Print mode/owner/hash; print the old content only when it differs and is small (for the diff)."""
-        want = hashlib.sha256(self.data).hexdigest()
-        p = q(self.path)
-        return (
-            f"if [ -f {p} ]; then "
-            f"echo exists=yes; stat -c 'stat=%a %U %G %s' {p}; "
-            f"h=$(sha256sum {p} | cut -c1-64); echo sha=$h; "
-            f"if [ \"$h\" != {want} ] && [ $(stat -c %s {p}) -le {MAX_DIFF_BYTES} ]; "
-            f"then printf 'old='; base64 -w0 {p}; echo; fi; "
-            f"elif [ -e {p} ]; then echo exists=notfile; "
-            f"else echo exists=no; "
-            f"if [ -d $(dirname {p}) ]; then echo parent=yes; else echo parent=no; fi; fi"
-        )
+        """Kind, stat and hash of the file (a symlink is followed: its target is what we manage); the old
+        content only when it differs and is small enough to diff."""
+        return file_probe(self.path, MAX_DIFF_BYTES, skip_sha=hashlib.sha256(self.data).hexdigest())
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
-        """Decide between nothing, a content upload, and a chmod/chown."""
-        kv = parse_kv(probe_output)
-        exists = kv.get("exists", "no")
-        if exists == "notfile":
+        """Decide between nothing, a content upload, and a chmod/chown; through a symlink both go to its target."""
+        state = parse_file(self.path, probe_output)
+        if state.exists == "notfile":
             return Plan(error=f"{self.path} exists and is not a regular file")
-        want_sha = hashlib.sha256(self.data).hexdigest()
-        upload = Upload(self.path, self.data, self.mode, self.owner, self.group, self.validate, self.backup)
-        if exists == "no":
-            if kv.get("parent") == "no":
+        if state.exists == "dangling":
+            return Plan(error=f"{self.path} is a symlink to {state.target}, which does not exist: "
+                              "create the target or remove the link")
+        upload = Upload(state.target, self.data, self.mode, self.owner, self.group, self.validate, self.backup)
+        if state.exists == "no":
+            if not state.parent:
                 return Plan(changed=True, summary=f"create {self.path}", uploads=[upload],
                             missing=f"directory of {self.path} does not exist")
             return Plan(changed=True, summary=f"create {self.path}", uploads=[upload],
                         diff=self._diff(b"", "/dev/null"))
-        mode, owner, group, _size = (kv.get("stat", "0 ? ? 0").split() + ["?"] * 4)[:4]
-        if kv.get("sha") != want_sha:
-            old = base64.b64decode(kv["old"]) if kv.get("old") else None
-            diff = self._diff(old, self.path) if old is not None else "(content differs; file too large to diff)"
-            return Plan(changed=True, summary=f"update {self.path}", uploads=[upload], diff=diff)
+        if state.exists != "yes" or state.stat is None:
+            return Plan(error=f"cannot inspect {self.path} (probe printed nothing useful)")
+        where = self.path if state.target == self.path else f"{self.path} -> {state.target}"
+        if state.sha != hashlib.sha256(self.data).hexdigest():
+            diff = (self._diff(state.content, self.path) if state.content is not None
+                    else "(content differs; file too large to diff)")
+            return Plan(changed=True, summary=f"update {where}", uploads=[upload], diff=diff)
         commands: list[str] = []
         notes: list[str] = []
-        if int(mode, 8) != int(self.mode, 8):
-            commands.append(f"chmod {self.mode} {q(self.path)}")
-            notes.append(f"mode {mode} -> {self.mode}")
-        if (owner, group) != (self.owner, self.group):
-            commands.append(f"chown {q(self.owner)}:{q(self.group)} {q(self.path)}")
-            notes.append(f"owner {owner}:{group} -> {self.owner}:{self.group}")
+        if not state.stat.mode_is(self.mode):
+            commands.append(argv("chmod", self.mode, state.target))
+            notes.append(f"mode {state.stat.mode} -> {self.mode}")
+        if (state.stat.user, state.stat.group) != (self.owner, self.group):
+            commands.append(argv("chown", f"{self.owner}:{self.group}", state.target))
+            notes.append(f"owner {state.stat.user}:{state.stat.group} -> {self.owner}:{self.group}")
         if not commands:
             return Plan()
-        return Plan(changed=True, summary=f"{self.path}: " + ", ".join(notes), commands=commands,
+        return Plan(changed=True, summary=f"{where}: " + ", ".join(notes), commands=commands,
                     diff="\n".join(notes))
 
     def _diff(self, old: bytes | None, old_name: str) -> str:

@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass
 
 from hive_nornir.facts import Facts
-from hive_nornir.primitives.base import Plan, Primitive, parse_kv, q
+from hive_nornir.primitives.base import Plan, Primitive
+from hive_nornir.primitives.probes import argv, parse_kv, parse_stat, q, stat_probe
 
 STATES = ("present", "absent")
 _MODE = re.compile(r"^0?[0-7]{3,4}$")
@@ -24,11 +25,6 @@ def _absolute(path: str) -> str:
     if not path.startswith("/"):
         raise ValueError(f"path must be absolute, not {path!r}")
     return posixpath.normpath(path) if path != "//" else "/"
-
-
-def _matches(want: str | None, name: str, number: str) -> bool:
-    """Owner/group given by name or by number; None means whatever is there."""
-    return want is None or want in (name, number)
 
 
 @dataclass(eq=False)
@@ -61,14 +57,13 @@ class Directory(Primitive):
         """Type first (a symlink to a directory counts as one), then mode and owner by name and number."""
         p = q(self.path)
         return (f"if [ -L {p} ]; then echo link=yes; fi; "
-                f"if [ -d {p} ]; then echo type=dir; stat -L -c 'stat=%a %U %G %u %g' {p}; "
+                f"if [ -d {p} ]; then echo type=dir; {stat_probe(self.path)}; "
                 f"elif [ -e {p} ]; then echo type=other; else echo type=none; fi")
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """install -d for a new one, chmod/chown for a wrong one, rm -rf only when absent was asked."""
         kv = parse_kv(probe_output)
         kind = kv.get("type", "")
-        p = q(self.path)
         if not kind:
             return Plan(error=f"cannot inspect {self.path} (probe printed nothing)")
         if self.state == "absent":
@@ -76,32 +71,33 @@ class Directory(Primitive):
                 return Plan()
             if kv.get("link") == "yes":
                 return Plan(changed=True, summary=f"remove symlink {self.path}",
-                            diff=f"- {self.path} (symlink)\n", commands=[f"rm -f -- {p}"])
+                            diff=f"- {self.path} (symlink)\n", commands=[argv("rm", "-f", "--", self.path)])
             if kind != "dir":
                 return Plan(error=f"{self.path} is not a directory; not removing it")
             return Plan(changed=True, summary=f"remove directory {self.path}", diff=f"- {self.path}/\n",
-                        commands=[f"rm -rf -- {p}"])
+                        commands=[argv("rm", "-rf", "--", self.path)])
         if kind == "other":
             return Plan(error=f"{self.path} exists and is not a directory")
         if kind == "none":
-            opts = "".join(f" {flag} {q(value)}" for flag, value in
-                           (("-m", self.mode), ("-o", self.owner), ("-g", self.group)) if value)
+            opts = [word for flag, value in (("-m", self.mode), ("-o", self.owner), ("-g", self.group)) if value
+                    for word in (flag, value)]
             details = ", ".join(f"{k} {v}" for k, v in (("mode", self.mode), ("owner", self.owner),
                                                           ("group", self.group)) if v)
             return Plan(changed=True, summary=f"create directory {self.path}",
                         diff=f"+ {self.path}/" + (f" ({details})" if details else "") + "\n",
-                        commands=[f"install -d{opts} {p}"])
-        mode, user, group, uid, gid = ([*kv.get("stat", "").split(), "?", "?", "?", "?", "?"])[:5]
+                        commands=[argv("install", "-d", *opts, self.path)])
+        stat = parse_stat(kv.get("stat"))
+        if stat is None:
+            return Plan(error=f"cannot stat {self.path} (probe printed nothing useful)")
         commands: list[str] = []
         notes: list[str] = []
-        if self.mode is not None and (not mode.isdigit() or int(mode, 8) != int(self.mode, 8)):
-            commands.append(f"chmod {self.mode} {p}")
-            notes.append(f"mode {mode} -> {self.mode}")
-        own_ok, grp_ok = _matches(self.owner, user, uid), _matches(self.group, group, gid)
-        if not (own_ok and grp_ok):
+        if self.mode is not None and not stat.mode_is(self.mode):
+            commands.append(argv("chmod", self.mode, self.path))
+            notes.append(f"mode {stat.mode} -> {self.mode}")
+        if not stat.owned_by(self.owner, self.group):
             spec = (self.owner or "") + (f":{self.group}" if self.group else "")
-            commands.append(f"chown {q(spec)} {p}")
-            notes.append(f"owner {user}:{group} -> {self.owner or user}:{self.group or group}")
+            commands.append(argv("chown", spec, self.path))
+            notes.append(f"owner {stat.user}:{stat.group} -> {self.owner or stat.user}:{self.group or stat.group}")
         if not commands:
             return Plan()
         return Plan(changed=True, summary=f"{self.path}: " + ", ".join(notes),
@@ -135,14 +131,13 @@ class Symlink(Primitive):
     def probe(self, facts: Facts) -> str:
         """The current link text (not resolved), or what else is at the path."""
         p, parent = q(self.path), q(posixpath.dirname(self.path))
-        return (f"if [ -L {p} ]; then printf 'link='; readlink {p}; "
+        return (f"if [ -L {p} ]; then printf 'link='; readlink -- {p}; "
                 f"elif [ -d {p} ]; then echo type=dir; elif [ -e {p} ]; then echo type=file; "
                 f"else echo type=none; if [ -d {parent} ]; then echo parent=yes; fi; fi")
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """ln -sfn when the link text differs; a directory in the way is never replaced."""
         kv = parse_kv(probe_output)
-        p = q(self.path)
         link = kv.get("link")
         kind = "link" if link is not None else kv.get("type", "")
         if not kind:
@@ -150,7 +145,7 @@ class Symlink(Primitive):
         if self.state == "absent":
             if kind == "link":
                 return Plan(changed=True, summary=f"remove symlink {self.path}",
-                            diff=f"- {self.path} -> {link}\n", commands=[f"rm -f -- {p}"])
+                            diff=f"- {self.path} -> {link}\n", commands=[argv("rm", "-f", "--", self.path)])
             if kind == "none":
                 return Plan()
             return Plan(error=f"{self.path} is not a symlink; not removing it")
@@ -160,7 +155,7 @@ class Symlink(Primitive):
             return Plan(error=f"{self.path} is a directory; cannot replace it with a symlink")
         if kind == "none" and kv.get("parent") != "yes":
             return Plan(missing=f"directory of {self.path} does not exist")
-        command = f"ln -sfn -- {q(self.target)} {p}"
+        command = argv("ln", "-sfn", "--", self.target, self.path)
         if kind == "link":
             return Plan(changed=True, summary=f"{self.path} -> {self.target} (was {link})",
                         diff=f"- {self.path} -> {link}\n+ {self.path} -> {self.target}\n", commands=[command])

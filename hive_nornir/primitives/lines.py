@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import difflib
-import posixpath
 import re
 from dataclasses import dataclass
 
 from hive_nornir.facts import Facts
-from hive_nornir.primitives.base import Plan, Primitive, Upload, parse_kv, q
+from hive_nornir.primitives.base import Plan, Primitive, Upload
+from hive_nornir.primitives.probes import file_probe, parse_file
 
 MAX_EDIT_BYTES = 1024 * 1024  # bigger files are not edited line by line: fetching them would cost too much
 STATES = ("present", "absent")
@@ -21,15 +20,9 @@ class EditError(ValueError):
 
 
 def content_probe(path: str) -> str:
-    """stat + base64 of a regular file (symlinks followed, target reported), or why there is none."""
-    p = q(path)
-    return (
-        f"if [ -f {p} ]; then set -f; set -- $(stat -L -c '%a %U %G %s' {p}); echo \"stat=$1 $2 $3 $4\"; "
-        f"if [ -L {p} ]; then echo \"realpath=$(readlink -f {p})\"; fi; "
-        f"if [ \"$4\" -le {MAX_EDIT_BYTES} ]; then printf 'content='; base64 -w0 < {p}; echo; fi; "
-        f"elif [ -e {p} ]; then echo exists=notfile; "
-        f"else echo exists=no; if [ -d {q(posixpath.dirname(path) or '/')} ]; then echo parent=yes; fi; fi"
-    )
+    """The shared file probe with the edit limit: stat and base64 of a regular file (symlinks followed, the
+    target reported), or why there is none."""
+    return file_probe(path, MAX_EDIT_BYTES)
 
 
 def text_diff(path: str, old: str | None, new: str) -> str:
@@ -51,6 +44,7 @@ class _TextEdit(Primitive):
     owner: str
     group: str
     create: bool
+    backup: bool = True  # subclasses that do not declare it keep making backups
 
     def _check(self, state: str) -> None:
         """Absolute path, known state, octal mode: mistakes fail at construction."""
@@ -74,24 +68,26 @@ class _TextEdit(Primitive):
         return content_probe(self.path)
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
-        """Edit the text; upload the whole new file keeping the current mode and owner."""
-        kv = parse_kv(probe_output)
-        if kv.get("exists") == "notfile":
+        """Edit the text; upload the whole new file keeping the current mode and owner (through a symlink: to
+        its target)."""
+        state = parse_file(self.path, probe_output)
+        if state.exists == "notfile":
             return Plan(error=f"{self.path} exists and is not a regular file")
+        if state.exists == "dangling":
+            return Plan(error=f"{self.path} is a symlink to {state.target}, which does not exist: "
+                              "create the target or remove the link")
         current: str | None = None
-        mode, owner, group, target = self.mode, self.owner, self.group, self.path
-        if "stat" in kv:
-            fields = kv["stat"].split()
-            if len(fields) == 4:
-                mode, owner, group = fields[0].zfill(4), fields[1], fields[2]
-                if int(fields[3]) > MAX_EDIT_BYTES:
-                    return Plan(error=f"{self.path} is {fields[3]} bytes: line/block edits are limited to "
-                                        f"{MAX_EDIT_BYTES} bytes; manage it as a whole File instead")
-            if "content" not in kv:
+        mode, owner, group = self.mode, self.owner, self.group
+        if state.is_file:
+            if state.stat is not None:
+                mode, owner, group = state.stat.mode4, state.stat.user, state.stat.group
+                if state.stat.size > MAX_EDIT_BYTES:
+                    return Plan(error=f"{self.path} is {state.stat.size} bytes: line/block edits are limited "
+                                      f"to {MAX_EDIT_BYTES} bytes; manage it as a whole File instead")
+            if state.content is None:
                 return Plan(error=f"cannot read {self.path} (probe printed no content)")
-            current = base64.b64decode(kv["content"]).decode("utf-8", "surrogateescape")
-            target = kv.get("realpath") or self.path
-        elif kv.get("exists") != "no":
+            current = state.content.decode("utf-8", "surrogateescape")
+        elif state.exists != "no":
             return Plan(error=f"cannot stat {self.path} (probe printed nothing useful)")
         try:
             new = self.edit(current)
@@ -102,9 +98,10 @@ class _TextEdit(Primitive):
         if current is None:
             if not self.create:
                 return Plan(missing=f"{self.path} does not exist (create=False)")
-            if kv.get("parent") != "yes":
+            if not state.parent:
                 return Plan(missing=f"directory of {self.path} does not exist")
-        upload = Upload(target, new.encode("utf-8", "surrogateescape"), mode, owner, group)
+        upload = Upload(state.target, new.encode("utf-8", "surrogateescape"), mode, owner, group,
+                        backup=self.backup)
         diff = text_diff(self.path, current, new)
         if self.secret:
             diff = f"(content of {self.path} hidden: secret)"
@@ -142,6 +139,7 @@ class LineInFile(_TextEdit):
     owner: str = "root"
     group: str = "root"
     secret: bool = False
+    backup: bool = True  # keep `<path>.<stamp>.hive~` of the file as it was before each change
     kind = "line"
 
     def __post_init__(self) -> None:
@@ -203,6 +201,7 @@ class BlockInFile(_TextEdit):
     group: str = "root"
     secret: bool = False
     insertbefore: str | None = None  # "BOF": a new block goes at the top (like blockinfile); else at the end
+    backup: bool = True  # keep `<path>.<stamp>.hive~` of the file as it was before each change
     kind = "block"
 
     def __post_init__(self) -> None:

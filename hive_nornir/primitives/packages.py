@@ -7,14 +7,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hive_nornir.facts import Facts
-from hive_nornir.primitives.base import Plan, Primitive, q
+from hive_nornir.primitives.base import Plan, Primitive
+from hive_nornir.primitives.probes import argv
 
 STATES = ("present", "absent", "latest")
 APT_LISTS = "/var/lib/apt/lists"
 APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"  # the stamp Ubuntu's apt hook and Ansible use
-APT_ENV = "DEBIAN_FRONTEND=noninteractive"
+APT_ENV = "DEBIAN_FRONTEND=noninteractive"  # a leading assignment word: the shell puts it in apt's environment
 # A config file the operator (or an earlier step) wrote before the package arrived is kept, never a prompt.
-APT_KEEP_CONFIG = "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
+APT_KEEP_CONFIG = ("-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold")
 POLICY = "--candidates--"  # what follows it is apt-cache policy / dnf list output, unprefixed
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+._:~@-]*$")
 
@@ -54,21 +55,21 @@ class Packages(Primitive):
 
     def probe(self, facts: Facts) -> str:
         """One database query (dpkg-query or rpm); apt cache age and candidates only when they matter."""
-        names = " ".join(q(n) for n in self.names)
         if facts.pkg_manager == "apt":
-            lines = [f"dpkg-query -W -f 'pkg=${{Package}} ${{Status}}\\n' {names} 2>/dev/null"]
+            lines = [argv("dpkg-query", "-W", "-f", "pkg=${Package} ${Status}\\n", *self.names) + " 2>/dev/null"]
             if self.state != "absent" and self.update_cache:
                 lines.append(f"set -- {APT_LISTS}/*_Packages*; [ -e \"$1\" ] && echo lists=yes")
                 minutes = int(self.cache_valid_minutes)
                 recent = f"find {APT_LISTS} {APT_STAMP} -maxdepth 0 -mmin -{minutes} 2>/dev/null"
                 lines.append(f"[ -n \"$({recent})\" ] && echo fresh=yes")
             if self.state == "latest":
-                lines.append(f"echo {POLICY}; LC_ALL=C apt-cache policy {names} 2>/dev/null")
+                lines.append(f"echo {POLICY}; {argv('LC_ALL=C', 'apt-cache', 'policy', *self.names)} 2>/dev/null")
             return "\n".join(lines)
         if facts.pkg_manager in ("dnf", "yum"):
-            lines = [f"rpm -q --qf 'pkg=%{{NAME}} installed\\n' {names} 2>/dev/null"]
+            lines = [argv("rpm", "-q", "--qf", "pkg=%{NAME} installed\\n", *self.names) + " 2>/dev/null"]
             if self.state == "latest":
-                lines.append(f"echo {POLICY}; {facts.pkg_manager} -q -C list --upgrades {names} 2>/dev/null")
+                lines.append(f"echo {POLICY}; "
+                             f"{argv(facts.pkg_manager, '-q', '-C', 'list', '--upgrades', *self.names)} 2>/dev/null")
             return "\n".join(lines)
         return "echo unsupported=yes"
 
@@ -83,9 +84,9 @@ class Packages(Primitive):
             if not todo:
                 return Plan()
             if facts.pkg_manager == "apt":
-                cmd = f"{APT_ENV} apt-get remove -y -q " + " ".join(q(n) for n in todo)
+                cmd = argv(APT_ENV, "apt-get", "remove", "-y", "-q", *todo)
             else:
-                cmd = f"{facts.pkg_manager} remove -y " + " ".join(q(n) for n in todo)
+                cmd = argv(facts.pkg_manager, "remove", "-y", *todo)
             return Plan(changed=True, summary="remove " + ", ".join(todo),
                         diff="".join(f"- {n}\n" for n in todo), commands=[cmd])
         missing = [n for n in self.names if _base(n) not in installed]
@@ -96,12 +97,13 @@ class Packages(Primitive):
         commands: list[str] = []
         if facts.pkg_manager == "apt":
             if self.update_cache and not self._apt_cache_fresh(probe_output):
-                commands.append(f"apt-get update -q && mkdir -p {q(APT_STAMP.rsplit('/', 1)[0])} "
-                                f"&& touch {q(APT_STAMP)}")
-            commands.append(f"{APT_ENV} apt-get install -y -q --no-install-recommends {APT_KEEP_CONFIG} "
-                            + " ".join(q(n) for n in todo))
+                commands.append(" && ".join((argv("apt-get", "update", "-q"),
+                                             argv("mkdir", "-p", APT_STAMP.rsplit("/", 1)[0]),
+                                             argv("touch", APT_STAMP))))
+            commands.append(argv(APT_ENV, "apt-get", "install", "-y", "-q", "--no-install-recommends",
+                                 *APT_KEEP_CONFIG, *todo))
         else:
-            commands.append(f"{facts.pkg_manager} install -y " + " ".join(q(n) for n in todo))
+            commands.append(argv(facts.pkg_manager, "install", "-y", *todo))
         parts = []
         if missing:
             parts.append("install " + ", ".join(missing))

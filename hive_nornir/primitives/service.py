@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hive_nornir.facts import Facts
-from hive_nornir.primitives.base import Plan, Primitive, parse_kv, q
+from hive_nornir.primitives.base import Plan, Primitive
+from hive_nornir.primitives.probes import argv, parse_kv
 
 STATES = ("started", "stopped")
 ENABLED_OK = {"enabled", "static", "alias", "indirect", "generated", "transient"}  # `is-enabled` exit 0
@@ -20,12 +21,12 @@ def unit_name(name: str) -> str:
 
 def reload_command(name: str) -> str:
     """What a reload handler runs for this unit."""
-    return f"systemctl reload {q(unit_name(name))}"
+    return argv("systemctl", "reload", unit_name(name))
 
 
 def restart_command(name: str) -> str:
     """What a restart handler runs for this unit."""
-    return f"systemctl restart {q(unit_name(name))}"
+    return argv("systemctl", "restart", unit_name(name))
 
 
 def reload_handler(name: str) -> str:
@@ -66,7 +67,8 @@ class Service(Primitive):
 
     def probe(self, facts: Facts) -> str:
         """One process: LoadState says whether the unit exists, the others what it does now."""
-        return f"systemctl show -p LoadState -p UnitFileState -p ActiveState -- {q(self.unit)}"
+        return argv("systemctl", "show", "-p", "LoadState", "-p", "UnitFileState", "-p", "ActiveState", "--",
+                    self.unit)
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """Unmask, enable/disable, start/stop: only the actions whose state differs."""
@@ -78,28 +80,28 @@ class Service(Primitive):
             return Plan(missing=f"unit {self.unit} not found")
         file_state = kv.get("UnitFileState", "") or "unknown"
         active = kv.get("ActiveState", "") or "unknown"
-        unit = q(self.unit)
+        unit = self.unit
         commands: list[str] = []
         actions: list[str] = []
         diff: list[str] = []
         masked = load == "masked" or file_state.startswith("masked")
         if masked and (self.enabled or self.state == "started"):
-            commands.append(f"systemctl unmask {unit}")
+            commands.append(argv("systemctl", "unmask", unit))
             actions.append("unmask")
         if self.enabled is True and (masked or file_state not in ENABLED_OK):
-            commands.append(f"systemctl enable {unit}")
+            commands.append(argv("systemctl", "enable", unit))
             actions.append("enable")
             diff.append(f"enabled: {file_state} -> enabled")
         elif self.enabled is False and file_state in NOT_ENABLED:
-            commands.append(f"systemctl disable {unit}")
+            commands.append(argv("systemctl", "disable", unit))
             actions.append("disable")
             diff.append(f"enabled: {file_state} -> disabled")
         if self.state == "started" and active not in RUNNING:
-            commands.append(f"systemctl start {unit}")
+            commands.append(argv("systemctl", "start", unit))
             actions.append("start")
             diff.append(f"active: {active} -> active")
         elif self.state == "stopped" and active in RUNNING:
-            commands.append(f"systemctl stop {unit}")
+            commands.append(argv("systemctl", "stop", unit))
             actions.append("stop")
             diff.append(f"active: {active} -> inactive")
         if not commands:

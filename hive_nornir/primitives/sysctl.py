@@ -7,9 +7,11 @@ import re
 from dataclasses import dataclass
 
 from hive_nornir.facts import Facts
-from hive_nornir.primitives.base import Plan, Primitive, parse_kv, q
+from hive_nornir.primitives.base import Plan, Primitive
+from hive_nornir.primitives.probes import argv, kv_lines, parse_kv, q
 
 PERSIST_FILE = "/etc/sysctl.d/99-hive.conf"
+PRINT_LINE = "%s\\n"  # printf's format for one line: the value is an argument, never part of the format
 _KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@/-]*$")
 
 
@@ -67,9 +69,9 @@ class Sysctl(Primitive):
     def probe(self, facts: Facts) -> str:
         """One `cat` of the /proc/sys file (the shell's byte-wise `read` sees only its first byte there),
         then the persist file's lines via builtins."""
-        path = q(proc_path(self.name))
-        lines = [f"set -f; if [ -e {path} ]; then v=$(cat {path}); echo current=$v; "  # unquoted: one line
-                 "else echo current=MISSING; fi"]
+        path = proc_path(self.name)
+        lines = [f"set -f; if {argv('test', '-e', path)}; then v=$({argv('cat', path)}); "
+                 "echo current=$v; else echo current=MISSING; fi"]  # $v unquoted: one line
         if self.persist_file:
             f = q(self.persist_file)
             lines.append(f"if [ -f {f} ]; then while IFS= read -r l || [ -n \"$l\" ]; do "
@@ -87,7 +89,7 @@ class Sysctl(Primitive):
         notes: list[str] = []
         diff: list[str] = []
         if current != self.want:
-            commands.append(f"sysctl -q -w {q(f'{self.name}={self.want}')}")
+            commands.append(argv("sysctl", "-q", "-w", f"{self.name}={self.want}"))
             notes.append(f"{self.name} = {self.want} (was {current})")
             diff += [f"- {self.name} = {current}", f"+ {self.line}"]
         if self.persist_file and not self._persisted(probe_output):
@@ -102,10 +104,10 @@ class Sysctl(Primitive):
     def _persisted(self, output: str) -> bool:
         """Every line that sets this key (sysctl.d's last one wins) already carries the wanted value."""
         found = []
-        for line in output.splitlines():
-            if not line.startswith("persisted="):
+        for name, persisted in kv_lines(output):
+            if name != "persisted":
                 continue
-            key, _, value = line[len("persisted="):].partition("=")
+            key, _, value = persisted.partition("=")
             key = key.strip().lstrip("-").strip()
             if key.replace("/", ".") == self.name.replace("/", "."):
                 found.append(normalize(value))
@@ -114,11 +116,10 @@ class Sysctl(Primitive):
     def _persist_command(self) -> str:
         """Replace this key's lines in place, or append one; other keys in the shared file are untouched."""
         path = self.persist_file or PERSIST_FILE
-        f, folder = q(path), q(posixpath.dirname(path))
         key = _key_regex(self.name)
-        match = q(f"^[[:space:]]*-?{key}[[:space:]]*=")
-        replace = q(f"s|^[[:space:]]*-?{key}[[:space:]]*=.*$|{_sed_replacement(self.line)}|")
-        return (f"mkdir -p {folder}; if grep -Eq {match} {f} 2>/dev/null; "
-                f"then sed -i -E {replace} {f}; "
-                f"else if [ -s {f} ] && [ -n \"$(tail -c1 {f})\" ]; then echo >> {f}; fi; "
-                f"printf '%s\\n' {q(self.line)} >> {f}; fi")
+        match = f"^[[:space:]]*-?{key}[[:space:]]*="
+        replace = f"s|^[[:space:]]*-?{key}[[:space:]]*=.*$|{_sed_replacement(self.line)}|"
+        return (f"{argv('mkdir', '-p', posixpath.dirname(path))}; if {argv('grep', '-Eq', match, path)} "
+                f"2>/dev/null; then {argv('sed', '-i', '-E', replace, path)}; "
+                f"else if {argv('test', '-s', path)} && [ -n \"$({argv('tail', '-c1', path)})\" ]; "
+                f"then echo >> {q(path)}; fi; {argv('printf', PRINT_LINE, self.line)} >> {q(path)}; fi")

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hive_nornir.facts import Facts
-from hive_nornir.primitives.base import Plan, Primitive, Upload, parse_kv, q
+from hive_nornir.primitives.base import Plan, Primitive, Upload
+from hive_nornir.primitives.probes import argv, parse_kv, parse_stat, q, stat_command
 
 STATES = ("present", "absent")
 GROUPS_MARK = "--groups--"  # raw `getent group` lines follow it
@@ -62,28 +63,27 @@ class Group(Primitive):
 
     def probe(self, facts: Facts) -> str:
         """The group database entry, empty when there is none."""
-        return f"echo \"group=$(getent group {q(self.name)})\""
+        return f"echo \"group=$({argv('getent', 'group', self.name)})\""
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """groupadd, groupmod -g or groupdel, only when the entry differs."""
         entry = parse_kv(probe_output).get("group", "")
         fields = entry.split(":")
         exists = len(fields) >= 3 and fields[0] == self.name
-        name = q(self.name)
         if self.state == "absent":
             if not exists:
                 return Plan()
             return Plan(changed=True, summary=f"remove group {self.name}", diff=f"- group {self.name}\n",
-                        commands=[f"groupdel {name}"])
+                        commands=[argv("groupdel", self.name)])
         if not exists:
-            opts = (" -r" if self.system else "") + (f" -g {int(self.gid)}" if self.gid is not None else "")
+            opts = (["-r"] if self.system else []) + (["-g", str(int(self.gid))] if self.gid is not None else [])
             gid = f" (gid {self.gid})" if self.gid is not None else ""
             return Plan(changed=True, summary=f"create group {self.name}{gid}",
-                        diff=f"+ group {self.name}{gid}\n", commands=[f"groupadd{opts} {name}"])
+                        diff=f"+ group {self.name}{gid}\n", commands=[argv("groupadd", *opts, self.name)])
         if self.gid is not None and fields[2] != str(self.gid):
             return Plan(changed=True, summary=f"group {self.name}: gid {fields[2]} -> {self.gid}",
                         diff=f"- gid {fields[2]}\n+ gid {self.gid}\n",
-                        commands=[f"groupmod -g {int(self.gid)} {name}"])
+                        commands=[argv("groupmod", "-g", int(self.gid), self.name)])
         return Plan()
 
 
@@ -119,14 +119,12 @@ class User(Primitive):
 
     def probe(self, facts: Facts) -> str:
         """passwd entry, current group names, and the entries of the groups we want (one getent)."""
-        name = q(self.name)
-        lines = [f"echo \"passwd=$(getent passwd {name})\""]
+        lines = [f"echo \"passwd=$({argv('getent', 'passwd', self.name)})\""]
         if self.state == "present":
-            lines.append(f"echo \"ids=$(id -Gn {name} 2>/dev/null)\"")
+            lines.append(f"echo \"ids=$({argv('id', '-Gn', self.name)} 2>/dev/null)\"")
             wanted = [g for g in (self.group, *self.groups) if g]
             if wanted:
-                names = " ".join(q(g) for g in dict.fromkeys(wanted))
-                lines.append(f"echo {GROUPS_MARK}; getent group {names}")
+                lines.append(f"echo {GROUPS_MARK}; {argv('getent', 'group', *dict.fromkeys(wanted))}")
         return "\n".join(lines)
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
@@ -134,12 +132,11 @@ class User(Primitive):
         kv = parse_kv(probe_output.partition(GROUPS_MARK)[0])
         fields = kv.get("passwd", "").split(":")
         exists = len(fields) >= 7 and fields[0] == self.name
-        name = q(self.name)
         if self.state == "absent":
             if not exists:
                 return Plan()
             return Plan(changed=True, summary=f"remove user {self.name}", diff=f"- user {self.name}\n",
-                        commands=[f"userdel{' -r' if self.remove_home else ''} {name}"])
+                        commands=[argv("userdel", *(["-r"] if self.remove_home else []), self.name)])
         known = _group_entries(probe_output)
         create_own_group = not exists and self.group == self.name and self.name not in known
         absent = [g for g in dict.fromkeys(g for g in (self.group, *self.groups) if g)
@@ -156,23 +153,23 @@ class User(Primitive):
         if self.system:
             opts.append("-r")
         if self.uid is not None:
-            opts.append(f"-u {int(self.uid)}")
+            opts += ["-u", str(int(self.uid))]
         if own_group:
             opts.append("-U")
         elif self.group:
-            opts.append(f"-g {q(self.group)}")
+            opts += ["-g", self.group]
         if self.groups:
-            opts.append(f"-G {q(','.join(self.groups))}")
+            opts += ["-G", ",".join(self.groups)]
         if self.shell:
-            opts.append(f"-s {q(self.shell)}")
+            opts += ["-s", self.shell]
         if self.home:
-            opts.append(f"-d {q(self.home)}")
+            opts += ["-d", self.home]
         details = [f"{k} {v}" for k, v in (("uid", self.uid), ("group", self.group),
                                            ("groups", ",".join(self.groups)), ("shell", self.shell),
                                            ("home", self.home)) if v not in (None, "")]
         return Plan(changed=True, summary=f"create user {self.name}",
                     diff=f"+ user {self.name}" + (f" ({', '.join(details)})" if details else "") + "\n",
-                    commands=[f"useradd {' '.join(opts)} {q(self.name)}"])
+                    commands=[argv("useradd", *opts, self.name)])
 
     def _update(self, fields: list[str], ids: list[str], known: dict[str, str]) -> Plan:
         """Compare each attribute; additive supplementary groups unless exclusive_groups."""
@@ -180,34 +177,34 @@ class User(Primitive):
         opts: list[str] = []
         diff: list[str] = []
         if self.uid is not None and uid != str(self.uid):
-            opts.append(f"-u {int(self.uid)}")
+            opts += ["-u", str(int(self.uid))]
             diff.append(f"uid {uid} -> {self.uid}")
         if self.group and known.get(self.group) != gid:
-            opts.append(f"-g {q(self.group)}")
+            opts += ["-g", self.group]
             diff.append(f"group {ids[0] if ids else gid} -> {self.group}")
         primary = self.group or (ids[0] if ids else "")
         current = [g for g in ids[1:] if g != primary]
         if self.exclusive_groups:
             want = [g for g in self.groups if g != primary]
             if set(current) != set(want):
-                opts.append(f"-G {q(','.join(want))}")
+                opts += ["-G", ",".join(want)]
                 diff.append(f"groups {','.join(current) or '(none)'} -> {','.join(want) or '(none)'}")
         else:
             add = [g for g in self.groups if g not in current and g != primary]
             if add:
-                opts.append(f"-a -G {q(','.join(add))}")
+                opts += ["-a", "-G", ",".join(add)]
                 diff.append("groups +" + ",+".join(add))
         if self.shell and shell != self.shell:
-            opts.append(f"-s {q(self.shell)}")
+            opts += ["-s", self.shell]
             diff.append(f"shell {shell} -> {self.shell}")
         if self.home and home != self.home:
-            opts.append(f"-d {q(self.home)}")
+            opts += ["-d", self.home]
             diff.append(f"home {home} -> {self.home} (contents not moved)")
         if not opts:
             return Plan()
         return Plan(changed=True, summary=f"user {self.name}: " + ", ".join(diff),
                     diff="".join(f"~ {d}\n" for d in diff),
-                    commands=[f"usermod {' '.join(opts)} {q(self.name)}"])
+                    commands=[argv("usermod", *opts, self.name)])
 
 
 AUTH_PROBE = r"""set -f
@@ -216,8 +213,8 @@ if [ -z "$pw" ]; then echo user=no; else
 IFS=:; set -- $pw; unset IFS; h=$6
 echo "home=$h"; echo "group=$(id -gn {user})"
 if [ -d "$h" ]; then echo homedir=yes; fi
-if [ -d "$h/.ssh" ]; then stat -c 'sshdir=%a %U %G' "$h/.ssh"; fi
-if [ -f "$h/.ssh/authorized_keys" ]; then stat -c 'keys=%a %U %G' "$h/.ssh/authorized_keys"
+if [ -d "$h/.ssh" ]; then {stat_sshdir}; fi
+if [ -f "$h/.ssh/authorized_keys" ]; then {stat_keys}
 printf 'content='; base64 -w0 < "$h/.ssh/authorized_keys"; echo; fi
 fi"""
 
@@ -253,7 +250,9 @@ class AuthorizedKeys(Primitive):
 
     def probe(self, facts: Facts) -> str:
         """Home from passwd (it need not be /home/USER), then ~/.ssh and the current keys file."""
-        return AUTH_PROBE.replace("{user}", q(self.user))
+        return (AUTH_PROBE.replace("{user}", q(self.user))
+                .replace("{stat_sshdir}", stat_command("sshdir", '"$h/.ssh"'))
+                .replace("{stat_keys}", stat_command("keys", '"$h/.ssh/authorized_keys"')))
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """Upload the whole file when the keys differ; fix ~/.ssh and file modes/owners with chmod/chown."""
@@ -276,7 +275,7 @@ class AuthorizedKeys(Primitive):
                                   f"hive_nornir logs in with ({dropped[0].strip()[:60]}...); list it in the "
                                   f"user's keys or drop `exclusive`")
         desired = "".join(line + "\n" for line in new_lines)
-        owner = f"{q(self.user)}:{q(group)}"
+        owner = f"{self.user}:{group}"
         commands: list[str] = []
         uploads: list[Upload] = []
         notes: list[str] = []
@@ -284,8 +283,8 @@ class AuthorizedKeys(Primitive):
             # uploads land before commands run, so stage next to ~/.ssh and move it in after mkdir
             staged = f"{home}/.hive-authorized_keys"
             uploads.append(Upload(staged, desired.encode(), "0600", self.user, group, backup=False))
-            commands += [f"install -d -m 700 -o {q(self.user)} -g {q(group)} {q(sshdir)}",
-                         f"mv -f {q(staged)} {q(path)}"]
+            commands += [argv("install", "-d", "-m", "700", "-o", self.user, "-g", group, sshdir),
+                         argv("mv", "-f", staged, path)]
             notes.append(f"create {sshdir}")
         else:
             commands += self._fix(sshdir, kv["sshdir"], "700", owner, self.user, group, notes)
@@ -306,14 +305,15 @@ class AuthorizedKeys(Primitive):
     @staticmethod
     def _fix(path: str, stat: str, mode: str, owner: str, user: str, group: str,
              notes: list[str]) -> list[str]:
-        """chmod/chown when `stat` (`%a %U %G`) differs from what sshd's StrictModes wants."""
-        have_mode, have_user, have_group = [*stat.split(), "?", "?", "?"][:3]
+        """chmod/chown when the shared stat probe's value differs from what sshd's StrictModes wants."""
+        have = parse_stat(stat)
+        have_mode, have_user, have_group = (have.mode, have.user, have.group) if have else ("?", "?", "?")
         out = []
         if have_mode != mode:
-            out.append(f"chmod {mode} {q(path)}")
+            out.append(argv("chmod", mode, path))
             notes.append(f"{path} mode {have_mode} -> {mode}")
         if (have_user, have_group) != (user, group):
-            out.append(f"chown {owner} {q(path)}")
+            out.append(argv("chown", owner, path))
             notes.append(f"{path} owner {have_user}:{have_group} -> {user}:{group}")
         return out
 

@@ -168,7 +168,7 @@ def fake_probe(primitive: Primitive, files: dict[str, str], guard: Guard, instal
         return "".join(f"pkg={name} installed\n" for name in installed)
     if isinstance(primitive, Directory):  # directories and links are taken as in place: plans show files
         return (f"type=dir\nstat={int(primitive.mode or '0755', 8):o} {primitive.owner or 'root'} "
-                f"{primitive.group or 'root'} 0 0\n")
+                f"{primitive.group or 'root'} 4096 0 0\n")
     if isinstance(primitive, Symlink):
         return f"link={primitive.target}\n"
     if isinstance(primitive, Command):

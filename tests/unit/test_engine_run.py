@@ -8,6 +8,7 @@ same behaviours are proven on real hosts in tests/lab/test_engine_lab.py.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import threading
 from collections.abc import Callable
@@ -23,10 +24,11 @@ from nornir.plugins.runners import ThreadedRunner
 
 from hive_nornir.engine.context import HostContext, RunState
 from hive_nornir.engine.errors import StepFailed
-from hive_nornir.engine.handlers import HandlerJournal
+from hive_nornir.engine.handlers import HandlerJournal, handler_command
 from hive_nornir.engine.outcome import FAILED, OK, UNREACHABLE, HostOutcome
 from hive_nornir.engine.runbook import Step, run_steps
 from hive_nornir.facts import canned
+from hive_nornir.primitives.base import run_handler
 from hive_nornir.primitives.filesystem import Directory
 from hive_nornir.transport import CONNECTION_NAME, CommandResult
 from hive_nornir.transport.errors import ConnectionRefused
@@ -185,3 +187,40 @@ def test_check_mode_fails_a_genuine_error_instead_of_assuming_it(tmp_path: Path)
 
     assert ctx.ensure([Symlink(str(tmp_path / "later" / "link"), "/x")])
     assert ctx.outcome.changes[-1].assumed
+
+
+def test_command_handler_runs_once_after_a_change_and_never_without_one(tmp_path: Path) -> None:
+    """Issue 11 item 13: `on_change(argv)` runs a command once per host at the phase end, journalled like a reload;
+    the no-change run costs the one probe exec and nothing else."""
+    made, log = tmp_path / "made dir", tmp_path / "handler.log"
+    fake = engine_session("h0", local=True)
+    nr, run = make_run(tmp_path, {"h0": fake})
+    record = ["sh", "-c", 'echo "ran $1" >> "$2"', "sh", "with 'quotes'", str(log)]
+
+    def task(ctx: HostContext) -> None:
+        ctx.ensure([Directory(str(made)).on_change(record), Directory(str(tmp_path / "other")).on_change(record)])
+
+    step = Step("dirs", task, groups=("all",))
+    first = run_steps(nr.filter(name="h0"), [step], run)
+    assert log.read_text() == "ran with 'quotes'\n"  # two primitives notified it: it ran once
+    [handlers] = [o for o in first if o.step == "handlers"]
+    assert handlers.handlers_run == ["run:" + shlex.join(record)]
+    assert not (tmp_path / "handlers.json").exists() or json.loads((tmp_path / "handlers.json").read_text()) == {}
+    fake.calls.clear()
+    run.facts["h0"] = canned()  # the change dropped the cached facts; a new run gathers them either way
+    second = run_steps(nr.filter(name="h0"), [step], run)
+    assert log.read_text() == "ran with 'quotes'\n" and [o.step for o in second] == ["dirs"]
+    assert len(fake.ran) == 1  # the batched probe only
+
+
+def test_command_handler_names_are_argument_lists() -> None:
+    assert run_handler(["sysctl", "-p", "/etc/sysctl.d/a b.conf"]) == "run:sysctl -p '/etc/sysctl.d/a b.conf'"
+    assert handler_command(run_handler(["sysctl", "-p", "/etc/x y"])) == "sysctl -p '/etc/x y'"
+    for bad in ("sysctl -p", [], ["sysctl", ""]):
+        with pytest.raises(ValueError, match="argument list"):
+            run_handler(bad)
+    with pytest.raises(ValueError, match="no command"):
+        handler_command("run:")
+    journal = HandlerJournal(None)
+    journal.notify("h", ("run:sysctl --system", "reload:ssh", "run:sysctl --system"))
+    assert journal.pending("h") == ["run:sysctl --system", "reload:ssh"]

@@ -67,7 +67,7 @@ def test_large_file_is_compared_by_hash_only(tmp_path: Path) -> None:
     target.write_bytes(b"x" * (300 * 1024))
     prim = File(path=str(target), content="small")
     out = sh(prim.probe(canned()))
-    assert "old=" not in out
+    assert "content=" not in out
     assert "too large" in prim.plan(canned(), out).diff
 
 
@@ -170,7 +170,7 @@ def test_base64_roundtrip_matches_probe(tmp_path: Path) -> None:
     target = tmp_path / "t"
     target.write_bytes("héllo\n".encode())
     out = sh(File(path=str(target), content="x").probe(canned()))
-    old = next(line for line in out.splitlines() if line.startswith("old="))[4:]
+    old = next(line for line in out.splitlines() if line.startswith("content="))[8:]
     assert base64.b64decode(old) == "héllo\n".encode()
 
 

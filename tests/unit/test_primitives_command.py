@@ -87,3 +87,19 @@ def test_secret_command_is_hidden_from_its_ident() -> None:
 def test_empty_command_rejected() -> None:
     with pytest.raises(ValueError):
         Command("  ")
+
+
+def test_command_from_an_argument_list_is_quoted_by_construction(tmp_path: Path) -> None:
+    """Issue 11 item 5: a command given as argv is joined with shlex; nothing in it is read by the shell."""
+    target = tmp_path / "a b; touch pwned"
+    cmd = Command(args=["touch", str(target)], creates=str(target))
+    [line] = cmd.plan(canned(), run_probe(cmd, canned())).commands
+    subprocess.run(["/bin/sh", "-ec", line], check=True)
+    assert target.exists() and not (tmp_path / "pwned").exists() and not Path("pwned").exists()
+    assert not cmd.plan(canned(), run_probe(cmd, canned())).changed
+    with pytest.raises(ValueError, match="needs a command"):
+        Command(args=[])
+    with pytest.raises(ValueError, match="not both"):
+        Command("touch x", args=["touch", "y"])
+    with pytest.raises(ValueError, match="argument list"):
+        Command(args="touch x")

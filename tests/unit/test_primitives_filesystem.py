@@ -39,22 +39,22 @@ def test_directory_create(facts: Facts) -> None:
 
 @pytest.mark.parametrize("facts", FAMILIES)
 def test_directory_no_change_by_name_or_number(facts: Facts) -> None:
-    out = "type=dir\nstat=750 app app 1001 1001"
+    out = "type=dir\nstat=750 app app 4096 1001 1001"
     assert not Directory("/srv/data", mode="0750", owner="app", group="app").plan(facts, out).changed
     assert not Directory("/srv/data", mode="750", owner="1001").plan(facts, out).changed
     assert not Directory("/srv/data").plan(facts, out).changed
 
 
 def test_directory_fixes_mode_and_owner() -> None:
-    plan = Directory("/srv/data", mode="0755", owner="app").plan(canned(), "type=dir\nstat=700 root root 0 0")
+    plan = Directory("/srv/data", mode="0755", owner="app").plan(canned(), "type=dir\nstat=700 root root 4096 0 0")
     assert plan.commands == ["chmod 0755 /srv/data", "chown app /srv/data"]
     assert plan.summary == "/srv/data: mode 700 -> 0755, owner root:root -> app:root"
-    only_group = Directory("/srv/data", group="adm").plan(canned(), "type=dir\nstat=755 root root 0 0")
+    only_group = Directory("/srv/data", group="adm").plan(canned(), "type=dir\nstat=755 root root 4096 0 0")
     assert only_group.commands == ["chown :adm /srv/data"]
 
 
 def test_directory_absent_and_guards() -> None:
-    plan = Directory("/srv/old/", state="absent").plan(canned(), "type=dir\nstat=755 root root 0 0")
+    plan = Directory("/srv/old/", state="absent").plan(canned(), "type=dir\nstat=755 root root 4096 0 0")
     assert plan.commands == ["rm -rf -- /srv/old"]
     assert Directory("/srv/link", state="absent").plan(canned(), "link=yes\ntype=dir").commands == [
         "rm -f -- /srv/link"]
@@ -79,7 +79,7 @@ def test_directory_bad_input(kwargs: dict) -> None:
 @pytest.mark.parametrize("facts", FAMILIES)
 def test_symlink_plans(facts: Facts) -> None:
     link = Symlink("/etc/localtime", "/usr/share/zoneinfo/Etc/UTC")
-    assert "readlink /etc/localtime" in link.probe(facts)
+    assert "readlink -- /etc/localtime" in link.probe(facts)
     assert not link.plan(facts, "link=/usr/share/zoneinfo/Etc/UTC").changed
     plan = link.plan(facts, "link=/usr/share/zoneinfo/Europe/Paris")
     assert plan.commands == ["ln -sfn -- /usr/share/zoneinfo/Etc/UTC /etc/localtime"]

@@ -11,6 +11,7 @@ from probe_runner import run_probe
 from hive_nornir.facts import Facts, canned
 from hive_nornir.primitives.base import Plan
 from hive_nornir.primitives.lines import MAX_EDIT_BYTES, BlockInFile, LineInFile
+from hive_nornir.primitives.probes import file_probe
 
 FAMILIES = [canned("debian"), canned("redhat")]
 BEGIN, END = "# BEGIN HIVE MANAGED BLOCK", "# END HIVE MANAGED BLOCK"
@@ -34,7 +35,8 @@ def new_text(plan: Plan) -> str:
 @pytest.mark.parametrize("facts", FAMILIES)
 def test_line_probe_fetches_stat_and_content(facts: Facts) -> None:
     probe = LineInFile("/etc/ssh/sshd_config", "UseDNS no").probe(facts)
-    assert "stat -L -c '%a %U %G %s' /etc/ssh/sshd_config" in probe and "base64 -w0" in probe
+    assert probe == file_probe("/etc/ssh/sshd_config", MAX_EDIT_BYTES)  # the shared probe, links followed
+    assert "stat -L -c 'stat=%a %U %G %s %u %g' -- /etc/ssh/sshd_config" in probe and "base64 -w0" in probe
     assert str(MAX_EDIT_BYTES) in probe
 
 
@@ -205,3 +207,19 @@ def test_real_probe_missing_and_large(tmp_path: Path) -> None:
     assert "limited to" in LineInFile(str(big), "a").plan(canned(), out_text).error
     assert "not a regular file" in LineInFile(str(tmp_path), "a").plan(
         canned(), run_probe(LineInFile(str(tmp_path), "a"), canned())).error
+
+
+def test_backup_can_be_turned_off_for_lines_and_blocks() -> None:
+    """Issue 11 item 13: BlockInFile had no `backup`; every primitive that backs up can be told not to."""
+    for item in (LineInFile("/etc/x.conf", "b = 2"), BlockInFile("/etc/x.conf", "b = 2")):
+        assert item.plan(canned(), out("a = 1\n")).uploads[0].backup is True
+    for item in (LineInFile("/etc/x.conf", "b = 2", backup=False), BlockInFile("/etc/x.conf", "b = 2", backup=False)):
+        assert item.plan(canned(), out("a = 1\n")).uploads[0].backup is False
+
+
+def test_real_dangling_symlink_is_refused_not_replaced(tmp_path: Path) -> None:
+    link = tmp_path / "link.conf"
+    link.symlink_to(tmp_path / "nowhere.conf")
+    item = LineInFile(str(link), "a = 1")
+    plan = item.plan(canned(), run_probe(item, canned()))
+    assert "does not exist" in plan.error and not plan.uploads

@@ -15,6 +15,7 @@ from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.pki_paths import ca_anchor_path, controller_docker_client_dir, host_cert_path, host_key_path
 from hive_nornir.primitives.base import Primitive, q
+from hive_nornir.primitives.probes import argv, stat_is
 from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.filesystem import Directory
 
@@ -41,9 +42,8 @@ def parse_passwd(line: str) -> Account:
 
 def copy_on_host(src: str, dst: str, mode: str, uid: str, gid: str) -> Command:
     """Copy a file that already lives on the host (the key never travels); a no-op when content and mode match."""
-    want = f"{int(mode, 8):o} {uid} {gid}"
-    return Command(cmd=f"install -m {mode} -o {uid} -g {gid} {q(src)} {q(dst)}",
-                   unless=f"cmp -s {q(src)} {q(dst)} && [ \"$(stat -c '%a %u %g' {q(dst)})\" = {q(want)} ]")
+    return Command(args=["install", "-m", mode, "-o", uid, "-g", gid, src, dst],
+                   unless=f"{argv('cmp', '-s', src, dst)} && {stat_is(dst, mode, uid, gid, by_number=True)}")
 
 
 def client_primitives(facts: Facts, host: str, account: Account) -> list[Primitive]:

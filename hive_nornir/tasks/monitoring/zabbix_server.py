@@ -24,6 +24,7 @@ from hive_nornir.facts import Facts
 from hive_nornir.netslice import slice_internal_cidr
 from hive_nornir.payload import payload_text
 from hive_nornir.primitives.base import Primitive, q
+from hive_nornir.primitives.probes import argv, stat_is
 from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.file import File, Template, render
 from hive_nornir.primitives.filesystem import Directory
@@ -274,8 +275,8 @@ def log_access_primitives(spec: ZabbixSpec) -> list[Primitive]:
     """hive-builder: /var/log/messages root:zabbix 0640 when it exists, and the admin user in group zabbix."""
     f = "/var/log/messages"
     return [
-        Command(cmd=f"chown root:zabbix {f} && chmod 0640 {f}",
-                onlyif=f"[ -f {f} ] && [ \"$(stat -c '%a %U %G' {f})\" != '640 root zabbix' ]"),
+        Command(cmd=f"{argv('chown', 'root:zabbix', f)} && {argv('chmod', '0640', f)}",
+                onlyif=f"{argv('test', '-f', f)} && ! {stat_is(f, '0640', 'root', 'zabbix')}"),
         Command(cmd=f"usermod -aG zabbix {q(spec.admin)}",
                 onlyif=f"getent group zabbix >/dev/null && ! id -nG {q(spec.admin)} | tr ' ' '\\n' | grep -qx zabbix"),
     ]

@@ -28,6 +28,7 @@ from hive_nornir.pki_paths import (
     host_key_path,
 )
 from hive_nornir.primitives.base import Primitive, q
+from hive_nornir.primitives.probes import argv
 from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.file import File
 from hive_nornir.primitives.filesystem import Directory
@@ -54,7 +55,9 @@ def key_csr_primitives(host: str, bits: int = KEY_BITS) -> list[Primitive]:
           (("misc", "0755"), ("private", "0700"), ("certs", "0755"))),
         Command(cmd=f"umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:{bits} -out {key}.new "
                     f"&& mv -f {key}.new {key}", creates=host_key_path(host)),
-        Command(cmd=f"chmod 0600 {key}", onlyif=f"[ -f {key} ] && [ \"$(stat -c %a {key})\" != 600 ]"),
+        Command(args=["chmod", "0600", host_key_path(host)],
+                onlyif=f"{argv('test', '-f', host_key_path(host))} && "
+                       f"[ \"$({argv('stat', '-L', '-c', '%a', '--', host_key_path(host))})\" != 600 ]"),
         Command(cmd=f"openssl req -new -sha256 -key {key} -subj {q(subject(host))} -out {csr}.new "
                     f"&& mv -f {csr}.new {csr}",
                 unless=f"[ -f {csr} ] && [ \"$(openssl req -in {csr} -noout -pubkey)\" = "

@@ -18,6 +18,7 @@ from hive_nornir.facts import Facts
 from hive_nornir.netslice import slice_internal_cidr
 from hive_nornir.pki_paths import TLS_DIR, ca_anchor_path, host_cert_path, host_key_path
 from hive_nornir.primitives.base import Primitive, q
+from hive_nornir.primitives.probes import argv, stat_is
 from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.file import File, Template, render
 from hive_nornir.primitives.filesystem import Directory
@@ -174,12 +175,10 @@ def compose_restart_command(spec: RegistrySpec) -> str:
 
 def htpasswd_file_primitives(path: str, owner: str, group: str) -> list[Primitive]:
     """An (empty at first) htpasswd file with the mode and owner the reader needs; its entries come via stdin."""
-    p = q(path)
-    want = f"640 {owner} {group}"
     return [
-        Command(cmd=f"install -m 0640 -o {q(owner)} -g {q(group)} /dev/null {p}", creates=path),
-        Command(cmd=f"chown {q(owner)}:{q(group)} {p} && chmod 0640 {p}",
-                unless=f"[ \"$(stat -c '%a %U %G' {p})\" = {q(want)} ]"),
+        Command(args=["install", "-m", "0640", "-o", owner, "-g", group, "/dev/null", path], creates=path),
+        Command(cmd=f"{argv('chown', f'{owner}:{group}', path)} && {argv('chmod', '0640', path)}",
+                unless=stat_is(path, "0640", owner, group)),
     ]
 
 

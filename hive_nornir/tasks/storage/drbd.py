@@ -22,6 +22,7 @@ from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.file import File
 from hive_nornir.primitives.lines import _TextEdit
 from hive_nornir.primitives.packages import Packages
+from hive_nornir.primitives.probes import kv_lines
 from hive_nornir.primitives.sysctl import Sysctl
 from hive_nornir.tasks.net.firewall import rule_set_for
 
@@ -236,8 +237,7 @@ def parse_disks(output: str) -> tuple[bool, list[Disk]]:
     vg = False
     sizes: dict[str, int] = {}
     parts: dict[str, list[Partition]] = {}
-    for line in output.splitlines():
-        key, _, value = line.partition("=")
+    for key, value in kv_lines(output):
         fields = value.split()
         if key == "vg" and value == "yes":
             vg = True
