@@ -103,10 +103,13 @@ class Hive:
         return list(self.nornir().inventory.hosts)
 
     def limit(self, nr: Nornir, limit: str | Sequence[str] | None) -> Nornir:
-        """Restrict to hosts or groups (`-l a,b`); short names (`p-hive0`) work; unknown names are bad input."""
-        if not limit:
+        """Restrict to hosts or groups (`-l a,b`); short names (`p-hive0`) work; unknown names are bad input.
+
+        None selects every host; an empty selection (`-l ''`, `-l ,`, []) is bad input, never "everything".
+        """
+        if limit is None:
             return nr
-        wanted = [w.strip() for w in (limit.split(",") if isinstance(limit, str) else limit) if w.strip()]
+        wanted = self._limit_names(limit)
         hosts = nr.inventory.hosts
         short = {name.split(".")[0]: name for name in hosts}
         selected: set[str] = set()
@@ -138,6 +141,14 @@ class Hive:
         return Selection(runbook, tuple((s, tuple(h for h in hosts if s.selects(hosts[h])))
                                         for s in runbook.select_steps(tags)))
 
+    def _limit_names(self, limit: str | Sequence[str]) -> list[str]:
+        """The names of a -l selection; none at all is bad input (checked before the lab state or any host)."""
+        wanted = [w.strip() for w in (limit.split(",") if isinstance(limit, str) else limit) if w.strip()]
+        if not wanted:
+            raise BadInput(f"-l/--limit: empty selection {limit!r}; name at least one host or group of stage "
+                           f"{self.stage}, or leave -l out to select every host")
+        return wanted
+
     # -- running ----------------------------------------------------------------------------------------
     def run(self, phase: str | Runbook, *, tags: Sequence[str] | None = None,
             limit: str | Sequence[str] | None = None, check: bool = False, diff: bool = False,
@@ -145,12 +156,14 @@ class Hive:
         """Run a phase (its name or a Runbook) under the stage lock, journalled for --resume."""
         runbook = phase if isinstance(phase, Runbook) else load_runbook(phase)
         steps = runbook.select_steps(tags)
+        if limit is not None:
+            self._limit_names(limit)
         self.require_state()
         full = self.nornir()
         nr = self.limit(full, limit)
         journal = RunJournal(self.context_dir, runbook.name)
-        selected_hosts = sorted(nr.inventory.hosts) if limit else None
-        selected_tags = sorted(set(tags)) if tags else None
+        selected_hosts = sorted(nr.inventory.hosts) if limit is not None else None
+        selected_tags = sorted(set(tags)) if tags is not None else None
         resumed_from = ""
         if resume:
             names = [s.name for s in steps]

@@ -251,7 +251,8 @@ def _host_errors(report: RunReport) -> None:
 def _run(hive: Hive, args: argparse.Namespace) -> int:
     if args.destroy and args.phase != "build-infra":
         raise BadInput("-D/--destroy only applies to build-infra")
-    tags = [t.strip() for t in args.tags.split(",") if t.strip()] if args.tags else None
+    # `-T ''` / `-T ,` is an empty list (bad input), not None (every step)
+    tags = [t.strip() for t in args.tags.split(",") if t.strip()] if args.tags is not None else None
     if args.list_steps or args.list_tags or args.list_hosts:
         return _list(hive, args, tags)
     human = sys.stderr if args.json == "-" else sys.stdout  # `--json -`: stdout is the JSON document only

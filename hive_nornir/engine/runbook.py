@@ -60,9 +60,16 @@ class Runbook:
         return {t for s in self.steps for t in (s.name, *s.tags)}
 
     def select_steps(self, tags: Sequence[str] | None) -> list[Step]:
-        """Steps matching -T (by tag or step name); `always` steps always run. Unknown tags are bad input."""
-        if not tags:
+        """Steps matching -T (by tag or step name); `always` steps always run. Unknown tags are bad input.
+
+        None selects every step; an empty selection (`-T ''`, `-T ,`) is bad input, never "everything".
+        """
+        if tags is None:
             return list(self.steps)
+        if not tags:
+            raise BadInput(f"-T/--tags: empty selection; name at least one tag or step of phase {self.name} "
+                           f"(or leave -T out to run every step): "
+                           f"{', '.join(sorted(self.all_tags()))}")
         unknown = sorted(set(tags) - self.all_tags())
         if unknown:
             known = sorted(self.all_tags())

@@ -10,14 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+from hive_nornir.engine.errors import BadInput
 from hive_nornir.providers.common import Log, ProviderError
 from hive_nornir.registry import PROVIDER_GROUP, PluginError, lookup, supported_providers
 
-KNOWN_UNSUPPORTED = ("aws", "gcp", "azure", "vagrant", "kickstart")
+KNOWN_UNSUPPORTED = ("aws", "gcp", "azure", "vagrant", "kickstart", "openstack")
 
 
-class ProviderNotSupported(ProviderError):
-    """The site names a provider that build-infra does not implement (yet)."""
+class ProviderNotSupported(ProviderError, BadInput):
+    """The site names a provider that build-infra does not implement (yet): bad input (exit 2), nothing touched."""
 
 
 class Provider(Protocol):
@@ -34,7 +35,11 @@ def get_provider(name: str) -> Provider:
     """The provider registered for a site's `provider:` value, or a clear error naming the supported ones."""
     supported = supported_providers()
     if name not in supported:
-        hint = " (hive-builder supports it; hive_nornir does not yet)" if name in KNOWN_UNSUPPORTED else ""
+        hint = ""
+        if name == "openstack":
+            hint = " (hive-builder's inventory accepts it, but hive-builder has no roles for it either)"
+        elif name in KNOWN_UNSUPPORTED:
+            hint = " (hive-builder supports it; hive_nornir does not yet)"
         raise ProviderNotSupported(f"provider {name!r} is not supported yet by build-infra{hint}; "
                                    f"supported: {', '.join(supported) or 'none'}")
     plugin = lookup(PROVIDER_GROUP, name, "provider")

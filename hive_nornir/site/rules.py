@@ -22,7 +22,36 @@ HIVE_GROUPS: tuple[str, ...] = (
 HIVE_BUILDER_PROVIDERS: tuple[str, ...] = (
     "vagrant", "aws", "azure", "gcp", "openstack", "prepared", "kickstart",
 )
-PROVIDERS: tuple[str, ...] = (*HIVE_BUILDER_PROVIDERS, "docker")
+LAB_PROVIDERS: tuple[str, ...] = ("docker",)  # hive_nornir's own, unknown to hive-builder
+PROVIDERS: tuple[str, ...] = (*HIVE_BUILDER_PROVIDERS, *LAB_PROVIDERS)
+
+
+def buildable_providers() -> tuple[str, ...]:
+    """What build-infra implements, read from the provider registry (imported late: providers import the site)."""
+    from hive_nornir.registry import supported_providers
+
+    return supported_providers()
+
+
+class ProviderName(Kind):
+    """`provider:` is one hive-builder's inventory accepts or one build-infra builds; a typo names the buildable."""
+
+    @property
+    def expected(self) -> str:  # type: ignore[override]
+        return (f"a provider build-infra builds: {', '.join(buildable_providers())} (hive-builder's "
+                f"{', '.join(p for p in HIVE_BUILDER_PROVIDERS if p not in buildable_providers())} are accepted "
+                "in the site, for hosts that already exist)")
+
+    def accepted(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*HIVE_BUILDER_PROVIDERS, *buildable_providers())))
+
+    def check(self, value: Any) -> list[Problem]:
+        if isinstance(value, str) and value in self.accepted():
+            return []
+        return [((), "is not a provider" + suggest(value, list(self.accepted())), value, self.expected)]
+
+    def schema(self) -> dict[str, Any]:
+        return {"enum": list(self.accepted())}
 IAAS_PROVIDERS: tuple[str, ...] = ("aws", "gcp", "azure")
 DNS_NAME = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 DNS_NAME_TEXT = ("a DNS name: labels of letters, digits and '-' separated by '.', each label 1-63 characters "
@@ -93,7 +122,7 @@ _MB = Int(128, 16 * 1024 * 1024, "MB")
 _CPUS = Int(1, 1024)
 
 STAGE_KEYS: tuple[KeySpec, ...] = (
-    KeySpec("provider", Choice(PROVIDERS), "provider that builds the hosts", required=True),
+    KeySpec("provider", ProviderName(), "provider that builds the hosts", required=True),
     KeySpec("cidr", Network(), "network of the hosts", required=True),
     KeySpec("number_of_hosts", Int(1, 1000), "server count (default 4, or 3 without separate_repository)"),
     KeySpec("separate_repository", Bool(), "repository on its own (last) host (default true)"),
