@@ -53,13 +53,13 @@ class MarkedLoader(yaml.SafeLoader):
                                 problem_mark=self.peek_event().start_mark)
         self._depth += 1
         try:
-            return super().compose_node(parent, index)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
     def get_single_node(self) -> Any:
         """The composed node graph, refused when its alias expansion is too deep or too large."""
-        node = super().get_single_node()  # type: ignore[no-untyped-call]
+        node = super().get_single_node()
         if node is not None:
             check_expansion(node)
         return node

@@ -30,7 +30,7 @@ def buildable_providers() -> tuple[str, ...]:
     """What build-infra implements, read from the provider registry (imported late: providers import the site)."""
     from hive_nornir.registry import supported_providers
 
-    return supported_providers()
+    return tuple(supported_providers())
 
 
 class ProviderName(Kind):
