@@ -36,7 +36,7 @@ def persist(line: str, path: str = "/etc/sysctl.d/99-hive.conf") -> str:
     key = "^[[:space:]]*-?net[./]core[./]somaxconn[[:space:]]*="
     return (f"mkdir -p /etc/sysctl.d; if grep -Eq '{key}' {path} 2>/dev/null; "
             f"then sed -i -E 's|{key}.*$|{line}|' {path}; "
-            f"else if [ -s {path} ] && [ -n \"$(tail -c1 {path})\" ]; then echo >> {path}; fi; "
+            f"else if test -s {path} && [ -n \"$(tail -c1 {path})\" ]; then echo >> {path}; fi; "
             f"printf '%s\\n' '{line}' >> {path}; fi")
 
 
