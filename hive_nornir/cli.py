@@ -15,7 +15,7 @@ from hive_nornir.engine.lock import StageLocked
 from hive_nornir.engine.runbook import Step
 from hive_nornir.inventory import StateError
 from hive_nornir.phases import phase_names
-from hive_nornir.providers import ProviderError
+from hive_nornir.providers import NotOurs, ProviderError
 from hive_nornir.report.run_report import (
     EXIT_BAD_INPUT,
     EXIT_CODES,
@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--diff", action="store_true", help="show the diff of every change")
     run.add_argument("--resume", action="store_true", help="restart at the step the last run failed at")
     run.add_argument("-D", "--destroy", action="store_true", help="build-infra only: remove the stage's machines")
+    run.add_argument("--adopt", action="store_true",
+                     help="build-infra only: take over lab containers/network under this stage's names that another "
+                          "checkout or an older hive_nornir made (refused without it)")
+    run.add_argument("--rekey", metavar="HOSTS",
+                     help="build-infra only: accept the changed host key of these comma-separated hosts "
+                          "(any other changed key is refused)")
     run.add_argument("--json", metavar="FILE",
                      help="write a machine-readable report to FILE; with '-' stdout is only that JSON document "
                           "(progress and summary go to stderr)")
@@ -116,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code, message = EXIT_BAD_INPUT, str(exc)
     except StageLocked as exc:
         code, message = EXIT_LOCKED, str(exc)
+    except NotOurs as exc:
+        code, message = EXIT_BAD_INPUT, f"build-infra: {exc}"
     except ProviderError as exc:
         code, message = EXIT_FAILED, f"build-infra: {exc}"
     except KeyboardInterrupt:
@@ -249,8 +257,12 @@ def _host_errors(report: RunReport) -> None:
 
 
 def _run(hive: Hive, args: argparse.Namespace) -> int:
-    if args.destroy and args.phase != "build-infra":
-        raise BadInput("-D/--destroy only applies to build-infra")
+    for flag, given in (("-D/--destroy", args.destroy), ("--adopt", args.adopt), ("--rekey", args.rekey)):
+        if given and args.phase != "build-infra":
+            raise BadInput(f"{flag} only applies to build-infra")
+    rekey = [h.strip() for h in args.rekey.split(",") if h.strip()] if args.rekey is not None else []
+    if args.rekey is not None and not rekey:
+        raise BadInput("--rekey needs at least one host name")
     # `-T ''` / `-T ,` is an empty list (bad input), not None (every step)
     tags = [t.strip() for t in args.tags.split(",") if t.strip()] if args.tags is not None else None
     if args.list_steps or args.list_tags or args.list_hosts:
@@ -261,7 +273,8 @@ def _run(hive: Hive, args: argparse.Namespace) -> int:
     if args.phase == "build-infra":
         from hive_nornir.infra import build_infra
 
-        report: RunReport = build_infra(hive, destroy=args.destroy, check=args.check, progress=progress)
+        report: RunReport = build_infra(hive, destroy=args.destroy, check=args.check, progress=progress,
+                                        adopt=args.adopt, rekey=rekey)
     else:
         report = hive.run(args.phase, tags=tags, limit=args.limit, check=args.check, diff=args.diff,
                           resume=args.resume, progress=progress)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hive_nornir.engine.errors import BadInput
-from hive_nornir.providers.common import Log, ProviderError
+from hive_nornir.providers.common import Log, NotOurs, ProviderError
 from hive_nornir.registry import PROVIDER_GROUP, PluginError, lookup, supported_providers
 
 KNOWN_UNSUPPORTED = ("aws", "gcp", "azure", "vagrant", "kickstart", "openstack")
@@ -24,11 +24,15 @@ class ProviderNotSupported(ProviderError, BadInput):
 class Provider(Protocol):
     """What every provider module offers."""
 
-    def build(self, site: Any, stage: str, context_dir: Path, log: Log = ...) -> dict[str, Any]:
-        """Bring the hosts up; return {"changed", "hosts": {name: [actions] ([] = unchanged)}, "state"}."""
+    def build(self, site: Any, stage: str, context_dir: Path, log: Log = ..., *, adopt: bool = False,
+              rekey: Any = ()) -> dict[str, Any]:
+        """Bring the hosts up; return {"changed", "hosts": {name: [actions] ([] = unchanged)}, "state"}.
 
-    def destroy(self, site: Any, stage: str, context_dir: Path, log: Log = ...) -> None:
-        """Remove what build created and forget it in state.json/known_hosts."""
+        Resources the stage did not create raise NotOurs unless `adopt`; a changed host key is refused unless
+        the host is in `rekey`."""
+
+    def destroy(self, site: Any, stage: str, context_dir: Path, log: Log = ..., *, adopt: bool = False) -> None:
+        """Remove what build created (NotOurs for anything else unless `adopt`) and forget it in state.json."""
 
 
 def get_provider(name: str) -> Provider:
@@ -50,5 +54,5 @@ def get_provider(name: str) -> Provider:
     return loaded  # type: ignore[no-any-return,unused-ignore]
 
 
-__all__ = ["KNOWN_UNSUPPORTED", "Provider", "ProviderError", "ProviderNotSupported", "get_provider",
+__all__ = ["KNOWN_UNSUPPORTED", "NotOurs", "Provider", "ProviderError", "ProviderNotSupported", "get_provider",
            "supported_providers"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import ipaddress
 import json
 import os
@@ -26,6 +27,10 @@ KEY_NAME = "id_ed25519"
 
 class ProviderError(RuntimeError):
     """build-infra could not bring the stage up; the message names the host and the cause."""
+
+
+class NotOurs(ProviderError):
+    """The stage's names are taken by resources another checkout (or an older hive_nornir) made; nothing changed."""
 
 
 def nolog(msg: str) -> None:
@@ -193,6 +198,34 @@ def known_host_key(path: Path, pattern: str) -> str | None:
         if len(parts) >= 3 and parts[0] == pattern:
             return f"{parts[1]} {parts[2]}"
     return None
+
+
+def key_fingerprint(hostkey: str) -> str:
+    """`type SHA256:...` of a "type base64" key, as `ssh-keygen -l` prints it."""
+    keytype, _, b64 = hostkey.partition(" ")
+    try:
+        blob = base64.b64decode(b64.split()[0] if b64 else "", validate=True)
+    except (ValueError, IndexError):
+        return f"{keytype} (unreadable key)"
+    return f"{keytype} SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def judge_host_key(name: str, pattern: str, recorded: str | None, seen: str, kh_path: Path,
+                   rekey: Iterable[str] = ()) -> tuple[str, str | None, str | None]:
+    """A host key is never silently replaced: (key to record, action or None, refusal or None).
+
+    `recorded` is what this stage knows about the host; a different key is refused unless the host is named in
+    `rekey` (build-infra --rekey HOST), and then the old identity is replaced and the change reported.
+    """
+    if recorded is None or recorded == seen:
+        return seen, (None if recorded else "host_key_recorded"), None
+    if name in set(rekey):
+        return seen, "rekeyed", None
+    short = name.split(".", 1)[0]
+    return recorded, None, (
+        f"{name}: host key changed for {pattern}: {kh_path} records {key_fingerprint(recorded)}, the host now "
+        f"shows {key_fingerprint(seen)}; refused (the recorded key is kept). If this host's keys were really "
+        f"regenerated, accept the new key with `build-infra --rekey {short}`")
 
 
 # --- SSH probing --------------------------------------------------------------------------------------

@@ -20,6 +20,9 @@ from hive_nornir.providers.common import (
     ProviderError,
     ensure_context_dir,
     ensure_keypair,
+    judge_host_key,
+    key_fingerprint,
+    known_host_key,
     known_hosts_name,
     load_pkey,
     nolog,
@@ -32,6 +35,16 @@ from hive_nornir.providers.common import (
     update_known_hosts,
     wait_for_ssh,
     write_state,
+)
+from hive_nornir.providers.ownership import (
+    STATE_ADOPTED,
+    STATE_ID,
+    Resource,
+    adopted_of,
+    new_stage_id,
+    owner_labels,
+    refuse_foreign,
+    stage_id_of,
 )
 
 LABEL_SITE = "hive_nornir.site"
@@ -105,7 +118,7 @@ def _client() -> docker.DockerClient:
         raise ProviderError(str(e)) from e
 
 
-def _ensure_network(client: docker.DockerClient, net: str, cidr: str, sname: str, stage: str,
+def _ensure_network(client: docker.DockerClient, net: str, cidr: str, labels: dict[str, str],
                     log: Log) -> bool:
     """Create the stage bridge network with the stage cidr; True when created."""
     try:
@@ -114,8 +127,7 @@ def _ensure_network(client: docker.DockerClient, net: str, cidr: str, sname: str
         gateway = str(next(ipaddress.ip_network(cidr).hosts()))
         ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=cidr, gateway=gateway)])
         try:
-            client.networks.create(net, driver="bridge", ipam=ipam,
-                                   labels={LABEL_SITE: sname, LABEL_STAGE: stage})
+            client.networks.create(net, driver="bridge", ipam=ipam, labels=labels)
         except docker.errors.APIError as e:
             raise ProviderError(f"cannot create docker network {net} ({cidr}): {e.explanation or e}") from e
         log(f"network {net}: created ({cidr}, gateway {gateway})")
@@ -127,12 +139,23 @@ def _ensure_network(client: docker.DockerClient, net: str, cidr: str, sname: str
     return False
 
 
+# lab.md 2b: every capability but these. SYS_RESOURCE is refused on these VMs; the rest act on the shared kernel
+# beyond the container and nothing in the lab needs them: SYS_TIME sets the controller's clock, SYS_MODULE loads
+# kernel modules, SYS_BOOT allows kexec_load (systemd in a container exits instead of calling reboot()), SYSLOG
+# reads and clears the host's kernel log (rsyslogd's imklog would steal the controller's /proc/kmsg), SYS_RAWIO
+# is port I/O, WAKE_ALARM arms the real-time clock, AUDIT_CONTROL rewrites the host's audit rules, and
+# DAC_READ_SEARCH opens host files by handle (open_by_handle_at). Kept: NET_ADMIN/NET_RAW (iptables, keepalived
+# VRRP), SYS_ADMIN (mounts, dockerd, systemd), MKNOD (loop nodes for LVM), the default set for inner containers.
+DROPPED_CAPS = ("SYS_RESOURCE", "SYS_TIME", "SYS_MODULE", "SYS_BOOT", "SYSLOG", "SYS_RAWIO", "WAKE_ALARM",
+                "AUDIT_CONTROL", "DAC_READ_SEARCH")
+
+
 def _host_config(client: docker.DockerClient, disk: str | None = None) -> dict[str, Any]:
-    """lab.md 2b: privileged minus SYS_RESOURCE (refused on these VMs), systemd on cgroup v1 host ns;
+    """lab.md 2b: all capabilities minus DROPPED_CAPS, systemd on cgroup v1 host ns;
     `disk` (a loop device) is passed in as /dev/vdb."""
     hc = client.api.create_host_config(
         port_bindings={22: ("127.0.0.1",)},  # ephemeral host port, loopback only
-        cap_add=["ALL"], cap_drop=["SYS_RESOURCE"],
+        cap_add=["ALL"], cap_drop=list(DROPPED_CAPS),
         security_opt=["seccomp=unconfined"],
         # loop devices for LVM tests; 259 (blkext) for the partitions of a loop disk, whose nodes the hive mknods
         device_cgroup_rules=["b 7:* rmw", "c 10:237 rmw", "b 259:* rmw"],
@@ -147,15 +170,15 @@ def _host_config(client: docker.DockerClient, disk: str | None = None) -> dict[s
     return dict(hc)
 
 
-def _create(client: docker.DockerClient, image: str, cname: str, net: str, plan: HostPlan, sname: str,
-            stage: str, disk: str | None = None) -> Container:
+def _create(client: docker.DockerClient, image: str, cname: str, net: str, plan: HostPlan,
+            labels: dict[str, str], disk: str | None = None) -> Container:
     """Create (not start) one host container on the stage network at its private IP."""
     api = client.api
     netcfg = api.create_networking_config({net: api.create_endpoint_config(ipv4_address=plan.private_ip)})
     try:
         res = api.create_container(
             image, name=cname, hostname=plan.short, detach=True, ports=[22],
-            labels={LABEL_SITE: sname, LABEL_STAGE: stage, LABEL_HOST: plan.name},
+            labels={**labels, LABEL_HOST: plan.name},
             volumes=["/var/lib/docker"],  # anonymous volume: inner dockerd gets overlay2, not vfs
             host_config=_host_config(client, disk), networking_config=netcfg,
         )
@@ -289,33 +312,115 @@ def remove_disks(context_dir: Path, log: Log = nolog) -> int:
     return count
 
 
-def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[str, Any]:
-    """Bring the stage's containers up (idempotent) and write state.json + known_hosts."""
+def _stage_labels(sname: str, stage: str, stage_id: str, context_dir: Path) -> dict[str, str]:
+    """Site and stage for people reading `docker ps`; the stage id and owner dir for ownership."""
+    return {LABEL_SITE: sname, LABEL_STAGE: stage, **owner_labels(stage_id, context_dir)}
+
+
+def _found(client: docker.DockerClient, net: str, cnames: list[str]) -> list[Resource]:
+    """The network and containers that exist under the stage's names, whoever made them."""
+    found: list[Resource] = []
+    try:
+        n = client.networks.get(net)
+        found.append(Resource("network", net, str(n.id), n.attrs.get("Labels") or {}))
+    except docker.errors.NotFound:
+        pass
+    for cname in cnames:
+        try:
+            c = client.containers.get(cname)
+        except docker.errors.NotFound:
+            continue
+        found.append(Resource("container", cname, str(c.id), c.labels or {}))
+    return found
+
+
+def _stage_containers(client: docker.DockerClient, sname: str, stage: str) -> list[Container]:
+    """Every container labelled with the site and stage (hosts since removed from the site too)."""
+    labels = [f"{LABEL_SITE}={sname}", f"{LABEL_STAGE}={stage}"]
+    return list(client.containers.list(all=True, filters={"label": labels}))
+
+
+def _record_identity(context_dir: Path, state: dict[str, Any], stage_id: str, adopted: set[str], sname: str,
+                     stage: str) -> dict[str, Any]:
+    """Write the stage id (and adoptions) before anything carries its label, so a crash never orphans a container."""
+    base = state or {"provider": "docker", "stage": stage, "site_name": sname, "hosts": {}}
+    new = {**base, STATE_ID: stage_id}
+    if adopted:
+        new[STATE_ADOPTED] = sorted(adopted)
+    if new != state:
+        write_state(context_dir, new)
+    return new
+
+
+def _host_keys_inside(cname: str) -> set[str]:
+    """The host's public keys read through `docker exec` (not over TCP), so the key we record is the container's."""
+    r = run(["docker", "exec", cname, "sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"], timeout=60)
+    return {" ".join(ln.split()[:2]) for ln in r.stdout.splitlines() if len(ln.split()) >= 2}
+
+
+def _short_names(plans: list[HostPlan], wanted: Any) -> set[str]:
+    """Inventory names for --rekey values given as full or short names; unknown names are refused."""
+    by_short = {p.short: p.name for p in plans}
+    full = {p.name for p in plans}
+    out: set[str] = set()
+    for item in wanted or ():
+        if item in full:
+            out.add(item)
+        elif item in by_short:
+            out.add(by_short[item])
+        else:
+            raise ProviderError(f"--rekey {item}: not a host of this stage ({', '.join(sorted(full))})")
+    return out
+
+
+def build(site: Any, stage: str, context_dir: Path, log: Log = nolog, *, adopt: bool = False,
+          rekey: Any = ()) -> dict[str, Any]:
+    """Bring the stage's containers up (idempotent) and write state.json + known_hosts.
+
+    Only containers and the network this stage created (its stage id in their labels) or adopted are touched;
+    anything else under the stage's names is refused (NotOurs) before any change, unless `adopt`. A host whose
+    key differs from the recorded one is refused unless named in `rekey`.
+    """
     t0 = time.monotonic()
-    context_dir = ensure_context_dir(Path(context_dir))
+    context_dir = Path(context_dir).absolute()
     sname, net = names(site, stage)
     cidr = stage_cidr(site, stage)
     plans = plan_hosts(site, stage)
+    rekeyed = _short_names(plans, rekey)
     disk_sizes = mirrored_disk_sizes(site, stage)
     client = _client()
+
+    old_state = read_state(context_dir)
+    stage_id = stage_id_of(old_state) or new_stage_id()
+    adopted = adopted_of(old_state)
+    taken = refuse_foreign(_found(client, net, [container_name(sname, stage, p) for p in plans]), stage_id,
+                           adopted, context_dir, f"build-infra {sname}/{stage}", adopt)
+    for res in taken:
+        log(f"adopting {res.kind} {res.name} ({res.docker_id[:12]}): from now on this checkout owns it")
+    adopted |= {res.docker_id for res in taken}
+    context_dir = ensure_context_dir(context_dir)
+    old_state = _record_identity(context_dir, old_state, stage_id, adopted, sname, stage)
+    labels = _stage_labels(sname, stage, stage_id, context_dir)
+
     image = ensure_image(None, HOST_TAG, log=log)
     raise_inotify(log)
 
     changed = ensure_keypair(context_dir, f"hive-{sname}-{stage}", log)
     pubkey = public_key(context_dir)
     pkey = load_pkey(context_dir)
-    changed |= _ensure_network(client, net, cidr, sname, stage, log)
+    changed |= _ensure_network(client, net, cidr, labels, log)
 
-    old_state = read_state(context_dir)
     old_hosts: dict[str, Any] = old_state.get("hosts") or {}
     actions: dict[str, list[str]] = {}
     containers: dict[str, Container] = {}
+    disks: dict[str, dict[str, str]] = {}
     for plan in plans:
         cname = container_name(sname, stage, plan)
         acts: list[str] = []
         disk: str | None = None
         if plan.name in disk_sizes:
             disk, disk_acts = ensure_disk(context_dir, plan, disk_sizes[plan.name], log)
+            disks[plan.name] = {"file": str(disk_file(context_dir, plan)), "loop": disk}
             acts += disk_acts
         try:
             c: Container | None = client.containers.get(cname)
@@ -333,7 +438,7 @@ def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[st
             c = None
             acts.append("removed")
         if c is None:
-            c = _create(client, image, cname, net, plan, sname, stage, disk)
+            c = _create(client, image, cname, net, plan, labels, disk)
             acts.append("created")
         if c.status != "running":
             try:
@@ -345,8 +450,10 @@ def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[st
         actions[plan.name] = acts
 
     hosts: dict[str, Any] = {}
+    kh_path = context_dir / "known_hosts"
     kh_set: dict[str, str] = {}
     kh_drop: list[str] = []
+    problems: list[str] = []
     deadline = time.monotonic() + SSH_WAIT_S
     for plan in plans:
         c = containers[plan.name]
@@ -354,39 +461,68 @@ def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[st
         port = _published_port(c, plan.name)
         if _inject(cname, plan, pubkey):
             actions[plan.name].append("key_injected")
-        hostkey = wait_for_ssh("127.0.0.1", port, plan.user, pkey, deadline, plan.name)
+        seen = wait_for_ssh("127.0.0.1", port, plan.user, pkey, deadline, plan.name)
         pattern = known_hosts_name("127.0.0.1", port)
-        kh_set[pattern] = hostkey
+        if seen not in _host_keys_inside(cname):
+            raise ProviderError(f"{plan.name}: 127.0.0.1:{port} shows host key {key_fingerprint(seen)}, which is "
+                                f"not one of {cname}'s own keys: something else answers on its port")
         prev = old_hosts.get(plan.name) or {}
-        if prev.get("port") and int(prev["port"]) != port:
-            kh_drop.append(known_hosts_name(str(prev.get("address", "127.0.0.1")), int(prev["port"])))
+        old_pattern = known_hosts_name(str(prev.get("address", "127.0.0.1")), int(prev["port"])) \
+            if prev.get("port") else None
+        recorded = None if "created" in actions[plan.name] else (
+            prev.get("host_key") or (known_host_key(kh_path, old_pattern) if old_pattern else None))
+        key, action, problem = judge_host_key(plan.name, pattern, recorded, seen, kh_path, rekeyed)
+        if action == "rekeyed":
+            log(f"{plan.name}: host key replaced as asked (--rekey): {key_fingerprint(str(recorded))} -> "
+                f"{key_fingerprint(seen)}")
+            actions[plan.name].append("rekeyed")
+        if problem:
+            problems.append(problem)
+        kh_set[pattern] = key
+        if old_pattern and old_pattern != pattern:
+            kh_drop.append(old_pattern)
         hosts[plan.name] = {"address": "127.0.0.1", "port": port, "user": plan.user,
-                            "private_ip": plan.private_ip, "container": cname}
+                            "private_ip": plan.private_ip, "container": cname, "host_key": key}
 
     for name in sorted(set(old_hosts) - set(hosts)):
         log(f"WARNING: {name} is no longer in the site; its container stays until `destroy`")
-    kh_changed = update_known_hosts(context_dir / "known_hosts", kh_set, kh_drop)
-    state = {"provider": "docker", "stage": stage, "site_name": sname, "ssh_key": "id_ed25519",
-             "network": {"name": net, "cidr": cidr}, "hosts": hosts}
+    kh_changed = update_known_hosts(kh_path, kh_set, kh_drop)
+    live = {str(c.id) for c in containers.values()} | {res.docker_id for res in _found(client, net, [])}
+    state: dict[str, Any] = {"provider": "docker", "stage": stage, "site_name": sname, STATE_ID: stage_id,
+                             "ssh_key": "id_ed25519", "network": {"name": net, "cidr": cidr}, "hosts": hosts}
+    if adopted & live:
+        state[STATE_ADOPTED] = sorted(adopted & live)
+    if disks:
+        state["disks"] = disks
     st_changed = write_state(context_dir, state)
     changed = changed or kh_changed or st_changed or any(actions.values())
     elapsed = time.monotonic() - t0
     for name, acts in actions.items():
         log(f"{name}: {', '.join(acts) if acts else 'unchanged'} (127.0.0.1:{hosts[name]['port']})")
+    for p in problems:
+        log(p)
     log(f"build-infra docker {sname}/{stage}: {len(hosts)} hosts, "
-        f"{'changed' if changed else 'no change'}, {elapsed:.1f} s")
+        f"{'changed' if changed else 'no change'}, {len(problems)} refused, {elapsed:.1f} s")
+    if problems:
+        raise ProviderError("\n".join(problems))
     return {"changed": changed, "hosts": actions,
             "state": state, "elapsed_s": round(elapsed, 2)}
 
 
-def destroy(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> None:
-    """Remove the stage's containers (with volumes) and network, and forget them in state/known_hosts."""
-    context_dir = Path(context_dir)
+def destroy(site: Any, stage: str, context_dir: Path, log: Log = nolog, *, adopt: bool = False) -> None:
+    """Remove the stage's containers (with volumes), network and disks, and forget them in state/known_hosts.
+
+    Whatever this stage did not create (or adopt) is refused before anything is removed, unless `adopt`.
+    """
+    context_dir = Path(context_dir).absolute()
     sname, net = names(site, stage)
     client = _client()
-    labels = [f"{LABEL_SITE}={sname}", f"{LABEL_STAGE}={stage}"]
-    found = client.containers.list(all=True, filters={"label": labels})
-    for c in found:
+    state = read_state(context_dir)
+    found_containers = _stage_containers(client, sname, stage)
+    found = _found(client, net, []) + [Resource("container", str(c.name), str(c.id), c.labels or {})
+                                       for c in found_containers]
+    refuse_foreign(found, stage_id_of(state), adopted_of(state), context_dir, f"destroy {sname}/{stage}", adopt)
+    for c in found_containers:
         c.remove(force=True, v=True)
         log(f"removed container {c.name}")
     try:
@@ -395,12 +531,13 @@ def destroy(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> None:
     except docker.errors.NotFound:
         pass
     disks = remove_disks(context_dir, log)
-    state = read_state(context_dir)
     if state:
         drop = [known_hosts_name(str(h.get("address", "127.0.0.1")), int(h["port"]))
                 for h in (state.get("hosts") or {}).values() if h.get("port")]
         if (context_dir / "known_hosts").exists():
             update_known_hosts(context_dir / "known_hosts", {}, drop)
         state["hosts"] = {}
+        state.pop(STATE_ADOPTED, None)
+        state.pop("disks", None)
         write_state(context_dir, state)
-    log(f"destroy docker {sname}/{stage}: {len(found)} containers and {disks} mirrored disks removed")
+    log(f"destroy docker {sname}/{stage}: {len(found_containers)} containers and {disks} mirrored disks removed")

@@ -15,6 +15,7 @@ from hive_nornir.providers.common import (
     ProviderError,
     ensure_context_dir,
     ensure_keypair,
+    judge_host_key,
     known_host_key,
     known_hosts_name,
     load_pkey,
@@ -35,11 +36,22 @@ def site_endpoints(site: Any, stage: str) -> dict[str, Endpoint]:
     return {name: site_endpoint(name, dict(host.data)) for name, host in inventory.hosts.items()}
 
 
-def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[str, Any]:
-    """Write state.json for existing hosts, trust host keys on first contact, report who is reachable."""
+def build(site: Any, stage: str, context_dir: Path, log: Log = nolog, *, adopt: bool = False,
+          rekey: Any = ()) -> dict[str, Any]:
+    """Write state.json for existing hosts, trust host keys on first contact, report who is reachable.
+
+    A changed host key is refused unless the host is named in `rekey`; `adopt` means nothing here (the hosts are
+    never ours to create or remove).
+    """
     t0 = time.monotonic()
     context_dir = ensure_context_dir(Path(context_dir))
     sname = site_name(site)
+    plans = plan_hosts(site, stage)
+    short = {p.short: p.name for p in plans}
+    rekeyed = {short.get(str(r), str(r)) for r in rekey or ()}
+    unknown = sorted(rekeyed - {p.name for p in plans})
+    if unknown:
+        raise ProviderError(f"--rekey {', '.join(unknown)}: not a host of this stage")
     changed = ensure_keypair(context_dir, f"hive-{sname}-{stage}", log)
     if changed:
         log(f"install {context_dir / 'id_ed25519.pub'} in authorized_keys of the login user on every host")
@@ -50,7 +62,7 @@ def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[st
     kh_set: dict[str, str] = {}
     problems: list[str] = []
     targets = site_endpoints(site, stage)
-    for plan in plan_hosts(site, stage):
+    for plan in plans:
         where = targets[plan.name]
         address, port, user = where.hostname, where.port, where.username
         pattern = known_hosts_name(address, port)
@@ -67,16 +79,17 @@ def build(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> dict[st
             problems.append(f"{plan.name}: ssh {address}:{port} unreachable: {type(e).__name__}: {e}")
             continue
         known = known_host_key(kh, pattern)
-        if known is None:
-            kh_set[pattern] = hostkey
-            status[plan.name] = ["host_key_recorded"]
-        elif known.split()[0] == hostkey.split()[0] and known != hostkey:
-            status[plan.name] = ["host_key_changed"]
-            problems.append(f"{plan.name}: host key of {pattern} differs from {kh}; "
-                            f"remove the old entry only if the host was really reinstalled")
-            continue
+        if known is not None and known.split()[0] != hostkey.split()[0]:
+            status[plan.name] = []  # another key type was offered; the transport checks the recorded one
         else:
-            status[plan.name] = []
+            key, action, refusal = judge_host_key(plan.name, pattern, known, hostkey, kh, rekeyed)
+            if refusal:
+                status[plan.name] = ["host_key_changed"]
+                problems.append(refusal)
+                continue
+            if action:
+                kh_set[pattern] = key
+            status[plan.name] = [action] if action else []
         if auth_err:
             status[plan.name].append("auth_failed")
             problems.append(f"{plan.name}: {auth_err}")
@@ -124,7 +137,7 @@ def _probe_via_transport(name: str, where: Endpoint, context_dir: Path,
     return (["host_key_recorded"] if first_contact else []), ""
 
 
-def destroy(site: Any, stage: str, context_dir: Path, log: Log = nolog) -> None:
+def destroy(site: Any, stage: str, context_dir: Path, log: Log = nolog, *, adopt: bool = False) -> None:
     """Prepared hosts are not ours to remove: only forget them in state.json and known_hosts."""
     context_dir = Path(context_dir)
     state = read_state(context_dir)

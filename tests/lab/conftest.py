@@ -160,10 +160,11 @@ def start_lab(root: Path, name: str, cidr: str, n: int, separate: bool = True,
     context_dir = root / ".hive" / stage
     t0 = time.monotonic()
     try:
-        res = provider.build(site, stage, context_dir, lab_log)
+        # adopt: containers a killed earlier session of this test suite left under the same names are its own
+        res = provider.build(site, stage, context_dir, lab_log, adopt=True)
     except Exception as e:
         try:
-            provider.destroy(site, stage, context_dir, lab_log)
+            provider.destroy(site, stage, context_dir, lab_log, adopt=True)
         except Exception as e2:  # noqa: BLE001 - the build error below is the one to report
             lab_log(f"cleanup after failed build also failed: {e2}")
         cannot_start(f"{type(e).__name__}: {e}")

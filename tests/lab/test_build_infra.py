@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from collections.abc import Callable
 from typing import Any
@@ -53,10 +54,17 @@ def test_state_file_matches_contract(lab: Lab) -> None:
     """state.json on disk has the shape of docs/architecture.md, and the key is private."""
     on_disk = json.loads((lab.context_dir / "state.json").read_text())
     assert on_disk == lab.state
-    assert set(on_disk) == {"provider", "stage", "site_name", "ssh_key", "network", "hosts"}
+    assert set(on_disk) == {"provider", "stage", "site_name", "stage_id", "ssh_key", "network", "hosts"}
     assert (on_disk["provider"], on_disk["stage"], on_disk["site_name"]) == ("docker", "private", "labtest")
+    assert len(on_disk["stage_id"]) == 32
+    known = lab.known_hosts.read_text().splitlines()
     for h in on_disk["hosts"].values():
-        assert set(h) == {"address", "port", "user", "private_ip", "container"}
+        assert set(h) == {"address", "port", "user", "private_ip", "container", "host_key"}
+        assert f"[127.0.0.1]:{h['port']} {h['host_key']}" in known
+        labels = json.loads(subprocess.run(["docker", "inspect", "-f", "{{json .Config.Labels}}", h["container"]],
+                                           capture_output=True, text=True, check=True).stdout)
+        assert labels["hive_nornir.stage_id"] == on_disk["stage_id"]
+        assert labels["hive_nornir.owner"] == str(lab.context_dir.resolve())
     assert (lab.key_file.stat().st_mode & 0o777) == 0o600
     assert (lab.context_dir.stat().st_mode & 0o777) == 0o700
 
@@ -75,6 +83,51 @@ def test_known_hosts_one_entry_per_host(lab: Lab) -> None:
     lines = [ln for ln in lab.known_hosts.read_text().splitlines() if ln.strip()]
     patterns = [ln.split()[0] for ln in lines]
     assert sorted(patterns) == sorted(f"[127.0.0.1]:{lab.ssh_port(h)}" for h in lab.hosts)
+
+
+# capability bits (linux/capability.h): gone from every lab host, and the ones the lab needs kept
+DROPPED_CAPS = {"DAC_READ_SEARCH": 2, "SYS_MODULE": 16, "SYS_RAWIO": 17, "SYS_BOOT": 22, "SYS_RESOURCE": 24,
+                "SYS_TIME": 25, "AUDIT_CONTROL": 30, "SYSLOG": 34, "WAKE_ALARM": 35}
+NEEDED_CAPS = {"NET_ADMIN": 12, "NET_RAW": 13, "SYS_ADMIN": 21, "MKNOD": 27, "SYS_CHROOT": 18, "SETFCAP": 31}
+FINIT_MODULE = {"x86_64": 313, "aarch64": 273}
+MODULE_PROBE = """
+import ctypes, os, platform, sys
+libc = ctypes.CDLL(None, use_errno=True)
+fd = os.open("/etc/hostname", os.O_RDONLY)
+rc = libc.syscall({nr}[platform.machine()], fd, b"", 0)
+print(rc, ctypes.get_errno())
+"""
+
+
+def test_lab_hosts_cannot_set_the_clock_or_load_modules(lab: Lab) -> None:
+    """A lab host once moved this machine's clock 9 hours (CAP_SYS_TIME): the capabilities acting on the shared
+    kernel are gone from the bounding set, `date -s` is refused and the controller's clock stays put."""
+    import errno
+    import os
+    import time
+
+    for host in lab.hosts:
+        _, out = lab.docker_exec(host, "awk '/^CapBnd/ {print $2}' /proc/1/status")
+        bounding = int(out.strip(), 16)
+        assert [c for c, bit in DROPPED_CAPS.items() if bounding >> bit & 1] == [], (host, out)
+        assert [c for c, bit in NEEDED_CAPS.items() if not bounding >> bit & 1] == [], (host, out)
+    host = lab.hosts[0]
+    wall, mono = time.time(), time.monotonic()
+    rc, out = run_ssh(lab, host, f"sudo -n date -s @{int(wall)}")  # the current time: harmless had it worked
+    assert rc != 0 and "cannot set date: Operation not permitted" in out, out
+    rc, out = run_ssh(lab, host, "sudo -n date -s '2001-02-03 04:05:06'")  # tried only once SYS_TIME is proven gone
+    assert rc != 0 and "Operation not permitted" in out, out
+    assert abs(time.time() - (wall + time.monotonic() - mono)) < 60  # the controller's clock did not move
+    rc, out = run_ssh(lab, host, shlex.join(["sudo", "-n", "python3", "-c", MODULE_PROBE.format(nr=FINIT_MODULE)]))
+    ret, err = out.split()
+    # EPERM: refused for want of CAP_SYS_MODULE; ENOSYS only on a kernel built without modules (like this one)
+    expected = errno.EPERM if os.path.exists("/proc/modules") else errno.ENOSYS
+    assert (int(ret), int(err)) == (-1, expected), out
+    # what setup-hosts needs still works: systemd, iptables, sysctl writes
+    for cmd in ("systemctl is-system-running", "sudo -n iptables -w -S INPUT",
+                "sudo -n sysctl -w net.ipv4.ip_forward=1"):
+        rc, out = run_ssh(lab, host, cmd)
+        assert rc == 0, (cmd, out)
 
 
 def test_only_loopback_ports_published(lab: Lab) -> None:
