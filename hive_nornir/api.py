@@ -25,7 +25,8 @@ from hive_nornir.phases import load_runbook
 from hive_nornir.primitives.base import Primitive
 from hive_nornir.report.progress import Progress
 from hive_nornir.report.run_report import RunReport
-from hive_nornir.site import Site, find_site, load_site
+from hive_nornir.site import Site, load_site
+from hive_nornir.site.project import announce, find_project, project_of_site_file
 from hive_nornir.site.rules import suggest
 
 
@@ -52,8 +53,11 @@ class Hive:
 
     def __init__(self, root: str | Path = ".", stage: str = "private", site_file: str | Path | None = None,
                  num_workers: int = 20) -> None:
-        self.root = Path(root).resolve()
-        self.site_path = Path(site_file).resolve() if site_file else find_site(self.root)
+        # the project root is found the way git finds a repository; the embedded lab site is announced on stderr
+        project = project_of_site_file(site_file, root) if site_file else find_project(root)
+        announce(project)
+        self.root = project.root
+        self.site_path = project.site_file
         self.site: Site = load_site(self.site_path, root_dir=self.root)
         if stage not in self.site.stages:
             raise BadInput(

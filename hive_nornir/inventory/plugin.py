@@ -8,7 +8,8 @@ from typing import Any
 
 from nornir.core.inventory import Inventory
 
-from ..site import find_site, load_site
+from ..site import load_site
+from ..site.project import announce, find_project
 from .build import build_inventory, context_dir_for
 from .constants import STATE_FILE
 
@@ -32,7 +33,7 @@ def read_state(context_dir: Path) -> dict[str, Any] | None:
 
 
 class HiveInventory:
-    """Loads the site (`<root>/inventory/*.yml` with plugin: hive_inventory, see find_site) and the stage state."""
+    """Loads the site (the nearest project at or above root_dir, see site.project) and the stage state."""
 
     def __init__(self, root_dir: str = ".", stage: str = "private", site_file: str | None = None) -> None:
         self.root_dir = Path(root_dir)
@@ -41,7 +42,12 @@ class HiveInventory:
 
     def load(self) -> Inventory:
         """Nornir's InventoryPlugin protocol: build the inventory now."""
-        site_path = self.site_file or find_site(self.root_dir)
-        site = load_site(site_path, root_dir=self.root_dir)
-        context = context_dir_for(self.root_dir, self.stage)
+        if self.site_file:
+            site_path, root = self.site_file, self.root_dir
+        else:  # the nearest project at or above root_dir, like Hive()
+            project = find_project(self.root_dir)
+            announce(project)
+            site_path, root = project.site_file, project.root
+        site = load_site(site_path, root_dir=root)
+        context = context_dir_for(root, self.stage)
         return build_inventory(site, self.stage, read_state(context), context_dir=context)

@@ -204,3 +204,26 @@ def test_a_changed_host_key_is_refused_until_rekeyed(tmp_path: Path, checkouts: 
     rerun = cli(root, "run", "build-infra", "--json", "-")
     assert rerun.returncode == 0 and json.loads(rerun.stdout)["changed"] == 0, rerun.stderr
 
+
+def test_the_notebook_run_where_it_lives_keeps_the_projects_lab(tmp_path: Path, checkouts: list[Path]) -> None:
+    """runbooks/example.ipynb's Hive and build-infra cells, executed in <project>/runbooks like Jupyter does."""
+    root = one_host_site(tmp_path / "proj", "own6", "10.124.0.0/24")
+    checkouts.append(root)
+    assert cli(root, "run", "build-infra").returncode == 0
+    cname = "hive-own6-private-p-hive0"
+    cid = docker_id(cname)
+    ssh_run(root, "sudo -n touch /root/configured")
+    notebook = Path(__file__).resolve().parents[2] / "hive_nornir" / "runbooks" / "example.ipynb"
+    (root / "runbooks").mkdir()
+    shutil.copy(notebook, root / "runbooks" / "example.ipynb")
+    cells = ["".join(c["source"]) for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+    upto = next(i for i, c in enumerate(cells) if "build_infra(hive)" in c)
+    script = "\n".join(cells[:upto + 1]).replace("build_infra(hive)", "print(build_infra(hive).text())")
+    run = subprocess.run([sys.executable, "-c", script], cwd=root / "runbooks", capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "p-hive0.own6" in run.stdout and "0 change(s)" in run.stdout, run.stdout
+    assert "embedded lab site" not in run.stderr
+    assert not (root / "runbooks" / ".hive").exists()
+    assert docker_id(cname) == cid
+    assert ssh_run(root, "sudo -n ls /root/configured") == "/root/configured"

@@ -126,7 +126,9 @@ def test_broken_state_json_is_bad_input_naming_the_file(tmp_path: Path) -> None:
         proc = run_cli(*args, cwd=tmp_path)
         assert proc.returncode == EXIT_BAD_INPUT, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
-        assert proc.stderr.strip().splitlines() == [f"error: {state}: cannot read provider state: "
+        notice, *rest = proc.stderr.strip().splitlines()  # the embedded lab site is announced first
+        assert notice.startswith("hive_nornir: using the embedded lab site ")
+        assert rest == [f"error: {state}: cannot read provider state: "
                                                     "Expecting property name enclosed in double quotes: "
                                                     "line 1 column 2 (char 1)"]
     assert str(state) in json.loads(out.read_text())["error"]
