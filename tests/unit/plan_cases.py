@@ -8,6 +8,7 @@ wanted plan against the one got as a unified diff, field by field (tests/README.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -61,6 +62,18 @@ def _block(name: str, text: str) -> list[str]:
     return [f"{name}:", *(f"  | {line}" for line in text.split("\n"))]
 
 
+def _command_lines(command: str) -> list[str]:
+    """A command's lines, long ones broken after `; ` and ` && ` (marked `..`) so a diff shows the very part."""
+    out: list[str] = []
+    for line in command.split("\n"):
+        if len(line) <= 100:
+            out.append(line)
+            continue
+        parts = re.split(r"(?<=; )|(?<= && )", line)
+        out += [parts[0], *(f".. {p}" for p in parts[1:])]
+    return out
+
+
 def _upload(up: Upload) -> list[str]:
     head = (f"  - {up.path} mode={up.mode} owner={up.owner} group={up.group} backup={up.backup}"
             f" validate={up.validate!r}")
@@ -87,7 +100,7 @@ def render(case: Case, plan: Plan) -> list[str]:
         lines += _block("diff", plan.diff)
     lines.append("commands:" if plan.commands else "commands: []")
     for command in plan.commands:
-        first, *rest = command.split("\n")
+        first, *rest = _command_lines(command)
         lines += [f"  - {first}", *(f"    {line}" for line in rest)]
     lines.append("uploads:" if plan.uploads else "uploads: []")
     for up in plan.uploads:
@@ -96,11 +109,19 @@ def render(case: Case, plan: Plan) -> list[str]:
     return lines
 
 
+def _compared(case: Case, plan: Plan) -> tuple[object, ...]:
+    """The fields the case checks, as values (the rendering is only for the failure message)."""
+    return (plan.changed, plan.commands, [(u.path, u.content, u.mode, u.owner, u.group, u.validate, u.backup)
+                                          for u in plan.uploads], plan.missing, plan.error,
+            plan.summary if case.summary is not None else None, plan.diff if case.diff is not None else None)
+
+
 def check_case(case: Case) -> Plan:
     """Plan the case; fail with wanted against got (unified diff) unless the plan is exactly the wanted one."""
     plan = case.primitive.plan(case.facts, case.probe)
-    wanted, got = render(case, wanted_plan(case)), render(case, plan)
-    if wanted != got:
+    want = wanted_plan(case)
+    if _compared(case, want) != _compared(case, plan):
+        wanted, got = render(case, want), render(case, plan)
         diff = "\n".join(difflib.unified_diff(wanted, got, "wanted", "got", lineterm="", n=len(wanted) + len(got)))
         pytest.fail(f"{case.id}: {case.primitive.ident} planned something else (- wanted, + got)\n{diff}",
                     pytrace=False)
