@@ -111,6 +111,7 @@ class Symlink(Primitive):
     path: str
     target: str = ""
     state: str = "present"
+    require_target: bool = False  # True: never create a dangling link (a zone file the host's tzdata lacks)
     kind = "symlink"
 
     def __post_init__(self) -> None:
@@ -131,9 +132,13 @@ class Symlink(Primitive):
     def probe(self, facts: Facts) -> str:
         """The current link text (not resolved), or what else is at the path."""
         p, parent = q(self.path), q(posixpath.dirname(self.path))
-        return (f"if [ -L {p} ]; then printf 'link='; readlink -- {p}; "
-                f"elif [ -d {p} ]; then echo type=dir; elif [ -e {p} ]; then echo type=file; "
-                f"else echo type=none; if [ -d {parent} ]; then echo parent=yes; fi; fi")
+        probe = (f"if [ -L {p} ]; then printf 'link='; readlink -- {p}; "
+                 f"elif [ -d {p} ]; then echo type=dir; elif [ -e {p} ]; then echo type=file; "
+                 f"else echo type=none; if [ -d {parent} ]; then echo parent=yes; fi; fi")
+        if self.require_target and self.state == "present":
+            target = q(posixpath.join(posixpath.dirname(self.path), self.target))
+            probe += f"; if [ -e {target} ]; then echo target=yes; fi"
+        return probe
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """ln -sfn when the link text differs; a directory in the way is never replaced."""
@@ -149,6 +154,8 @@ class Symlink(Primitive):
             if kind == "none":
                 return Plan()
             return Plan(error=f"{self.path} is not a symlink; not removing it")
+        if self.require_target and kv.get("target") != "yes":
+            return Plan(missing=f"{self.target} does not exist on this host; not linking {self.path} to it")
         if kind == "link" and link == self.target:
             return Plan()
         if kind == "dir":

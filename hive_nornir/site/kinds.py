@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 import ipaddress
 import re
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -255,3 +258,84 @@ class Obj(Kind):
         from .rules import object_schema
 
         return object_schema(self.keys())
+
+
+# tz names: Area/Location components of letters, digits, '_', '+', '-' (no '.', so no '..'; no quotes, no spaces)
+_TZ_NAME_RE = r"[A-Za-z0-9_+-]{1,30}(/[A-Za-z0-9_+-]{1,30}){0,3}"
+
+
+@functools.lru_cache(maxsize=1)
+def controller_timezones() -> frozenset[str]:
+    """The controller's tz database (system zoneinfo or the tzdata package); empty when it has none."""
+    try:
+        return frozenset(zoneinfo.available_timezones())
+    except (OSError, ValueError):
+        return frozenset()
+
+
+@dataclass(frozen=True)
+class TimeZone(Kind):
+    """A tz database name: a safe path under /usr/share/zoneinfo that the controller's tz database knows."""
+
+    expected: str = "a tz database zone name like Asia/Tokyo or Etc/UTC"
+
+    def check(self, value: Any) -> list[Problem]:
+        if not isinstance(value, str) or not re.fullmatch(_TZ_NAME_RE, value):
+            return [((), "is not a time zone name", value, self.expected)]
+        known = controller_timezones()
+        if known and value not in known:
+            close = difflib.get_close_matches(value, sorted(known), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return [((), "is not in the tz database" + hint, value, self.expected)]
+        return []
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": f"^(?:{_TZ_NAME_RE})$"}
+
+
+# OpenSSH public key line: optional authorized_keys options, a key type, the base64 body, an optional comment
+_SSH_KEY_RE = (r"(\S.*\s)?(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|"
+               r"sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)\s+[A-Za-z0-9+/=.]+(\s.*)?")
+
+
+@dataclass(frozen=True)
+class SshPublicKey(Kind):
+    """One OpenSSH public key on one line (a line break would smuggle in a second key)."""
+
+    expected: str = "one OpenSSH public key line like 'ssh-ed25519 AAAA... user@host'"
+
+    def check(self, value: Any) -> list[Problem]:
+        if not isinstance(value, str) or "\n" in value.strip() or "\r" in value:
+            return [((), "is not a single public key line", value, self.expected)]
+        if not re.fullmatch(_SSH_KEY_RE, value.strip()):
+            return [((), "is not an OpenSSH public key", value, self.expected)]
+        return []
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": f"^(?:{_SSH_KEY_RE})$"}
+
+
+@dataclass(frozen=True)
+class NamedMap(Kind):
+    """A mapping of names (each a `key` kind) to settings (each a `value` kind; empty settings are allowed)."""
+
+    key: Kind = field(default_factory=Str)
+    value: Kind = field(default_factory=Mapping)
+
+    @property
+    def expected(self) -> str:  # type: ignore[override]
+        return f"a mapping of {self.key.expected} to {self.value.expected}"
+
+    def check(self, value: Any) -> list[Problem]:
+        if not isinstance(value, dict):
+            return [((), "is not a mapping", value, self.expected)]
+        out: list[Problem] = []
+        for name, item in value.items():
+            out.extend(((name, *p), m, v, a) for p, m, v, a in self.key.check(name))
+            if item is not None:
+                out.extend(((name, *p), m, v, a) for p, m, v, a in self.value.check(item))
+        return out
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "object", "propertyNames": self.key.schema(),
+                "additionalProperties": {"anyOf": [self.value.schema(), {"type": "null"}]}}

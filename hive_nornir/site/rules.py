@@ -8,7 +8,22 @@ from typing import Any
 
 from .errors import MISSING
 from .kinds import Address as Ip
-from .kinds import AnyOf, Bool, Choice, Int, Kind, ListOf, Mapping, Network, Obj, Problem, Str
+from .kinds import (
+    AnyOf,
+    Bool,
+    Choice,
+    Int,
+    Kind,
+    ListOf,
+    Mapping,
+    NamedMap,
+    Network,
+    Obj,
+    Problem,
+    SshPublicKey,
+    Str,
+    TimeZone,
+)
 
 STAGE_NAMES: tuple[str, ...] = ("private", "staging", "production")
 STAGE_PREFIX: dict[str, str] = {"private": "p-", "staging": "s-", "production": ""}
@@ -210,12 +225,37 @@ def object_schema(specs: tuple[KeySpec, ...]) -> dict[str, Any]:
     return out
 
 
+# useradd/groupadd's portable rule (shadow-utils is_valid_name, Debian's and EL's defaults agree on it)
+_USER_NAME = Str(r"[a-z_][a-z0-9_-]*\$?", max_length=32, expected=USER_NAME_TEXT)
+_GROUP_NAME = Str(r"[a-z_][a-z0-9_-]*\$?", max_length=32, expected=USER_NAME_TEXT.replace("user", "group"))
+_ID = Int(1, 2**32 - 2)
+
+
+def _user_keys() -> tuple[KeySpec, ...]:
+    """What the users step reads of a hive_users entry (hive-builder's uid, group, id_rsa_pub, and ours)."""
+    return (
+        KeySpec("uid", _ID, "user id (default: useradd picks one)"),
+        KeySpec("group", _GROUP_NAME, "primary group (default: a group named like the user)"),
+        KeySpec("groups", ListOf(_GROUP_NAME), "supplementary groups, added to what the user has"),
+        KeySpec("id_rsa_pub", SshPublicKey(), "public key added to authorized_keys (hive-builder's key)"),
+        KeySpec("authorized_keys", ListOf(SshPublicKey()), "public keys added to authorized_keys"),
+        KeySpec("exclusive", Bool(), "authorized_keys holds only these keys (never the login's own key)"),
+    )
+
+
+def _user_group_keys() -> tuple[KeySpec, ...]:
+    return (KeySpec("gid", _ID, "group id (default: groupadd picks one)"),)
+
+
 # Variables the inventory itself reads from group_vars/host_vars; their kinds are checked too.
 VAR_KINDS: dict[str, Kind] = {
-    "hive_admin": Str(r"[a-z_][a-z0-9_-]*", max_length=32, expected=USER_NAME_TEXT),
+    "hive_admin": _USER_NAME,
     "hive_sshd_port": Int(1, 65535),
     "hive_private_ip": Ip(),
-    "hive_timezone": Str(),
+    "hive_timezone": TimeZone(),
+    "hive_users": NamedMap(_USER_NAME, Obj(_user_keys, expected="a mapping of uid, group, groups, id_rsa_pub, "
+                                                              "authorized_keys, exclusive")),
+    "hive_user_groups": NamedMap(_GROUP_NAME, Obj(_user_group_keys, expected="a mapping with gid")),
     "ansible_host": Str(),
     "ansible_port": Int(1, 65535),
     "hive_ssh_host": Str(),

@@ -170,7 +170,7 @@ def fake_probe(primitive: Primitive, files: dict[str, str], guard: Guard, instal
         return (f"type=dir\nstat={int(primitive.mode or '0755', 8):o} {primitive.owner or 'root'} "
                 f"{primitive.group or 'root'} 4096 0 0\n")
     if isinstance(primitive, Symlink):
-        return f"link={primitive.target}\n"
+        return f"link={primitive.target}\ntarget=yes\n"
     if isinstance(primitive, Command):
         return "run=yes" if guard(primitive) else "run=no"
     path = getattr(primitive, "path", None)

@@ -135,3 +135,20 @@ def test_real_symlink_round_trip(tmp_path: Path, facts: Facts) -> None:
     (tmp_path / "dir").mkdir()
     blocked = Symlink(str(tmp_path / "dir"), "/x")
     assert "is a directory" in blocked.plan(facts, run_probe(blocked, facts)).error
+
+
+@pytest.mark.parametrize("facts", FAMILIES)
+def test_symlink_requiring_its_target_never_dangles(tmp_path: Path, facts: Facts) -> None:
+    """/etc/localtime to a zone the host's tzdata lacks (issue 10 item 11): missing, nothing linked."""
+    zone = tmp_path / "zoneinfo" / "Asia" / "Tokyo"
+    path = tmp_path / "localtime"
+    link = Symlink(str(path), str(zone), require_target=True)
+    plan = link.plan(facts, run_probe(link, facts))
+    assert plan.missing == f"{zone} does not exist on this host; not linking {path} to it" and not plan.commands
+    assert not path.is_symlink()
+    zone.parent.mkdir(parents=True)
+    zone.write_text("TZif")
+    assert len(converge(link, facts)) == 1 and path.resolve() == zone
+    assert converge(link, facts) == []
+    relative = Symlink(str(path), "zoneinfo/Asia/Tokyo", require_target=True)  # relative to the link's dir
+    assert len(converge(relative, facts)) == 1 and path.resolve() == zone

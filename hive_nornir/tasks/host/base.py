@@ -53,7 +53,9 @@ def hostname_primitives(short: str) -> list[Primitive]:
 
 def timezone_primitives(facts: Facts, zone: str) -> list[Primitive]:
     """/etc/localtime points at the zone file; Debian also keeps the name in /etc/timezone."""
-    items: list[Primitive] = [Symlink(path="/etc/localtime", target=f"/usr/share/zoneinfo/{zone}")]
+    # the site check knows the controller's tz database; the host's own tzdata decides (never a dangling link)
+    items: list[Primitive] = [Symlink(path="/etc/localtime", target=f"/usr/share/zoneinfo/{zone}",
+                                      require_target=True)]
     if facts.is_debian:
         items.append(File(path="/etc/timezone", content=zone + "\n"))
     return items
