@@ -12,9 +12,11 @@ from hive_nornir.engine.apply import apply_plan
 from hive_nornir.engine.errors import CommandFailed, StepFailed
 from hive_nornir.engine.handlers import HandlerJournal
 from hive_nornir.engine.outcome import Change, HostOutcome
-from hive_nornir.engine.probe import batch_script, split_output
+from hive_nornir.engine.probe import batch_script, last_section, split_output
 from hive_nornir.facts import FACTS_SCRIPT, Facts, parse_facts
 from hive_nornir.primitives.base import Primitive
+from hive_nornir.transport.errors import CommandTimeout
+from hive_nornir.transport.session import describe_command
 
 if TYPE_CHECKING:
     from nornir.core import Nornir
@@ -146,7 +148,7 @@ class HostContext:
                     continue
                 # journal the handlers first: a connection lost after the change must not lose its reload
                 self.notify(*primitive.notify)
-                apply_plan(self.session, plan, self.apply_timeout)
+                apply_plan(self.session, plan, self.apply_timeout, primitive.secret)
                 self.run_state.facts.pop(self.name, None)
                 rest = pending[index + 1:]
                 break
@@ -159,7 +161,13 @@ class HostContext:
 
     def _probe(self, primitives: Sequence[Primitive]) -> list[str]:
         script, marker = batch_script(primitives, self.facts)
-        result = self.session.run(script, timeout=PROBE_TIMEOUT)
+        try:
+            result = self.session.run(script, timeout=PROBE_TIMEOUT)
+        except CommandTimeout as e:  # name the primitive whose probe hung, not the script's first line
+            index = last_section(e.stdout, marker)
+            what = primitives[index].ident if index is not None else "the batched probe"
+            raise CommandTimeout(e.host, e.port, f"probe of {what} exceeded its {PROBE_TIMEOUT:g}s timeout and was "
+                                 "abandoned", what, e.stdout, e.stderr) from e
         return split_output(result.stdout, marker, len(primitives))
 
     def changed(self, ident: str, summary: str, diff: str = "") -> None:
@@ -187,8 +195,8 @@ class HostContext:
         """Run a command now (tasks only call this for reads, or after checking ctx.check)."""
         result = self.session.run(command, sudo=sudo, timeout=timeout or self.apply_timeout, stdin=stdin)
         if check and not result.ok:
-            first_line = command.strip().splitlines()[0] if command.strip() else command
-            raise CommandFailed(f"`{first_line[:80]}`", result.exit_status, result.stderr or result.stdout)
+            raise CommandFailed(f"`{describe_command(command, 80)}`", result.exit_status,
+                                result.stderr or result.stdout)
         return result
 
 

@@ -40,5 +40,20 @@ def split_output(output: str, marker: str, count: int) -> list[str]:
     return ["\n".join(sections[i]) for i in range(count)]
 
 
+def last_section(output: str, marker: str) -> int | None:
+    """The section a cut-off script was in (its last marker), to name the part that hung."""
+    last = None
+    for line in output.splitlines():
+        if line.startswith(marker + " "):
+            tag = line[len(marker) + 1:]
+            last = int(tag) if tag.isdigit() else last
+    return last
+
+
+def without_markers(output: str, marker: str) -> str:
+    """Output with the section markers taken out, for error messages."""
+    return "\n".join(ln for ln in output.splitlines() if not ln.startswith(marker + " "))
+
+
 class ProbeError(RuntimeError):
     """The batched probe did not run to its end marker."""

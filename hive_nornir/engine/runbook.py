@@ -16,7 +16,7 @@ from hive_nornir.engine.handlers import handler_command
 from hive_nornir.engine.outcome import CHANGED, FAILED, OK, UNREACHABLE, HostOutcome
 from hive_nornir.engine.probe import ProbeError
 from hive_nornir.site.rules import suggest
-from hive_nornir.transport.errors import CommandTimeout, SudoPasswordRequired, TransportError
+from hive_nornir.transport.errors import ConnectError, TransportError
 
 if TYPE_CHECKING:
     from nornir.core import Nornir
@@ -101,10 +101,10 @@ def execute_step(task: Task, step: Step, run: RunState) -> Result:
         if step.flush_handlers and not run.check:
             _run_handlers(ctx)
         outcome.status = CHANGED if outcome.changes else OK
-    except (CommandTimeout, SudoPasswordRequired) as exc:
-        outcome.status, outcome.error = FAILED, str(exc)
-    except TransportError as exc:
+    except ConnectError as exc:  # only connect-time errors and dead peers mean unreachable
         outcome.status, outcome.error = UNREACHABLE, str(exc)
+    except TransportError as exc:  # the host answers: a timeout, sudo, a failed upload or a killed command
+        outcome.status, outcome.error = FAILED, str(exc)
     except (StepFailed, ProbeError) as exc:
         outcome.status, outcome.error = FAILED, str(exc)
     except Exception as exc:  # a bug in a task must fail that host, not the run

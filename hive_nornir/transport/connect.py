@@ -14,13 +14,14 @@ import paramiko
 
 from hive_nornir.transport.errors import (
     AuthenticationFailed,
+    ConnectError,
     ConnectionRefused,
     ConnectTimeout,
     HostKeyChanged,
     HostKeyUnknown,
     HostUnreachable,
-    TransportError,
 )
+from hive_nornir.transport.keepalive import KeepaliveTransport
 from hive_nornir.transport.known_hosts import KnownHosts, fingerprint, host_entry
 from hive_nornir.transport.params import ConnectParams, expand
 
@@ -46,7 +47,7 @@ def _tcp_socket(host: str, port: int, timeout: float) -> socket.socket:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
         raise HostUnreachable(host, port, f"cannot resolve {host!r}: {e.strerror}") from e
-    last: TransportError | None = None
+    last: ConnectError | None = None
     for family, socktype, proto, _, addr in infos:
         sock = socket.socket(family, socktype, proto)
         try:
@@ -66,7 +67,7 @@ def _tcp_socket(host: str, port: int, timeout: float) -> socket.socket:
             if e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EADDRNOTAVAIL):
                 last = HostUnreachable(host, port, f"unreachable: {e.strerror}")
             else:
-                last = TransportError(host, port, f"cannot connect: {e.strerror or e}")
+                last = ConnectError(host, port, f"cannot connect: {e.strerror or e}")
     assert last is not None
     raise last
 
@@ -111,7 +112,7 @@ class _Connector:
         self.known = KnownHosts(params.known_hosts)
         self.opened: list[paramiko.Transport] = []
 
-    def run(self) -> tuple[paramiko.Transport, list[paramiko.Transport], socket.socket | None]:
+    def run(self) -> tuple[KeepaliveTransport, list[paramiko.Transport], socket.socket | None]:
         """Walk the jump chain then the target; the last transport is the target's."""
         p = self.params
         try:
@@ -148,11 +149,11 @@ class _Connector:
 
     def _handshake(
         self, sock: Any, host: str, port: int, user: str, key_files: tuple[str, ...]
-    ) -> paramiko.Transport:
+    ) -> KeepaliveTransport:
         """SSH banner + kex within connect_timeout, then host key verification and authentication."""
         p = self.params
         timeout = p.connect_timeout
-        t = paramiko.Transport(sock)
+        t = KeepaliveTransport(sock)
         t.set_log_channel(PARAMIKO_LOG)
         self.opened.append(t)
         t.banner_timeout = timeout
@@ -180,7 +181,6 @@ class _Connector:
             raise ConnectTimeout(host, port, f"SSH handshake did not finish within {timeout:g}s") from e
         self._check_host_key(host, port, server_key)
         self._authenticate(t, host, port, user, key_files)
-        t.set_keepalive(p.keepalive)
         return t
 
     def _check_host_key(self, host: str, port: int, key: paramiko.PKey) -> None:
@@ -250,7 +250,7 @@ class _Connector:
 class Link:
     """An authenticated transport to the target, the bastion transports under it, and our own TCP socket."""
 
-    transport: paramiko.Transport
+    transport: KeepaliveTransport
     jumps: tuple[paramiko.Transport, ...]
     tcp: socket.socket | None
 

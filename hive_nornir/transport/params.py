@@ -43,7 +43,8 @@ class ConnectParams:
     strict_host_key_checking: str = "accept-new"
     connect_timeout: float = 10.0
     connect_retries: int = 3
-    keepalive: int = 30
+    keepalive: float = 3.0  # seconds between keepalives the host must answer (ssh's ServerAliveInterval)
+    keepalive_count_max: int = 3  # unanswered in a row before the host counts as dead (ServerAliveCountMax)
     proxy_jump: tuple[Hop, ...] = ()
     proxy_command: str | None = None
 
@@ -128,7 +129,8 @@ def build_params(
         strict_host_key_checking=str(ex.get("strict_host_key_checking", "accept-new")),
         connect_timeout=float(ex.get("connect_timeout", 10)),
         connect_retries=int(ex.get("connect_retries", 3)),
-        keepalive=int(ex.get("keepalive", 30)),
+        keepalive=float(ex.get("keepalive", looked.get("serveraliveinterval", 3))),
+        keepalive_count_max=int(ex.get("keepalive_count_max", looked.get("serveralivecountmax", 3))),
         proxy_jump=tuple(hops),
         proxy_command=str(proxy_command) if proxy_command else None,
     )

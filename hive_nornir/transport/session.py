@@ -20,9 +20,12 @@ from hive_nornir.transport.connect import dial
 from hive_nornir.transport.errors import (
     CommandFailed,
     CommandTimeout,
+    ConnectionLost,
+    NoExitStatus,
     SudoPasswordRequired,
     TransportError,
 )
+from hive_nornir.transport.keepalive import EXIT_SIGNAL_ATTR, Heartbeat, KeepaliveTransport
 from hive_nornir.transport.params import ConnectParams
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,40 @@ def _q(s: str) -> str:
     return shlex.quote(s)
 
 
+_SCAFFOLD_RE = re.compile(r"^(set( [-+][a-z]+| -o \w+)+|trap .*|echo '@@hive-[0-9a-f]+ [0-9a-z]+'|#.*)$")
+
+
+def describe_command(script: str, limit: int = 120) -> str:
+    """The line a human recognises a script by: the first one that is not `set -e`, a trap, a marker or a comment."""
+    lines = [ln.strip() for ln in script.strip().splitlines() if ln.strip()]
+    meaningful = [ln for ln in lines if not _SCAFFOLD_RE.match(ln)] or lines or [script.strip()]
+    text = meaningful[0] + (" ..." if len(meaningful) > 1 else "")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def wire(command: str, *, sudo: bool, is_root: bool, env: dict[str, str] | None,
+         data: bytes | None) -> tuple[str, bytes]:
+    """What sshd runs and what it reads: the argv never holds the script or the data, both travel on stdin.
+
+    Without data: `[sudo -n -H --] [env K=V] sh -s` reading `{ script } </dev/null` (the shell parses the whole
+    block before running it, so no command can eat the script; no extra process). With data: `sh -c 'eval
+    "$(head -c N)"'`: head reads exactly the N script bytes, the commands then read the data that follows."""
+    parts = []
+    if sudo and not is_root:
+        parts.append("sudo -n -H --")
+    if env:
+        bad = [k for k in env if not _ENV_NAME_RE.match(k)]
+        if bad:
+            raise ValueError(f"invalid environment variable name(s): {bad}")
+        parts.append("env " + " ".join(f"{k}={_q(v)}" for k, v in env.items()))
+    script = command.encode()
+    if data is None:
+        parts.append("sh -s")
+        return " ".join(parts), b"{\n" + script + b"\n} </dev/null\n"
+    parts.append("sh -c " + _q(f'eval "$(head -c {len(script)})"'))
+    return " ".join(parts), script + data
+
+
 class SSHSession:
     """One authenticated SSH transport to a host; what `host.get_connection("hive_ssh")` returns."""
 
@@ -77,6 +114,12 @@ class SSHSession:
         self._sftp: paramiko.SFTPClient | None = None
         self._private_dir: str | None = None
         self._lock = threading.Lock()
+        self.lost = ""  # why the heartbeat gave the host up ("" while it answers)
+        self._heartbeat: Heartbeat | None = None
+        if isinstance(transport, KeepaliveTransport) and params.keepalive > 0:
+            self._heartbeat = Heartbeat(transport, params.keepalive, params.keepalive_count_max, self._dead,
+                                        f"{self.host}:{self.port}")
+            self._heartbeat.start()
 
     # -- liveness -------------------------------------------------------------------------------------
 
@@ -88,8 +131,19 @@ class SSHSession:
         return bool(self._tcp.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
 
     def is_alive(self) -> bool:
-        """Cheap local check (transport still active); keepalives every `keepalive` s notice dead peers."""
-        return self._transport.is_active()
+        """Cheap local check: the transport is up and the heartbeat has not given the host up."""
+        return not self.lost and self._transport.is_active()
+
+    def _dead(self, why: str) -> None:
+        """Heartbeat verdict: remember why, close the transport so every blocked read ends now."""
+        self.lost = why
+        with contextlib.suppress(Exception):
+            self._transport.close()
+
+    def _lost(self, what: str, cause: BaseException | None = None) -> ConnectionLost:
+        """The unreachable error for a connection that died while `what` was going on."""
+        why = self.lost or (f"the connection closed ({cause})" if cause else "the host closed the connection")
+        return ConnectionLost(self.host, self.port, f"connection lost while {what}: {why}")
 
     def fresh_login(self) -> float:
         """Prove a NEW connection (not this multiplexed one) still logs in, e.g. after an sshd change."""
@@ -106,19 +160,6 @@ class SSHSession:
 
     # -- commands -------------------------------------------------------------------------------------
 
-    def wrap(self, command: str, *, sudo: bool = True, env: dict[str, str] | None = None) -> str:
-        """The string sshd runs: `[sudo -n -H --] [env K=V] sh -c <quoted>` (env is argv: no secrets)."""
-        parts = []
-        if sudo and not self.is_root:
-            parts.append("sudo -n -H --")
-        if env:
-            bad = [k for k in env if not _ENV_NAME_RE.match(k)]
-            if bad:
-                raise ValueError(f"invalid environment variable name(s): {bad}")
-            parts.append("env " + " ".join(f"{k}={_q(v)}" for k, v in env.items()))
-        parts.append(f"sh -c {_q(command)}")
-        return " ".join(parts)
-
     def run(
         self,
         command: str,
@@ -128,9 +169,8 @@ class SSHSession:
         stdin: bytes | str | None = None,
         env: dict[str, str] | None = None,
     ) -> CommandResult:
-        """Run one command on a fresh exec channel (no PTY); secrets go in `stdin`, which is never logged."""
-        wire = self.wrap(command, sudo=sudo, env=env)
-        status, out, err, duration = self._exec(wire, command, stdin, timeout)
+        """Run one command on a fresh exec channel (no PTY); script and `stdin` travel on stdin, never logged."""
+        status, out, err, duration = self._exec(command, sudo, env, stdin, timeout)
         stderr = err.decode("utf-8", errors="replace")
         if sudo and not self.is_root and status == 1 and _SUDO_PASSWORD_RE.search(stderr):
             raise SudoPasswordRequired(
@@ -138,29 +178,32 @@ class SSHSession:
                 f"user {self.user!r} cannot run `sudo -n` without a password "
                 f"({stderr.strip().splitlines()[0]}); give it NOPASSWD sudo or connect as root",
             )
-        log.debug("%s:%s rc=%s %.3fs: %s", self.host, self.port, status, duration, command)
+        log.debug("%s:%s rc=%s %.3fs: %s", self.host, self.port, status, duration, describe_command(command))
         return CommandResult(command, status, out.decode("utf-8", errors="replace"), stderr, duration)
 
     def _exec(
-        self, wire: str, display: str, stdin: bytes | str | None, timeout: float | None
+        self, command: str, sudo: bool, env: dict[str, str] | None, stdin: bytes | str | None,
+        timeout: float | None,
     ) -> tuple[int, bytes, bytes, float]:
-        """Drive one channel: feed stdin, drain stdout+stderr together, finish on EOF then exit status."""
+        """Drive one channel: feed script+stdin, drain stdout+stderr together, finish on EOF then exit status."""
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        argv, payload = wire(command, sudo=sudo, is_root=self.is_root, env=env, data=data)
+        display = describe_command(command)
         start = time.monotonic()
         deadline = None if timeout is None else start + timeout
         try:
             chan = self._transport.open_session(timeout=self.params.connect_timeout)
+        except paramiko.ChannelException as e:
+            raise TransportError(self.host, self.port, f"sshd refused a new channel: {e}") from e
         except (paramiko.SSHException, EOFError, OSError) as e:
-            raise TransportError(self.host, self.port, f"connection lost, cannot open a channel: {e}") from e
+            raise self._lost("opening a channel", e) from e
         self.round_trips += 1
-        data = stdin.encode() if isinstance(stdin, str) else stdin
-        pending = data or None
+        pending: bytes | None = payload
         sent = 0
         out, err = bytearray(), bytearray()
         sel = selectors.DefaultSelector()
         try:
-            chan.exec_command(wire)
-            if pending is None:
-                chan.shutdown_write()
+            chan.exec_command(argv)
             sel.register(chan, selectors.EVENT_READ)
             while True:
                 while chan.recv_ready():
@@ -169,10 +212,15 @@ class SSHSession:
                     err += chan.recv_stderr(1 << 16)
                 if pending is not None:
                     if chan.eof_received or chan.closed:
-                        pending = None
+                        pending = None  # the command stopped reading (sudo refused, exited early)
                     elif chan.send_ready():
-                        sent += chan.send(pending[sent : sent + (1 << 15)])
-                        if sent >= len(pending):
+                        try:
+                            sent += chan.send(pending[sent : sent + (1 << 15)])
+                        except OSError:
+                            if not self.is_alive():
+                                raise
+                            pending = None  # the channel closed between the check and the send
+                        if pending is not None and sent >= len(pending):
                             pending = None
                             chan.shutdown_write()
                 # EOF first, then emptiness: data always precedes EOF, so nothing can be lost
@@ -184,7 +232,8 @@ class SSHSession:
                     self._abort(chan)
                     raise CommandTimeout(
                         self.host, self.port,
-                        f"command exceeded its {timeout:g}s timeout and was abandoned: {display[:200]}",
+                        f"command exceeded its {timeout:g}s timeout and was abandoned: {display}",
+                        display, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
                     )
                 wait = 0.5 if pending is None else 0.005
                 if deadline is not None:
@@ -194,16 +243,29 @@ class SSHSession:
             got = chan.status_event.wait(remaining if remaining is not None else 30.0)
             if not got and deadline is not None:
                 self._abort(chan)
-                raise CommandTimeout(
-                    self.host, self.port, f"no exit status within {timeout:g}s: {display[:200]}"
-                )
+                raise CommandTimeout(self.host, self.port, f"no exit status within {timeout:g}s: {display}",
+                                     display, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
             status = chan.exit_status
+            if status < 0:  # paramiko's -1: the channel closed and no exit-status came
+                raise self._without_status(chan, display)
         except (paramiko.SSHException, EOFError, OSError) as e:
-            raise TransportError(self.host, self.port, f"connection lost while running a command: {e}") from e
+            if not self.is_alive():
+                raise self._lost(f"running `{display}`", e) from e
+            raise TransportError(self.host, self.port, f"channel error while running `{display}`: {e}") from e
         finally:
             sel.close()
             chan.close()
         return status, bytes(out), bytes(err), time.monotonic() - start
+
+    def _without_status(self, chan: paramiko.Channel, display: str) -> TransportError:
+        """A channel that closed without an exit status: the host died (unreachable) or a signal killed the command."""
+        alive = self.is_alive() and (self._heartbeat.check() if self._heartbeat is not None else True)
+        if not alive:
+            return self._lost(f"running `{display}`")
+        signal = str(getattr(chan, EXIT_SIGNAL_ATTR, "") or "")
+        if signal:
+            return NoExitStatus(self.host, self.port, f"`{display}` was killed by signal {signal}", signal)
+        return NoExitStatus(self.host, self.port, f"`{display}` ended without an exit status (sshd closed the channel)")
 
     def _abort(self, chan: paramiko.Channel) -> None:
         """Close only this channel; the transport stays up for later commands.
@@ -219,7 +281,12 @@ class SSHSession:
         """One SFTP subsystem per session, opened on first use."""
         with self._lock:
             if self._sftp is None:
-                self._sftp = paramiko.SFTPClient.from_transport(self._transport)
+                try:
+                    self._sftp = paramiko.SFTPClient.from_transport(self._transport)
+                except (paramiko.SSHException, EOFError, OSError) as e:
+                    if not self.is_alive():
+                        raise self._lost("starting SFTP", e) from e
+                    raise TransportError(self.host, self.port, f"cannot start SFTP: {e}") from e
                 self.round_trips += 1
             assert self._sftp is not None
             return self._sftp
@@ -230,7 +297,9 @@ class SSHSession:
             d = f"/var/tmp/.hive-{self.user}-{uuid.uuid4().hex[:12]}"
             try:
                 self._sftp_client().mkdir(d, 0o700)
-            except OSError as e:
+            except (paramiko.SSHException, EOFError, OSError) as e:
+                if not self.is_alive():
+                    raise self._lost(f"creating {d}", e) from e
                 raise CommandFailed(self.host, self.port, f"cannot create staging dir {d}: {e}") from e
             self.round_trips += 1
             self._private_dir = d
@@ -245,8 +314,10 @@ class SSHSession:
                 fh.chmod(mode)
                 fh.set_pipelined(True)
                 fh.write(data)
-        except OSError as e:
-            with contextlib.suppress(OSError):
+        except (paramiko.SSHException, EOFError, OSError) as e:
+            if not self.is_alive():
+                raise self._lost(f"writing {path}", e) from e
+            with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
                 sftp.remove(path)
             raise CommandFailed(self.host, self.port, f"cannot write {path} over SFTP: {e}") from e
 
@@ -301,7 +372,7 @@ class SSHSession:
     def read_file(self, path: str, sudo: bool = True) -> bytes | None:
         """Whole file content in one command, or None when it does not exist."""
         cmd = f"[ -e {_q(path)} ] || exit {_READ_MISSING}; exec cat -- {_q(path)}"
-        status, out, err, _ = self._exec(self.wrap(cmd, sudo=sudo), cmd, None, 300)
+        status, out, err, _ = self._exec(cmd, sudo, None, None, 300)
         stderr = err.decode("utf-8", errors="replace")
         if status == _READ_MISSING and not err:
             return None
@@ -316,6 +387,8 @@ class SSHSession:
 
     def close(self) -> None:
         """Close everything; never raises, because nornir's close_connection would keep a broken entry."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         with contextlib.suppress(Exception):
             if self._sftp is not None and self._private_dir is not None and self._transport.is_active():
                 self._sftp.rmdir(self._private_dir)

@@ -8,7 +8,9 @@ same behaviours are proven on real hosts in tests/lab/test_engine_lab.py.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
 import subprocess
 import threading
 from collections.abc import Callable
@@ -29,9 +31,18 @@ from hive_nornir.engine.outcome import FAILED, OK, UNREACHABLE, HostOutcome
 from hive_nornir.engine.runbook import Step, run_steps
 from hive_nornir.facts import canned
 from hive_nornir.primitives.base import run_handler
+from hive_nornir.primitives.command import Command
+from hive_nornir.primitives.file import File
 from hive_nornir.primitives.filesystem import Directory
 from hive_nornir.transport import CONNECTION_NAME, CommandResult
-from hive_nornir.transport.errors import ConnectionRefused
+from hive_nornir.transport.errors import CommandFailed as TransportCommandFailed
+from hive_nornir.transport.errors import (
+    CommandTimeout,
+    ConnectionLost,
+    ConnectionRefused,
+    NoExitStatus,
+    SudoPasswordRequired,
+)
 
 HOSTS = ("h0", "h1", "h2", "h3")
 
@@ -224,3 +235,94 @@ def test_command_handler_names_are_argument_lists() -> None:
     journal = HandlerJournal(None)
     journal.notify("h", ("run:sysctl --system", "reload:ssh", "run:sysctl --system"))
     assert journal.pending("h") == ["run:sysctl --system", "reload:ssh"]
+class RefusingUpload(FakeSession):
+    """Probes run here; stage_file fails as the real session does when `install -o zabbix` names a missing user."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(engine_session(name, local=True).answer)
+        self.name = name
+
+    def stage_file(self, data: bytes, path: str, mode: str = "0644", owner: str = "root", group: str = "root") -> str:
+        raise TransportCommandFailed(self.name, 22, f"cannot install candidate {path}: install: invalid user "
+                                     f"{owner!r}", 1, f"install: invalid user {owner!r}")
+
+
+@pytest.mark.parametrize(("error", "status"), [
+    (ConnectionRefused("h0", 22, "sshd not listening"), UNREACHABLE),
+    (ConnectionLost("h0", 22, "connection lost while running `sleep 9`: 3 keepalives unanswered"), UNREACHABLE),
+    (CommandTimeout("h0", 22, "command exceeded its 1s timeout and was abandoned: sleep 9"), FAILED),
+    (NoExitStatus("h0", 22, "`sleep 9` was killed by signal KILL", "KILL"), FAILED),
+    (SudoPasswordRequired("h0", 22, "user 'u' cannot run `sudo -n`"), FAILED),
+])
+def test_only_connect_errors_and_dead_peers_are_unreachable(tmp_path: Path, error: Exception, status: str) -> None:
+    nr, run = make_run(tmp_path)
+
+    def task(ctx: HostContext) -> None:
+        if ctx.name == "h0":
+            raise error
+
+    outcomes = run_steps(nr, [Step("one", task, groups=("all",))], run)
+    got = {o.host: (o.status, o.error) for o in outcomes}
+    assert got["h0"] == (status, str(error)) and got["h1"] == (OK, "")
+
+
+def test_a_failed_upload_is_failed_with_the_reason_not_unreachable(tmp_path: Path) -> None:
+    """Issue 10 item 14: CommandFailed from the transport (install: invalid user) is the host answering."""
+    nr, run = make_run(tmp_path, {"h1": RefusingUpload("h1")})  # the probe runs here: file absent
+
+    def task(ctx: HostContext) -> None:
+        if ctx.name == "h1":
+            ctx.ensure([File(path=str(tmp_path / "zabbix_agentd.conf"), content="x\n", owner="zabbix",
+                             group="zabbix")])
+
+    outcomes = run_steps(nr, [Step("agent", task, groups=("all",))], run)
+    h1 = next(o for o in outcomes if o.host == "h1")
+    assert h1.status == FAILED and "install: invalid user 'zabbix'" in h1.error, h1
+
+
+class TimingOut(FakeSession):
+    """Runs scripts here under a real deadline and raises CommandTimeout with the partial stdout, as the transport."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def run(self, command: str, *, sudo: bool = True, timeout: float | None = 300,
+            stdin: bytes | str | None = None) -> CommandResult:
+        self.round_trips += 1
+        proc = subprocess.Popen(["sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            partial = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+            raise CommandTimeout(self.name, 22, f"command exceeded its {timeout or 0:g}s timeout: {command[:20]}",
+                                 command[:20], partial, "") from None
+        return CommandResult(command, proc.returncode, out, err, 0.0)
+
+
+def test_a_timeout_names_the_command_that_hung_not_set_e(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10 item 15: the reason was the script's first line (`set -e`); now the hung command, or the probe."""
+    nr, run = make_run(tmp_path, {"h0": TimingOut("h0")})
+    flag = tmp_path / "flag"
+
+    def task(ctx: HostContext) -> None:
+        if ctx.name == "h0":
+            ctx.ensure([Command(f"touch {flag}", creates=str(flag)), Command("sleep 0.1; sleep 30")])
+
+    outcomes = run_steps(nr, [Step("slow", task, groups=("all",), timeout=1.5)], run)
+    h0 = next(o for o in outcomes if o.host == "h0")
+    assert h0.status == FAILED and "`sleep 0.1; sleep 30` exceeded its 1.5s timeout" in h0.error, h0.error
+    assert "set -e" not in h0.error
+
+    def probe_hangs(ctx: HostContext) -> None:
+        if ctx.name == "h0":
+            ctx.ensure([Command("true", creates=str(flag)), Command("echo second", unless="sleep 300")])
+
+    monkeypatch.setattr("hive_nornir.engine.context.PROBE_TIMEOUT", 1.0)  # the product's is 120 s
+    nr, run = make_run(tmp_path, {"h0": TimingOut("h0")})
+    outcomes = run_steps(nr, [Step("probe", probe_hangs, groups=("all",))], run)
+    h0 = next(o for o in outcomes if o.host == "h0")
+    assert h0.status == FAILED and "probe of command[echo second] exceeded its 1s timeout" in h0.error, h0.error

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -25,10 +27,12 @@ from hive_nornir.transport import (
     CONNECTION_NAME,
     AuthenticationFailed,
     CommandTimeout,
+    ConnectionLost,
     ConnectionRefused,
     HiveSSH,
     HostKeyChanged,
     HostKeyUnknown,
+    NoExitStatus,
     SSHSession,
     SudoPasswordRequired,
     build_params,
@@ -230,19 +234,20 @@ def test_sudo_password_required(sshd: LocalSSHD) -> None:
     assert s.run("id -un", sudo=False).stdout.strip() == NOPW_USER
 
 
-def test_secret_on_stdin_never_in_argv_or_logs(
+def test_script_and_secret_on_stdin_never_in_argv_or_logs(
     root_session: SSHSession, sudo_session: SSHSession, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """/proc/*/cmdline (what `ps` shows) holds neither the secret nor the script; a child's marker proves the scan."""
     caplog.set_level(logging.DEBUG)
     for session in (root_session, sudo_session):
         secret = f"s3cr3t-{uuid.uuid4().hex}"
+        script_word = f"hvtscript{uuid.uuid4().hex[:6]}"
         seen: list[str] = []
         done = threading.Event()
         marker = f"hvtwait{uuid.uuid4().hex[:6]}"
 
-        def scan(
-            secret: str = secret, seen: list[str] = seen, marker: str = marker, done: threading.Event = done
-        ) -> None:
+        def scan(secret: str = secret, seen: list[str] = seen, marker: str = marker, done: threading.Event = done,
+                 script_word: str = script_word) -> None:
             saw_marker = False
             while not done.is_set():
                 for d in Path("/proc").iterdir():
@@ -253,7 +258,7 @@ def test_secret_on_stdin_never_in_argv_or_logs(
                     except OSError:
                         continue
                     saw_marker = saw_marker or marker in argv
-                    if secret in argv:
+                    if secret in argv or script_word in argv:
                         seen.append(argv)
                 time.sleep(0.02)
             seen.append(f"marker-seen={saw_marker}")
@@ -261,13 +266,31 @@ def test_secret_on_stdin_never_in_argv_or_logs(
         th = threading.Thread(target=scan)
         th.start()
         try:
-            r = session.run(f'read -r x; : {marker}; sleep 1; printf %s "$x" | wc -c', stdin=secret + "\n")
+            r = session.run(f': {script_word}; read -r x; sh -c ": {marker}; sleep 1"; printf %s "$x" | wc -c',
+                            stdin=secret + "\n")
+            plain = session.run(f": {script_word}; sh -c ': {marker}; sleep 0.5'; echo plain")
         finally:
             done.set()
             th.join()
         assert r.ok and r.stdout.strip() == str(len(secret))
+        assert plain.ok and plain.stdout == "plain\n"
         assert seen == ["marker-seen=True"], seen
         assert secret not in caplog.text
+
+
+def test_commands_cannot_eat_the_script_and_data_follows_it(root_session: SSHSession) -> None:
+    """A command that reads stdin gets EOF (not the rest of the script); with data, exactly the data."""
+    r = root_session.run("cat\necho after-cat\nwc -c")
+    assert (r.exit_status, r.stdout.split()) == (0, ["after-cat", "0"])
+    data = os.urandom(300_000)
+    r = root_session.run("set -e\nhead -c 10 >/dev/null\nsha256sum", stdin=data, timeout=60)
+    import hashlib
+
+    assert r.ok and r.stdout.split()[0] == hashlib.sha256(data[10:]).hexdigest()
+    r = root_session.run("exit 5")
+    assert r.exit_status == 5
+    r = root_session.run("if true; then")  # a syntax error: nothing runs, the shell says why
+    assert r.exit_status == 2 and "syntax error" in r.stderr.lower()
 
 
 # --------------------------------------------------------------------------------------------- connect
@@ -533,3 +556,68 @@ def test_measure_latency(sshd: LocalSSHD) -> None:
     print(f"\nconnect+auth median {sorted(connects)[2] * 1000:.1f} ms; per command: TCP_NODELAY "
           f"{plain * 1000:.1f} ms, with sudo -n {with_sudo * 1000:.1f} ms, Nagle on {nagle * 1000:.1f} ms")
     assert plain < 0.035  # Nagle + delayed ACK costs ~40-50 ms per command
+
+
+# --------------------------------------------------------------------------------------------- dead peers
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process under pid (the test sshd's per-connection processes), from /proc."""
+    parent: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        kids = [p for p, pp in parent.items() if pp in frontier]
+        found.extend(kids)
+        frontier = kids
+    return found
+
+
+def _signal_all(pids: list[int], sig: int) -> None:
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, sig)
+
+
+def test_frozen_peer_is_connection_lost_within_the_keepalive_budget(sshd: LocalSSHD) -> None:
+    """docker pause, here: SIGSTOP on the connection's sshd processes (the kernel still ACKs, nothing answers)."""
+    s = sshd.connect("root", keepalive=0.5, keepalive_count_max=2)
+    assert s.run("true").ok
+    frozen = _descendants(sshd.proc.pid)
+    assert frozen
+    timer = threading.Timer(0.5, _signal_all, (frozen, signal.SIGSTOP))
+    t0 = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(ConnectionLost) as ei:
+            s.run("sleep 30", timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        timer.join()
+        _signal_all(frozen, signal.SIGCONT)
+    assert "keepalives unanswered" in str(ei.value) and "sleep 30" in str(ei.value)
+    assert took < 20, took  # the 30 s command, or the 60 s timeout, would be far later
+    assert not s.is_alive()
+
+
+def test_a_killed_command_is_no_exit_status_and_a_killed_connection_is_lost(sshd: LocalSSHD) -> None:
+    """The old code reported both as `exit -1`; a signal is named, a vanished host is unreachable."""
+    s = sshd.connect("root")
+    with pytest.raises(NoExitStatus) as ei:
+        s.run("kill -KILL $$")
+    assert ei.value.signal == "KILL" and "killed by signal KILL" in str(ei.value)
+    assert not isinstance(ei.value, ConnectionLost) and s.run("echo alive").stdout == "alive\n"
+    before = set(_descendants(sshd.proc.pid))
+    victim = sshd.connect("root")
+    mine = [p for p in _descendants(sshd.proc.pid) if p not in before]
+    timer = threading.Timer(0.5, _signal_all, (mine, signal.SIGKILL))  # as `docker stop` ends sshd
+    timer.start()
+    try:
+        with pytest.raises(ConnectionLost) as lost:
+            victim.run("sleep 30", timeout=60)
+    finally:
+        timer.join()
+    assert "sleep 30" in str(lost.value)

@@ -8,24 +8,37 @@ import hmac
 import os
 import threading
 from pathlib import Path
-from typing import Any, cast
 
 import paramiko
+import pytest
 
-from hive_nornir.transport import CommandResult, ConnectParams, SSHSession, build_params
+from hive_nornir.transport import CommandResult, build_params
 from hive_nornir.transport.errors import ConnectionRefused, TransportError
 from hive_nornir.transport.known_hosts import KnownHosts, fingerprint, host_entry
+from hive_nornir.transport.session import describe_command, wire
 
 
-def _session(user: str) -> SSHSession:
-    return SSHSession(ConnectParams("h", 22, user), cast(Any, None))
+def test_wire_keeps_script_and_data_out_of_argv_sudo_only_for_non_root() -> None:
+    """sshd's argv (what `ps` shows on the host) never holds the script or the data: both go on stdin."""
+    script = "echo 's3cret'"
+    assert wire(script, sudo=True, is_root=True, env=None, data=None) == ("sh -s", b"{\necho 's3cret'\n} </dev/null\n")
+    assert wire("id -u", sudo=True, is_root=False, env=None, data=None)[0] == "sudo -n -H -- sh -s"
+    assert wire("id -u", sudo=False, is_root=False, env=None, data=None)[0] == "sh -s"
+    assert wire("x", sudo=True, is_root=False, env={"A": "1 2"}, data=None)[0] == "sudo -n -H -- env A='1 2' sh -s"
+    argv, payload = wire(script, sudo=True, is_root=False, env=None, data=b"tok")
+    assert argv == "sudo -n -H -- sh -c 'eval \"$(head -c 13)\"'" and payload == script.encode() + b"tok"
+    assert "s3cret" not in argv
+    with pytest.raises(ValueError):
+        wire("true", sudo=True, is_root=True, env={"BAD-NAME": "1"}, data=None)
 
 
-def test_wrap_sudo_only_for_non_root_and_env_before_sh() -> None:
-    assert _session("root").wrap("echo 'a'") == "sh -c 'echo '\"'\"'a'\"'\"''"
-    assert _session("admin").wrap("id -u") == "sudo -n -H -- sh -c 'id -u'"
-    assert _session("admin").wrap("id -u", sudo=False) == "sh -c 'id -u'"
-    assert _session("admin").wrap("x", env={"A": "1 2"}) == "sudo -n -H -- env A='1 2' sh -c x"
+def test_describe_command_names_the_meaningful_line() -> None:
+    assert describe_command("set -e\ntrap 'rm -f /x' EXIT\nsystemctl restart zabbix-agent\n") == (
+        "systemctl restart zabbix-agent")
+    assert describe_command("set -eu\necho '@@hive-0a1b2c 0'\napt-get install -y nginx\nrm x") == (
+        "apt-get install -y nginx ...")
+    assert describe_command("set -e") == "set -e"
+    assert len(describe_command("x" * 500)) == 120
 
 
 def test_command_result_ok_and_errors_name_host_port() -> None:
