@@ -29,6 +29,8 @@ from hive_nornir.site import Site, load_site
 from hive_nornir.site.project import announce, find_project, project_of_site_file
 from hive_nornir.site.rules import suggest
 
+RUN_TASK_TIMEOUT = 300.0  # an ad-hoc task's command; a phase step's default is the engine's APPLY_TIMEOUT (900 s)
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -206,8 +208,12 @@ class Hive:
 
     def run_task(self, task: Callable[[HostContext], None] | Sequence[Primitive], *,
                  limit: str | Sequence[str] | None = None, check: bool = False, name: str = "task",
-                 groups: tuple[str, ...] = ("all",), progress: Progress | None = None) -> RunReport:
-        """Run one task (a function of HostContext, or a list of primitives) on selected hosts."""
+                 groups: tuple[str, ...] = ("all",), progress: Progress | None = None,
+                 timeout: float = RUN_TASK_TIMEOUT) -> RunReport:
+        """Run one task (a function of HostContext, or a list of primitives) on selected hosts.
+
+        `timeout`: seconds each command of the task may run (default 300) before that host fails with the
+        command named; a host that stops answering is unreachable within seconds whatever the timeout."""
         if callable(task):
             fn: Callable[[HostContext], None] = task
         else:
@@ -216,7 +222,7 @@ class Hive:
             def fn(ctx: HostContext) -> None:
                 ctx.ensure(primitives)
 
-        runbook = Runbook(name=name, steps=(Step(name=name, task=fn, groups=groups),))
+        runbook = Runbook(name=name, steps=(Step(name=name, task=fn, groups=groups, timeout=timeout),))
         return self.run(runbook, limit=limit, check=check, progress=progress)
 
     def facts(self, limit: str | Sequence[str] | None = None) -> dict[str, Facts]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hive_nornir.engine.apply import apply_plan
+from hive_nornir.engine.crashes import Crashes
 from hive_nornir.engine.errors import CommandFailed, StepFailed
 from hive_nornir.engine.handlers import HandlerJournal
 from hive_nornir.engine.outcome import Change, HostOutcome
@@ -43,6 +44,7 @@ class RunState:
     shared: dict[str, Any] = field(default_factory=dict)  # cross-host values (e.g. a swarm join token)
     lock: threading.Lock = field(default_factory=threading.Lock)
     all_hosts: dict[str, Host] | None = None  # the whole stage, even when --limit narrows the run
+    crashes: Crashes = field(default_factory=Crashes)  # tasks that raised: one traceback per step, not per host
 
     def stage_hosts(self) -> dict[str, Host]:
         """Every host of the stage: a hosts file or a peer list must not shrink because of --limit."""

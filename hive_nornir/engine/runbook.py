@@ -107,8 +107,8 @@ def execute_step(task: Task, step: Step, run: RunState) -> Result:
         outcome.status, outcome.error = FAILED, str(exc)
     except (StepFailed, ProbeError) as exc:
         outcome.status, outcome.error = FAILED, str(exc)
-    except Exception as exc:  # a bug in a task must fail that host, not the run
-        log.exception("step %s failed on %s", step.name, outcome.host)
+    except Exception as exc:  # noqa: BLE001 - a bug in a task must fail that host, not the run
+        run.crashes.record(exc, outcome.host)  # the traceback is logged once per step, with every host it hit
         outcome.status, outcome.error = FAILED, f"{type(exc).__name__}: {exc}"
     outcome.seconds = round(time.monotonic() - started, 3)
     if ctx._session is not None:
@@ -141,6 +141,7 @@ def run_steps(nr: Nornir, steps: Sequence[Step], run: RunState,
                 if host_name in result:
                     step_outcomes.append(result[host_name][0].result)
         outcomes.extend(step_outcomes)
+        run.crashes.report(step.name, log)
         if on_step_done is not None:
             on_step_done(step, step_outcomes)
     if not run.check:
@@ -161,6 +162,7 @@ def _flush_handlers(nr: Nornir, run: RunState) -> list[HostOutcome]:
     step = Step("handlers", _flush, groups=("all",), flush_handlers=True)
     part = nr.filter(filter_func=lambda h: h.name in owed)
     result = part.run(task=execute_step, name="handlers", step=step, run=run)
+    run.crashes.report(step.name, log)
     return [result[n][0].result for n in owed if n in result]
 
 

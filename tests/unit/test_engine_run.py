@@ -8,6 +8,7 @@ same behaviours are proven on real hosts in tests/lab/test_engine_lab.py.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import signal
@@ -326,3 +327,35 @@ def test_a_timeout_names_the_command_that_hung_not_set_e(tmp_path: Path, monkeyp
     outcomes = run_steps(nr, [Step("probe", probe_hangs, groups=("all",))], run)
     h0 = next(o for o in outcomes if o.host == "h0")
     assert h0.status == FAILED and "probe of command[echo second] exceeded its 1s timeout" in h0.error, h0.error
+
+
+def test_a_task_that_raises_everywhere_logs_one_traceback_naming_the_hosts(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 10 item 16: the same traceback was printed once per host."""
+    nr, run = make_run(tmp_path)
+
+    def broken(ctx: HostContext) -> None:
+        raise RuntimeError(f"boom on {ctx.name}")
+
+    with caplog.at_level(logging.ERROR, logger="hive_nornir.engine.runbook"):
+        outcomes = run_steps(nr, [Step("broken", broken, groups=("all",))], run)
+    assert {o.host: (o.status, o.error) for o in outcomes} == {h: (FAILED, f"RuntimeError: boom on {h}") for h in HOSTS}
+    records = [r for r in caplog.records if r.name == "hive_nornir.engine.runbook"]
+    assert len(records) == 1, [r.getMessage()[:80] for r in records]
+    text = records[0].getMessage()
+    assert "step broken: the task raised RuntimeError on 4 host(s): h0, h1, h2, h3" in text
+    assert text.count("Traceback (most recent call last)") == 1 and "in broken" in text
+
+
+def test_run_task_has_a_documented_timeout_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10 item 16: run_task's commands had the 900 s apply default; now 300 s, or what the caller says."""
+    from hive_nornir.api import RUN_TASK_TIMEOUT, Hive
+
+    hive = Hive.__new__(Hive)
+    seen: list[Any] = []
+    monkeypatch.setattr(hive, "run", lambda runbook, **kw: seen.append(runbook))
+    hive.run_task(lambda ctx: None)
+    hive.run_task(lambda ctx: None, timeout=5)
+    assert [rb.steps[0].timeout for rb in seen] == [RUN_TASK_TIMEOUT, 5] and RUN_TASK_TIMEOUT == 300
+    ctx = HostContext(Host(name="h"), RunState(nornir=None), HostOutcome("h", "s"), seen[1].steps[0].timeout)  # type: ignore[arg-type]
+    assert ctx.apply_timeout == 5
