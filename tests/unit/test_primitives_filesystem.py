@@ -6,13 +6,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from plan_cases import DEB, RH, Case, check_case, ids, on
 from probe_runner import run_probe
 
-from hive_nornir.facts import Facts, canned
+from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Primitive
 from hive_nornir.primitives.filesystem import Directory, Symlink
 
-FAMILIES = [canned("debian"), canned("redhat")]
+FAMILIES = [DEB, RH]
 
 
 
@@ -26,41 +27,68 @@ def converge(primitive: Primitive, facts: Facts) -> list[str]:
     return plan.commands
 
 
+# -- the table ----------------------------------------------------------------------------------------------
+DATA = Directory("/srv/data", mode="0750", owner="app", group="app")
+LOCALTIME = Symlink("/etc/localtime", "/usr/share/zoneinfo/Etc/UTC")
+UTC_LINK = "ln -sfn -- /usr/share/zoneinfo/Etc/UTC /etc/localtime"
+TOOL_GONE = Symlink("/usr/local/bin/tool", state="absent")
+
+CASES = [
+    *on(FAMILIES, Case("dir-create", DATA, "type=none", commands=["install -d -m 0750 -o app -g app /srv/data"],
+                       summary="create directory /srv/data", diff="+ /srv/data/ (mode 0750, owner app, group app)\n")),
+    *on(FAMILIES, Case("dir-create-plain", Directory("/srv/x"), "type=none", commands=["install -d /srv/x"])),
+    *on(FAMILIES, Case("dir-no-change-by-name", DATA, "type=dir\nstat=750 app app 4096 1001 1001")),
+    *on(FAMILIES, Case("dir-no-change-by-number", Directory("/srv/data", mode="750", owner="1001"),
+                       "type=dir\nstat=750 app app 4096 1001 1001")),
+    *on(FAMILIES, Case("dir-no-change-when-nothing-asked", Directory("/srv/data"),
+                       "type=dir\nstat=750 app app 4096 1001 1001")),
+    Case("dir-fixes-mode-and-owner", Directory("/srv/data", mode="0755", owner="app"),
+         "type=dir\nstat=700 root root 4096 0 0", commands=["chmod 0755 /srv/data", "chown app /srv/data"],
+         summary="/srv/data: mode 700 -> 0755, owner root:root -> app:root",
+         diff="~ mode 700 -> 0755\n~ owner root:root -> app:root\n"),
+    Case("dir-fixes-only-the-group", Directory("/srv/data", group="adm"), "type=dir\nstat=755 root root 4096 0 0",
+         commands=["chown :adm /srv/data"], summary="/srv/data: owner root:root -> root:adm"),
+    Case("dir-absent-removes-the-tree", Directory("/srv/old/", state="absent"),
+         "type=dir\nstat=755 root root 4096 0 0", commands=["rm -rf -- /srv/old"],
+         summary="remove directory /srv/old", diff="- /srv/old/\n"),
+    Case("dir-absent-on-a-symlink-removes-only-the-link", Directory("/srv/link", state="absent"),
+         "link=yes\ntype=dir", commands=["rm -f -- /srv/link"], summary="remove symlink /srv/link"),
+    Case("dir-absent-and-gone", Directory("/srv/old", state="absent"), "type=none"),
+    Case("dir-absent-refuses-a-file", Directory("/srv/f", state="absent"), "type=other",
+         error="/srv/f is not a directory; not removing it"),
+    Case("dir-refuses-a-file-in-the-way", Directory("/srv/f"), "type=other",
+         error="/srv/f exists and is not a directory"),
+    *on(FAMILIES, Case("link-in-place", LOCALTIME, "link=/usr/share/zoneinfo/Etc/UTC")),
+    *on(FAMILIES, Case("link-retargeted", LOCALTIME, "link=/usr/share/zoneinfo/Europe/Paris", commands=[UTC_LINK],
+                       summary="/etc/localtime -> /usr/share/zoneinfo/Etc/UTC (was /usr/share/zoneinfo/Europe/Paris)",
+                       diff="- /etc/localtime -> /usr/share/zoneinfo/Europe/Paris\n"
+                            "+ /etc/localtime -> /usr/share/zoneinfo/Etc/UTC\n")),
+    *on(FAMILIES, Case("link-replaces-a-file", LOCALTIME, "type=file", commands=[UTC_LINK],
+                       summary="replace file /etc/localtime -> /usr/share/zoneinfo/Etc/UTC",
+                       diff="- /etc/localtime (file)\n+ /etc/localtime -> /usr/share/zoneinfo/Etc/UTC\n")),
+    *on(FAMILIES, Case("link-created", LOCALTIME, "type=none\nparent=yes", commands=[UTC_LINK],
+                       summary="create symlink /etc/localtime -> /usr/share/zoneinfo/Etc/UTC")),
+    *on(FAMILIES, Case("link-without-its-directory-is-missing", LOCALTIME, "type=none",
+                       missing="directory of /etc/localtime does not exist")),
+    *on(FAMILIES, Case("link-never-replaces-a-directory", LOCALTIME, "type=dir",
+                       error="/etc/localtime is a directory; cannot replace it with a symlink")),
+    Case("link-absent-removes", TOOL_GONE, "link=/opt/tool", commands=["rm -f -- /usr/local/bin/tool"],
+         summary="remove symlink /usr/local/bin/tool", diff="- /usr/local/bin/tool -> /opt/tool\n"),
+    Case("link-absent-and-gone", TOOL_GONE, "type=none"),
+    Case("link-absent-refuses-a-file", TOOL_GONE, "type=file",
+         error="/usr/local/bin/tool is not a symlink; not removing it"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_plan(case: Case) -> None:
+    check_case(case)
+
+
 # -- Directory ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("facts", FAMILIES)
-def test_directory_create(facts: Facts) -> None:
-    d = Directory("/srv/data", mode="0750", owner="app", group="app")
-    assert "stat -L -c" in d.probe(facts)
-    plan = d.plan(facts, "type=none")
-    assert plan.commands == ["install -d -m 0750 -o app -g app /srv/data"]
-    assert plan.summary == "create directory /srv/data"
-    assert Directory("/srv/x").plan(facts, "type=none").commands == ["install -d /srv/x"]
-
-
-@pytest.mark.parametrize("facts", FAMILIES)
-def test_directory_no_change_by_name_or_number(facts: Facts) -> None:
-    out = "type=dir\nstat=750 app app 4096 1001 1001"
-    assert not Directory("/srv/data", mode="0750", owner="app", group="app").plan(facts, out).changed
-    assert not Directory("/srv/data", mode="750", owner="1001").plan(facts, out).changed
-    assert not Directory("/srv/data").plan(facts, out).changed
-
-
-def test_directory_fixes_mode_and_owner() -> None:
-    plan = Directory("/srv/data", mode="0755", owner="app").plan(canned(), "type=dir\nstat=700 root root 4096 0 0")
-    assert plan.commands == ["chmod 0755 /srv/data", "chown app /srv/data"]
-    assert plan.summary == "/srv/data: mode 700 -> 0755, owner root:root -> app:root"
-    only_group = Directory("/srv/data", group="adm").plan(canned(), "type=dir\nstat=755 root root 4096 0 0")
-    assert only_group.commands == ["chown :adm /srv/data"]
-
-
-def test_directory_absent_and_guards() -> None:
-    plan = Directory("/srv/old/", state="absent").plan(canned(), "type=dir\nstat=755 root root 4096 0 0")
-    assert plan.commands == ["rm -rf -- /srv/old"]
-    assert Directory("/srv/link", state="absent").plan(canned(), "link=yes\ntype=dir").commands == [
-        "rm -f -- /srv/link"]
-    assert not Directory("/srv/old", state="absent").plan(canned(), "type=none").changed
-    assert "not a directory" in Directory("/srv/f", state="absent").plan(canned(), "type=other").error
-    assert "not a directory" in Directory("/srv/f").plan(canned(), "type=other").error
+def test_directory_probe_stats_the_path(facts: Facts) -> None:
+    assert "stat -L -c" in DATA.probe(facts)
 
 
 @pytest.mark.parametrize("path", ["/", "//", "/etc", "/usr/", "/var/lib", "/srv/../etc"])
@@ -77,25 +105,8 @@ def test_directory_bad_input(kwargs: dict) -> None:
 
 # -- Symlink -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("facts", FAMILIES)
-def test_symlink_plans(facts: Facts) -> None:
-    link = Symlink("/etc/localtime", "/usr/share/zoneinfo/Etc/UTC")
-    assert "readlink -- /etc/localtime" in link.probe(facts)
-    assert not link.plan(facts, "link=/usr/share/zoneinfo/Etc/UTC").changed
-    plan = link.plan(facts, "link=/usr/share/zoneinfo/Europe/Paris")
-    assert plan.commands == ["ln -sfn -- /usr/share/zoneinfo/Etc/UTC /etc/localtime"]
-    assert plan.diff == ("- /etc/localtime -> /usr/share/zoneinfo/Europe/Paris\n"
-                         "+ /etc/localtime -> /usr/share/zoneinfo/Etc/UTC\n")
-    assert link.plan(facts, "type=file").summary == "replace file /etc/localtime -> /usr/share/zoneinfo/Etc/UTC"
-    assert link.plan(facts, "type=none\nparent=yes").commands == plan.commands
-    assert "directory of" in link.plan(facts, "type=none").missing
-    assert "is a directory" in link.plan(facts, "type=dir").error
-
-
-def test_symlink_absent() -> None:
-    link = Symlink("/usr/local/bin/tool", state="absent")
-    assert link.plan(canned(), "link=/opt/tool").commands == ["rm -f -- /usr/local/bin/tool"]
-    assert not link.plan(canned(), "type=none").changed
-    assert "not a symlink" in link.plan(canned(), "type=file").error
+def test_symlink_probe_reads_the_link(facts: Facts) -> None:
+    assert "readlink -- /etc/localtime" in LOCALTIME.probe(facts)
 
 
 def test_symlink_needs_target() -> None:

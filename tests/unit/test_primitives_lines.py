@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from plan_cases import DEB, RH, Case, check_case, ids, on
 from probe_runner import run_probe
 
 from hive_nornir.facts import Facts, canned
-from hive_nornir.primitives.base import Plan
+from hive_nornir.primitives.base import Plan, Upload
 from hive_nornir.primitives.lines import MAX_EDIT_BYTES, BlockInFile, LineInFile
 from hive_nornir.primitives.probes import file_probe
 
-FAMILIES = [canned("debian"), canned("redhat")]
+FAMILIES = [DEB, RH]
 BEGIN, END = "# BEGIN HIVE MANAGED BLOCK", "# END HIVE MANAGED BLOCK"
 
 
@@ -31,6 +33,111 @@ def new_text(plan: Plan) -> str:
     return upload.content.decode()
 
 
+def edit(path: str, content: str | bytes, mode: str = "0640", group: str = "adm", backup: bool = True) -> Upload:
+    """The file an edit installs: the whole new content, keeping the file's mode and owner, backed up."""
+    data = content.encode() if isinstance(content, str) else content
+    return Upload(path, data, mode=mode, owner="root", group=group, backup=backup)
+
+
+def udiff(path: str, hunk: str, old: str | None = None) -> str:
+    """The unified diff an edit shows (`old` names the current side when it is not the path)."""
+    return f"--- {old or path} (current)\n+++ {path} (desired)\n{hunk}"
+
+
+SSHD = "/etc/ssh/sshd_config"
+BLOCK_FILE = f"head\n{BEGIN}\nold\n{END}\ntail\n"
+HOSTS_BOF = BlockInFile("/etc/hosts", "10.0.0.1 a", insertbefore="BOF")
+
+LINE_CASES = [
+    *on(FAMILIES, Case("appended-keeping-mode-and-owner", LineInFile("/etc/x.conf", "b = 2"), out("a = 1"),
+                       uploads=[edit("/etc/x.conf", "a = 1\nb = 2\n")], summary="add line to /etc/x.conf",
+                       diff=udiff("/etc/x.conf", "@@ -1 +1,2 @@\n-a = 1\n\\ No newline at end of file\n+a = 1\n"
+                                                 "+b = 2\n"),
+                       notes="the current file has no final newline")),
+    *on(FAMILIES, Case("no-change-when-present", LineInFile("/etc/x.conf", "b = 2"), out("a = 1\nb = 2\n"))),
+    *on(FAMILIES, Case("no-change-when-the-regexp-line-is-right", LineInFile("/etc/x.conf", "b = 2", regexp=r"^b\s*="),
+                       out("a = 1\nb = 2\n"))),
+    Case("regexp-replaces-every-match-keeping-line-endings",
+         LineInFile(SSHD, "PermitRootLogin no", regexp=r"^#?PermitRootLogin\b"),
+         out("#PermitRootLogin prohibit-password\r\nPort 22\nPermitRootLogin yes"),
+         uploads=[edit(SSHD, "PermitRootLogin no\r\nPort 22\nPermitRootLogin no\n")],
+         summary=f"replace line in {SSHD}"),
+    Case("regexp-without-match-appends", LineInFile("/etc/x", "UseDNS no", regexp=r"^UseDNS"), out("Port 22\n"),
+         uploads=[edit("/etc/x", "Port 22\nUseDNS no\n")], summary="add line to /etc/x"),
+    Case("absent-removes-every-match", LineInFile("/etc/x", regexp=r"^server ", state="absent"),
+         out("a\nserver 1\nb\nserver 2\n"), uploads=[edit("/etc/x", "a\nb\n")], summary="remove line from /etc/x",
+         diff=udiff("/etc/x", "@@ -1,4 +1,2 @@\n a\n-server 1\n b\n-server 2\n")),
+    Case("absent-and-not-there", LineInFile("/etc/x", "zzz", state="absent"), out("a\n")),
+    Case("absent-and-no-file", LineInFile("/etc/x", "zzz", state="absent"), out(None)),
+    Case("creates-a-missing-file-with-the-given-mode", LineInFile("/etc/new.conf", "x", mode="0600"), out(None),
+         facts=RH, uploads=[edit("/etc/new.conf", "x\n", mode="0600", group="root")],
+         summary="create /etc/new.conf with line", diff=udiff("/etc/new.conf", "@@ -0,0 +1 @@\n+x\n", "/dev/null")),
+    Case("create-false-is-missing", LineInFile("/etc/new.conf", "x", create=False), out(None),
+         missing="/etc/new.conf does not exist (create=False)"),
+    Case("no-directory-is-missing", LineInFile("/nope/new.conf", "x"), out(None, parent=False),
+         missing="directory of /nope/new.conf does not exist"),
+    Case("refuses-a-large-file", LineInFile("/var/log/huge", "x"), f"stat=644 root root {MAX_EDIT_BYTES + 1}",
+         error=f"/var/log/huge is {MAX_EDIT_BYTES + 1} bytes: line/block edits are limited to {MAX_EDIT_BYTES} "
+               "bytes; manage it as a whole File instead"),
+    Case("refuses-a-non-regular-file", LineInFile("/etc", "x"), "exists=notfile",
+         error="/etc exists and is not a regular file"),
+    Case("uploads-to-the-symlink-target", LineInFile("/etc/resolv.conf", "options rotate"),
+         out("nameserver 1.1.1.1\n") + "\nrealpath=/run/resolvconf/resolv.conf",
+         uploads=[edit("/run/resolvconf/resolv.conf", "nameserver 1.1.1.1\noptions rotate\n")]),
+    Case("preserves-undecodable-bytes", LineInFile("/etc/latin1", "new"), out(b"caf\xe9\n"),
+         uploads=[edit("/etc/latin1", b"caf\xe9\nnew\n")]),
+    Case("a-secret-line-hides-the-diff", LineInFile("/etc/x", "password=hunter2", secret=True), out("a\n"),
+         uploads=[edit("/etc/x", "a\npassword=hunter2\n")], summary="add line to /etc/x",
+         diff="(content of /etc/x hidden: secret)"),
+    Case("backup-can-be-turned-off", LineInFile("/etc/x.conf", "b = 2", backup=False), out("a = 1\n"),
+         uploads=[edit("/etc/x.conf", "a = 1\nb = 2\n", backup=False)],
+         notes="issue 11 item 13: every primitive that backs up can be told not to"),
+]
+
+BLOCK_CASES = [
+    *on(FAMILIES, Case("inserted-at-the-end", BlockInFile("/etc/hosts", "10.0.0.1 a\n10.0.0.2 b\n"),
+                       out("127.0.0.1 localhost\n"),
+                       uploads=[edit("/etc/hosts", f"127.0.0.1 localhost\n{BEGIN}\n10.0.0.1 a\n10.0.0.2 b\n{END}\n")],
+                       summary="insert block in /etc/hosts")),
+    *on(FAMILIES, Case("replaced-in-place", BlockInFile("/etc/hosts", "new"), out(BLOCK_FILE),
+                       uploads=[edit("/etc/hosts", f"head\n{BEGIN}\nnew\n{END}\ntail\n")],
+                       summary="update block in /etc/hosts",
+                       diff=udiff("/etc/hosts", f"@@ -1,5 +1,5 @@\n head\n {BEGIN}\n-old\n+new\n {END}\n tail\n"))),
+    *on(FAMILIES, Case("no-change", BlockInFile("/etc/hosts", "old"), out(BLOCK_FILE))),
+    Case("absent-removes-it", BlockInFile("/etc/hosts", state="absent"), out(BLOCK_FILE),
+         uploads=[edit("/etc/hosts", "head\ntail\n")], summary="remove block from /etc/hosts"),
+    Case("empty-removes-it", BlockInFile("/etc/hosts", ""), out(BLOCK_FILE),
+         uploads=[edit("/etc/hosts", "head\ntail\n")], summary="remove block from /etc/hosts"),
+    Case("absent-and-not-there", BlockInFile("/etc/hosts", state="absent"), out("head\n")),
+    Case("a-custom-marker-leaves-other-blocks", BlockInFile("/etc/hosts", "x", marker="# {mark} servers"),
+         out(f"{BEGIN}\nkeep\n{END}\n"),
+         uploads=[edit("/etc/hosts", f"{BEGIN}\nkeep\n{END}\n# BEGIN servers\nx\n# END servers\n")]),
+    *on(FAMILIES, Case("before-bof-goes-on-top", HOSTS_BOF, out("127.0.0.1 localhost\n"),
+                       uploads=[edit("/etc/hosts", f"{BEGIN}\n10.0.0.1 a\n{END}\n127.0.0.1 localhost\n")],
+                       summary="insert block in /etc/hosts")),
+    *on(FAMILIES, Case("before-bof-stays-where-it-is", HOSTS_BOF,
+                       out(f"{BEGIN}\n10.0.0.1 a\n{END}\n127.0.0.1 localhost\n"))),
+    *on(FAMILIES, Case("before-bof-updates-an-existing-block-in-place", HOSTS_BOF,
+                       out(f"127.0.0.1 localhost\n{BEGIN}\nold\n{END}\n"),
+                       uploads=[edit("/etc/hosts", f"127.0.0.1 localhost\n{BEGIN}\n10.0.0.1 a\n{END}\n")])),
+    *on(FAMILIES, Case("before-bof-creates-the-file", BlockInFile("/etc/x", "y", insertbefore="BOF"), out(None),
+                       uploads=[edit("/etc/x", f"{BEGIN}\ny\n{END}\n", mode="0644", group="root")],
+                       summary="create /etc/x with block")),
+    Case("unbalanced-markers-need-a-human", BlockInFile("/etc/hosts", "x"), out(f"{BEGIN}\nhalf\n"),
+         error=f"/etc/hosts: markers '{BEGIN}'/'{END}' are unbalanced (1 BEGIN, 0 END); fix the file by hand"),
+    Case("backup-can-be-turned-off", BlockInFile("/etc/x.conf", "b = 2", backup=False), out("a = 1\n"),
+         uploads=[edit("/etc/x.conf", f"a = 1\n{BEGIN}\nb = 2\n{END}\n", backup=False)],
+         notes="issue 11 item 13: BlockInFile had no `backup`"),
+]
+
+CASES = [*(replace(c, id=f"line-{c.id}") for c in LINE_CASES), *(replace(c, id=f"block-{c.id}") for c in BLOCK_CASES)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_plan(case: Case) -> None:
+    check_case(case)
+
+
 # -- LineInFile --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("facts", FAMILIES)
 def test_line_probe_fetches_stat_and_content(facts: Facts) -> None:
@@ -40,71 +147,7 @@ def test_line_probe_fetches_stat_and_content(facts: Facts) -> None:
     assert str(MAX_EDIT_BYTES) in probe
 
 
-@pytest.mark.parametrize("facts", FAMILIES)
-def test_line_appended_keeping_mode_and_owner(facts: Facts) -> None:
-    plan = LineInFile("/etc/x.conf", "b = 2").plan(facts, out("a = 1"))  # no final newline
-    assert new_text(plan) == "a = 1\nb = 2\n"
-    upload = plan.uploads[0]
-    assert (upload.path, upload.mode, upload.owner, upload.group) == ("/etc/x.conf", "0640", "root", "adm")
-    assert plan.summary == "add line to /etc/x.conf"
-    assert plan.diff.startswith("--- /etc/x.conf (current)\n+++ /etc/x.conf (desired)\n")
-    assert "+b = 2\n" in plan.diff and not plan.commands
-
-
-@pytest.mark.parametrize("facts", FAMILIES)
-def test_line_no_change_when_present(facts: Facts) -> None:
-    assert not LineInFile("/etc/x.conf", "b = 2").plan(facts, out("a = 1\nb = 2\n")).changed
-    assert not LineInFile("/etc/x.conf", "b = 2", regexp=r"^b\s*=").plan(facts, out("a = 1\nb = 2\n")).changed
-
-
-def test_line_regexp_replaces_every_match_and_keeps_line_endings() -> None:
-    plan = LineInFile("/etc/ssh/sshd_config", "PermitRootLogin no", regexp=r"^#?PermitRootLogin\b").plan(
-        canned(), out("#PermitRootLogin prohibit-password\r\nPort 22\nPermitRootLogin yes"))
-    assert new_text(plan) == "PermitRootLogin no\r\nPort 22\nPermitRootLogin no\n"
-    assert plan.summary == "replace line in /etc/ssh/sshd_config"
-
-
-def test_line_regexp_without_match_appends() -> None:
-    plan = LineInFile("/etc/x", "UseDNS no", regexp=r"^UseDNS").plan(canned(), out("Port 22\n"))
-    assert new_text(plan) == "Port 22\nUseDNS no\n"
-
-
-def test_line_absent_removes_matches() -> None:
-    plan = LineInFile("/etc/x", regexp=r"^server ", state="absent").plan(canned(), out("a\nserver 1\nb\nserver 2\n"))
-    assert new_text(plan) == "a\nb\n" and plan.summary == "remove line from /etc/x"
-    assert not LineInFile("/etc/x", "zzz", state="absent").plan(canned(), out("a\n")).changed
-    assert not LineInFile("/etc/x", "zzz", state="absent").plan(canned(), out(None)).changed
-
-
-def test_line_creates_missing_file_with_given_mode() -> None:
-    plan = LineInFile("/etc/new.conf", "x", mode="0600").plan(canned("redhat"), out(None))
-    upload = plan.uploads[0]
-    assert (upload.content, upload.mode, upload.owner) == (b"x\n", "0600", "root")
-    assert plan.diff.startswith("--- /dev/null (current)\n+++ /etc/new.conf (desired)\n")
-    assert LineInFile("/etc/new.conf", "x", create=False).plan(canned(), out(None)).missing
-    assert "directory" in LineInFile("/nope/new.conf", "x").plan(canned(), out(None, parent=False)).missing
-
-
-def test_line_refuses_large_and_non_regular_files() -> None:
-    big = LineInFile("/var/log/huge", "x").plan(canned(), f"stat=644 root root {MAX_EDIT_BYTES + 1}")
-    assert "limited to" in big.error and not big.uploads
-    assert "not a regular file" in LineInFile("/etc", "x").plan(canned(), "exists=notfile").error
-
-
-def test_line_uploads_to_symlink_target() -> None:
-    plan = LineInFile("/etc/resolv.conf", "options rotate").plan(
-        canned(), out("nameserver 1.1.1.1\n") + "\nrealpath=/run/resolvconf/resolv.conf")
-    assert plan.uploads[0].path == "/run/resolvconf/resolv.conf"
-
-
-def test_line_preserves_undecodable_bytes() -> None:
-    plan = LineInFile("/etc/latin1", "new").plan(canned(), out(b"caf\xe9\n"))
-    assert plan.uploads[0].content == b"caf\xe9\nnew\n"
-
-
-def test_secret_line_hides_diff() -> None:
-    plan = LineInFile("/etc/x", "password=hunter2", secret=True).plan(canned(), out("a\n"))
-    assert "hunter2" not in plan.diff and "hunter2" not in plan.summary
+def test_secret_line_is_hidden_from_its_ident() -> None:
     assert "hunter2" not in LineInFile("/etc/x", "password=hunter2", secret=True).ident
 
 
@@ -118,54 +161,14 @@ def test_line_bad_input(kwargs: dict) -> None:
 
 # -- BlockInFile -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("facts", FAMILIES)
-def test_block_inserted_at_end(facts: Facts) -> None:
-    plan = BlockInFile("/etc/hosts", "10.0.0.1 a\n10.0.0.2 b\n").plan(facts, out("127.0.0.1 localhost\n"))
-    assert new_text(plan) == f"127.0.0.1 localhost\n{BEGIN}\n10.0.0.1 a\n10.0.0.2 b\n{END}\n"
-    assert plan.summary == "insert block in /etc/hosts"
+def test_block_before_bof_is_stable_on_its_own_output(facts: Facts) -> None:
+    plan = HOSTS_BOF.plan(facts, out("127.0.0.1 localhost\n"))
+    assert not HOSTS_BOF.plan(facts, out(new_text(plan))).changed
 
 
-@pytest.mark.parametrize("facts", FAMILIES)
-def test_block_replaced_in_place_and_no_change(facts: Facts) -> None:
-    current = f"head\n{BEGIN}\nold\n{END}\ntail\n"
-    plan = BlockInFile("/etc/hosts", "new").plan(facts, out(current))
-    assert new_text(plan) == f"head\n{BEGIN}\nnew\n{END}\ntail\n"
-    assert plan.summary == "update block in /etc/hosts"
-    assert "-old\n+new\n" in plan.diff
-    assert not BlockInFile("/etc/hosts", "old").plan(facts, out(current)).changed
-
-
-def test_block_absent_or_empty_removes_it() -> None:
-    current = f"head\n{BEGIN}\nold\n{END}\ntail\n"
-    for block in (BlockInFile("/etc/hosts", state="absent"), BlockInFile("/etc/hosts", "")):
-        plan = block.plan(canned(), out(current))
-        assert new_text(plan) == "head\ntail\n" and plan.summary == "remove block from /etc/hosts"
-    assert not BlockInFile("/etc/hosts", state="absent").plan(canned(), out("head\n")).changed
-
-
-def test_block_custom_marker_leaves_other_blocks() -> None:
-    other = f"{BEGIN}\nkeep\n{END}\n"
-    block = BlockInFile("/etc/hosts", "x", marker="# {mark} servers")
-    assert new_text(block.plan(canned(), out(other))) == f"{other}# BEGIN servers\nx\n# END servers\n"
-
-
-@pytest.mark.parametrize("facts", FAMILIES)
-def test_block_inserted_before_bof_goes_on_top_then_stays_where_it_is(facts: Facts) -> None:
-    block = BlockInFile("/etc/hosts", "10.0.0.1 a", insertbefore="BOF")
-    plan = block.plan(facts, out("127.0.0.1 localhost\n"))
-    assert new_text(plan) == f"{BEGIN}\n10.0.0.1 a\n{END}\n127.0.0.1 localhost\n"
-    assert plan.summary == "insert block in /etc/hosts"
-    assert not block.plan(facts, out(new_text(plan))).changed
-    moved = f"127.0.0.1 localhost\n{BEGIN}\nold\n{END}\n"  # an existing block is updated in place
-    assert new_text(block.plan(facts, out(moved))) == f"127.0.0.1 localhost\n{BEGIN}\n10.0.0.1 a\n{END}\n"
-    created = BlockInFile("/etc/x", "y", insertbefore="BOF").plan(facts, out(None))
-    assert new_text(created) == f"{BEGIN}\ny\n{END}\n"
+def test_block_insertbefore_is_only_bof() -> None:
     with pytest.raises(ValueError, match="BOF"):
         BlockInFile("/etc/hosts", "x", insertbefore="^127")
-
-
-def test_block_unbalanced_markers_need_a_human() -> None:
-    plan = BlockInFile("/etc/hosts", "x").plan(canned(), out(f"{BEGIN}\nhalf\n"))
-    assert "unbalanced" in plan.error and not plan.uploads
 
 
 def test_block_marker_must_have_mark() -> None:
@@ -207,14 +210,6 @@ def test_real_probe_missing_and_large(tmp_path: Path) -> None:
     assert "limited to" in LineInFile(str(big), "a").plan(canned(), out_text).error
     assert "not a regular file" in LineInFile(str(tmp_path), "a").plan(
         canned(), run_probe(LineInFile(str(tmp_path), "a"), canned())).error
-
-
-def test_backup_can_be_turned_off_for_lines_and_blocks() -> None:
-    """Issue 11 item 13: BlockInFile had no `backup`; every primitive that backs up can be told not to."""
-    for item in (LineInFile("/etc/x.conf", "b = 2"), BlockInFile("/etc/x.conf", "b = 2")):
-        assert item.plan(canned(), out("a = 1\n")).uploads[0].backup is True
-    for item in (LineInFile("/etc/x.conf", "b = 2", backup=False), BlockInFile("/etc/x.conf", "b = 2", backup=False)):
-        assert item.plan(canned(), out("a = 1\n")).uploads[0].backup is False
 
 
 def test_real_dangling_symlink_is_refused_not_replaced(tmp_path: Path) -> None:
