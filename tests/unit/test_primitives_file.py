@@ -1,17 +1,100 @@
-"""File through the real probe (this machine's /bin/sh): symlinks followed, odd directory names, empty files."""
+"""File and Template: the table (canned file_probe output in, plan out), then the real probe (this machine's /bin/sh):
+symlinks followed, odd directory names, empty files."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
+import jinja2
 import pytest
+from plan_cases import DEB, RH, Case, check_case, ids, on
 from probe_runner import run_probe
 
 from hive_nornir.facts import Facts, canned
-from hive_nornir.primitives.file import File
+from hive_nornir.primitives.base import Upload
+from hive_nornir.primitives.file import File, Template
 
-FAMILIES = [canned("debian"), canned("redhat")]
+FAMILIES = [DEB, RH]
+
+
+def file_out(content: str | bytes | None = None, stat: str = "644 root root", sent: bool = True,
+             realpath: str | None = None, parent: bool = True) -> str:
+    """What file_probe prints: a regular file (its content sent when it differs), or none (`content=None`)."""
+    if content is None:
+        return f"exists=no\nparent={'yes' if parent else 'no'}"
+    data = content.encode() if isinstance(content, str) else content
+    lines = ["exists=yes", f"stat={stat} {len(data)} 0 0", *([f"realpath={realpath}"] if realpath else []),
+             f"sha={hashlib.sha256(data).hexdigest()}"]
+    return "\n".join([*lines, *([f"content={base64.b64encode(data).decode()}"] if sent else [])])
+
+
+def new_file(path: str, content: str | bytes, mode: str = "0644", **kw: Any) -> Upload:
+    """The upload File plans: the whole content, staged and renamed into place, backed up unless told not to."""
+    data = content.encode() if isinstance(content, str) else content
+    return Upload(path, data, mode=mode, **kw)
+
+
+MOTD = File("/etc/motd", "hello\n")
+SUDOERS = File("/etc/sudoers.d/ops", "%ops ALL=(ALL) NOPASSWD: ALL\n", mode="0440", validate="visudo -cf %s",
+               backup=False)
+TIMER = "/etc/systemd/system/hive-backup.timer"
+TIMER_TEXT = ("# managed by hive_nornir (backup-tools)\n[Unit]\nDescription=nightly backup of the hive services\n\n"
+              "[Timer]\nOnCalendar=*-*-* 03:00:00\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n")
+
+CASES = [
+    *on(FAMILIES, Case("create", MOTD, file_out(), uploads=[new_file("/etc/motd", "hello\n")],
+                       summary="create /etc/motd", diff="--- /dev/null (current)\n+++ /etc/motd (desired)\n"
+                                                        "@@ -0,0 +1 @@\n+hello\n")),
+    Case("create-without-its-directory-is-missing", MOTD, file_out(parent=False),
+         uploads=[new_file("/etc/motd", "hello\n")], changed=True, missing="directory of /etc/motd does not exist",
+         notes="check mode may assume the directory an earlier step makes; a real run fails"),
+    *on(FAMILIES, Case("no-change-by-hash", MOTD, file_out("hello\n", sent=False))),
+    Case("no-change-when-the-mode-reads-0644", MOTD, file_out("hello\n", stat="0644 root root", sent=False)),
+    Case("update-shows-the-diff", MOTD, file_out("bye\n"), uploads=[new_file("/etc/motd", "hello\n")],
+         summary="update /etc/motd", diff="--- /etc/motd (current)\n+++ /etc/motd (desired)\n@@ -1 +1 @@\n-bye\n"
+                                          "+hello\n"),
+    Case("update-of-a-large-file-is-by-hash-only", MOTD, file_out("bye\n", sent=False),
+         uploads=[new_file("/etc/motd", "hello\n")], diff="(content differs; file too large to diff)"),
+    Case("mode-fixed-without-upload", MOTD, file_out("hello\n", stat="600 root root", sent=False),
+         commands=["chmod 0644 /etc/motd"], summary="/etc/motd: mode 600 -> 0644", diff="mode 600 -> 0644"),
+    Case("owner-fixed-without-upload", MOTD, file_out("hello\n", stat="644 app adm", sent=False),
+         commands=["chown root:root /etc/motd"], summary="/etc/motd: owner app:adm -> root:root"),
+    Case("through-a-symlink-the-target-is-chmodded", MOTD,
+         file_out("hello\n", stat="600 root root", sent=False, realpath="/run/motd"),
+         commands=["chmod 0644 /run/motd"], summary="/etc/motd -> /run/motd: mode 600 -> 0644"),
+    Case("through-a-symlink-the-target-gets-the-content", MOTD, file_out("bye\n", realpath="/run/motd"),
+         uploads=[new_file("/run/motd", "hello\n")], summary="update /etc/motd -> /run/motd"),
+    Case("a-dangling-symlink-is-refused", MOTD, "exists=dangling\nrealpath=/etc/nowhere",
+         error="/etc/motd is a symlink to /etc/nowhere, which does not exist: create the target or remove the link"),
+    Case("a-directory-in-the-way-is-refused", MOTD, "exists=notfile",
+         error="/etc/motd exists and is not a regular file"),
+    Case("no-probe-output-is-an-error", MOTD, "", error="cannot inspect /etc/motd (probe printed nothing useful)"),
+    Case("a-secret-file-hides-its-diff", File("/etc/app.env", "PW=x\n", mode="0600", secret=True),
+         file_out("PW=y\n", stat="600 root root"), uploads=[new_file("/etc/app.env", "PW=x\n", mode="0600")],
+         diff="(content of /etc/app.env hidden: secret)"),
+    Case("binary-content-says-so", File("/etc/blob", b"\xff\x00"), file_out(b"\x00"),
+         uploads=[new_file("/etc/blob", b"\xff\x00")], diff="(binary content of /etc/blob differs)"),
+    Case("validate-mode-and-no-backup-travel-with-the-upload", SUDOERS, file_out(),
+         uploads=[new_file("/etc/sudoers.d/ops", "%ops ALL=(ALL) NOPASSWD: ALL\n", mode="0440",
+                           validate="visudo -cf %s", backup=False)]),
+    Case("template-renders-the-packaged-template",
+         Template(TIMER, "repository/backup-timer.j2", {"on_calendar": "*-*-* 03:00:00"}), file_out(),
+         uploads=[new_file(TIMER, TIMER_TEXT)], summary=f"create {TIMER}"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_plan(case: Case) -> None:
+    check_case(case)
+
+
+def test_template_with_a_missing_variable_fails_instead_of_rendering_empty() -> None:
+    with pytest.raises(jinja2.UndefinedError, match="on_calendar"):
+        Template(TIMER, "repository/backup-timer.j2", {})
 
 
 def me() -> tuple[str, str]:
