@@ -125,16 +125,21 @@ class HostContext:
 
     # -- idempotent changes ------------------------------------------------------------------------
     def ensure(self, primitives: Sequence[Primitive]) -> bool:
-        """Bring every primitive to its desired state; one probe exec when nothing changes."""
+        """Bring every primitive to its desired state; one probe exec when nothing changes.
+
+        Every plan of a pass is made before the first change of that pass, so a refusal (Plan.error) of a
+        later primitive stops the step before an earlier one changes the host."""
         pending = list(primitives)
         changed_any = False
         while pending:
             outputs = self._probe(pending)
-            rest: list[Primitive] = []
-            for index, primitive in enumerate(pending):
-                plan = primitive.plan(self.facts, outputs[index])
+            plans = [p.plan(self.facts, out) for p, out in zip(pending, outputs, strict=True)]
+            for primitive, plan in zip(pending, plans, strict=True):
                 if plan.error:
                     raise StepFailed(f"{primitive.ident}: {plan.error}")
+            rest: list[Primitive] = []
+            for index, primitive in enumerate(pending):
+                plan = plans[index]
                 if plan.missing and not self._can_assume():
                     raise StepFailed(f"{primitive.ident}: {plan.missing}")
                 if not plan.changed and not plan.missing:

@@ -7,6 +7,8 @@ here, or the strict rules would lock the test out (the task refuses in that case
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from hive_nornir.api import Hive
@@ -147,37 +149,91 @@ def test_internal_network_accepts_the_internal_net(make_lab) -> None:  # type: i
     assert second.changed == 0, second.changes()
 
 
-SAFE_NAME, SAFE_CIDR, SAFE_GATEWAY = "hsafe", "10.92.0.0/24", "10.92.0.1"
+# Issue 10 #6 and #8, this helper's sites (lk1, lk2): a refusal happens before any change, and the saved file
+# is held to the live rules' test (it must admit our next login).
+LK1, LK1_CIDR, LK1_GATEWAY = "lk1", "10.130.0.0/24", "10.130.0.1"
+LK2, LK2_CIDR, LK2_GATEWAY = "lk2", "10.131.0.0/24", "10.131.0.1"
 
 
-def test_sshd_port_move_keeps_the_session_port_open(make_lab) -> None:  # type: ignore[no-untyped-def]
-    """hive_sshd_port 2222 with strict sources, while the controller's logins arrive on 22 (docker publishes the
-    container's 22): the rule sets cover 22 and 2222, sshd refuses the Port change, and new logins still work."""
-    lab = make_lab(SAFE_NAME, SAFE_CIDR, 1, separate=False,
-                   group_vars=f'hive_sshd_port: 2222\nhive_ssh_source_ips: ["{SAFE_GATEWAY}"]\n')
+def set_host_vars(lab, host: str, text: str) -> None:  # type: ignore[no-untyped-def]
+    """The site's per-host values, as an operator edits them between runs."""
+    (lab.root / "inventory" / "host_vars").mkdir(exist_ok=True)
+    (lab.root / "inventory" / "host_vars" / f"{host}.yml").write_text(text)
+
+
+def boot_restore_then_login(lab, host: str) -> bool:  # type: ignore[no-untyped-def]
+    """What the next boot does (netfilter-persistent loads rules.v4), then a NEW ssh login through it."""
+    rc, out = lab.docker_exec(host, f"iptables-restore < {RULES}")
+    assert rc == 0, out
+    return fresh_login_works(lab, host)
+
+
+def test_sources_excluding_us_change_nothing_and_the_saved_file_keeps_admitting_us(make_lab) -> None:  # type: ignore[no-untyped-def]
+    """A host set up without sources, then hive_ssh_source_ips without the controller's address: every step that
+    reads them refuses before any change; rules.v4, loaded as at boot, still lets a fresh login in."""
+    lab = make_lab(LK1, LK1_CIDR, 1, separate=False)
     [host] = lab.hosts
     hive = Hive(lab.root, stage="private")
-    tags = ["iptables", "strict-source-ip", "sshd"]
+    first = hive.run(RUNBOOK)
+    assert first.exit_code == EXIT_OK, first.text()
+    before = snapshot(lab, host)
+    set_host_vars(lab, host, 'hive_ssh_source_ips: ["198.51.100.7"]\n')
+    # the issue's run (`setup-hosts -T strict-source-ip`: strict-source-ip, then sshd), the firewall steps in
+    # order, and the whole phase (its first step, ssh-connection, refuses)
+    for book, tags, step in (("setup-hosts", ["strict-source-ip"], "strict-source-ip"),
+                             (RUNBOOK, None, "iptables"), ("setup-hosts", None, "ssh-connection")):
+        report = hive.run(book, tags=tags)
+        failed = [o for o in report.outcomes if o.status == FAILED]
+        assert [o.step for o in failed] == [step], report.text()
+        assert "refused, nothing changed" in failed[0].error and f"comes from {LK1_GATEWAY}" in failed[0].error
+        assert report.changed == 0, report.changes()
+        assert snapshot(lab, host) == before  # live rules and rules.v4 byte for byte
+    assert boot_restore_then_login(lab, host)
 
-    first = hive.run("setup-hosts", tags=tags)
-    by_step = {o.step: o for o in first.outcomes}
-    assert set(by_step) == {"iptables", "strict-source-ip", "sshd"}, first.text()
-    assert by_step["iptables"].status != FAILED and by_step["strict-source-ip"].status != FAILED, first.text()
-    assert by_step["sshd"].status == FAILED  # sshd keeps port 22: the controller cannot reach 2222
-    assert "nothing changed" in by_step["sshd"].error and "Port 2222" in by_step["sshd"].error
-    live = lab.docker_exec(host, "iptables -S INPUT")[1].splitlines()
-    saved = lab.docker_exec(host, f"cat {RULES}")[1].splitlines()
-    for port in (22, 2222):
-        ssh = (f"-A INPUT -s {SAFE_GATEWAY}/32 -p tcp -m state --state NEW -m multiport --dports {port} "
-               f"-m limit --limit 5/sec --limit-burst 20 -j ACCEPT")
-        assert ssh in live and ssh in saved, (live, saved)
-    assert "-A INPUT -j REJECT --reject-with icmp-host-prohibited" in live
+
+def test_removing_the_sources_repairs_a_saved_file_that_locks_us_out(make_lab) -> None:  # type: ignore[no-untyped-def]
+    """The file the old strict-source-ip left (only 198.51.100.7 may log in, the open ssh rule gone): a run
+    without hive_ssh_source_ips puts the open rule back and drops the block; the next boot lets us in."""
+    lab = make_lab(LK1, LK1_CIDR, 1, separate=False)
+    [host] = lab.hosts
+    hive = Hive(lab.root, stage="private")
+    assert hive.run(RUNBOOK).exit_code == EXIT_OK
+    good = lab.docker_exec(host, f"cat {RULES}")[1]
+    open_ssh = "-A INPUT -p tcp -m state --state NEW -m tcp --dport 22 -j ACCEPT\n"
+    established = "-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT\n"
+    block = ("# BEGIN HIVE-BUILDER MANAGED BLOCK for SSH SOURCE IP STRICT\n-A INPUT -s 198.51.100.7/32 -p tcp -m state "
+             "--state NEW -m multiport --dports 22 -m limit --limit 5/sec --limit-burst 20 -j ACCEPT\n"
+             "# END HIVE-BUILDER MANAGED BLOCK for SSH SOURCE IP STRICT\n")
+    assert open_ssh in good and established in good
+    locked = good.replace(open_ssh, "").replace(established, established + block)
+    data = base64.b64encode(locked.encode()).decode()
+    assert lab.docker_exec(host, f"echo {data} | base64 -d > {RULES}")[0] == 0
+
+    report = hive.run(RUNBOOK)
+    assert report.exit_code == EXIT_OK, report.text()
+    saved = lab.docker_exec(host, f"cat {RULES}")[1]
+    assert "SSH SOURCE IP STRICT" not in saved and "198.51.100.7" not in saved and open_ssh in saved
+    assert lab.docker_exec(host, f"iptables-restore --test {RULES}")[0] == 0
+    assert boot_restore_then_login(lab, host)
+    assert hive.run(RUNBOOK).changed == 0
+
+
+def test_a_refused_sshd_port_leaves_no_rule_behind(make_lab) -> None:  # type: ignore[no-untyped-def]
+    """hive_sshd_port 2222 while the controller's logins arrive on 22 (docker publishes the container's 22): the
+    sshd step refuses the move, so no step may open 2222 first, live or saved."""
+    lab = make_lab(LK2, LK2_CIDR, 1, separate=False,
+                   group_vars=f'hive_sshd_port: 2222\nhive_ssh_source_ips: ["{LK2_GATEWAY}"]\n')
+    [host] = lab.hosts
+    hive = Hive(lab.root, stage="private")
+    before = snapshot(lab, host)
+    for tags, step in ((["iptables", "strict-source-ip", "sshd"], "iptables"), (["strict-source-ip"],
+                       "strict-source-ip"), (["sshd"], "sshd"), (None, "ssh-connection")):
+        report = hive.run("setup-hosts", tags=tags)
+        failed = [o for o in report.outcomes if o.status == FAILED]
+        assert [o.step for o in failed] == [step], report.text()
+        assert "nothing changed" in failed[0].error and "Port 2222" in failed[0].error, failed[0].error
+        assert report.changed == 0, report.changes()
+        live_and_saved = snapshot(lab, host)
+        assert "2222" not in live_and_saved and live_and_saved == before
     assert lab.docker_exec(host, "ss -Hltn 'sport = :22' | wc -l")[1].strip() != "0"  # sshd still on 22
-    assert fresh_login_works(lab, host)
-
-    second = hive.run("setup-hosts", tags=tags)
-    assert second.changed == 0, second.changes()
-    assert [o.step for o in second.outcomes if o.status == FAILED] == ["sshd"], second.text()
-    assert lab.docker_exec(host, "iptables -S INPUT")[1].splitlines() == live
-    assert hive.run("setup-hosts", tags=tags, check=True).changed == 0
     assert fresh_login_works(lab, host)

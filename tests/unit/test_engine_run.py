@@ -236,6 +236,8 @@ def test_command_handler_names_are_argument_lists() -> None:
     journal = HandlerJournal(None)
     journal.notify("h", ("run:sysctl --system", "reload:ssh", "run:sysctl --system"))
     assert journal.pending("h") == ["run:sysctl --system", "reload:ssh"]
+
+
 class RefusingUpload(FakeSession):
     """Probes run here; stage_file fails as the real session does when `install -o zabbix` names a missing user."""
 
@@ -359,3 +361,17 @@ def test_run_task_has_a_documented_timeout_default(monkeypatch: pytest.MonkeyPat
     assert [rb.steps[0].timeout for rb in seen] == [RUN_TASK_TIMEOUT, 5] and RUN_TASK_TIMEOUT == 300
     ctx = HostContext(Host(name="h"), RunState(nornir=None), HostOutcome("h", "s"), seen[1].steps[0].timeout)  # type: ignore[arg-type]
     assert ctx.apply_timeout == 5
+
+
+def test_a_later_refusal_stops_the_step_before_an_earlier_change(tmp_path: Path) -> None:
+    """Issue 10 #6's shape: the first primitive would change the host, the second refuses; nothing may change."""
+    made = tmp_path / "made-by-the-first"
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")  # a file where the second primitive wants a directory: Plan.error
+    fake = engine_session("h0", local=True)
+    nr, run = make_run(tmp_path, {"h0": fake})
+    ctx = HostContext(nr.inventory.hosts["h0"], run, HostOutcome(host="h0", step="s"))
+    with pytest.raises(StepFailed, match="exists and is not a directory"):
+        ctx.ensure([Directory(str(made)), Directory(str(blocker))])
+    assert not made.exists() and len(fake.ran) == 1  # the probe only, no apply
+    assert ctx.outcome.changes == []

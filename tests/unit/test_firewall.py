@@ -9,6 +9,7 @@ import pytest
 from fake_host import FakeHost, plan_task
 from probe_runner import run_probe
 
+from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import Facts, canned
 from hive_nornir.primitives.base import Plan
 from hive_nornir.primitives.command import Command
@@ -28,15 +29,18 @@ from hive_nornir.tasks.net.firewall import (
     port_list,
     rule_set,
     rules_path,
+    saved_chain,
     service_rule,
     source,
     ssh_ports,
 )
 from hive_nornir.tasks.net.internal_network import firewall_primitives, interface_primitives
 from hive_nornir.tasks.net.iptables import PRESEED_CMD, hive_block, iptables, iptables_primitives
-from hive_nornir.tasks.ssh.strict_source_ip import strict_primitives
+from hive_nornir.tasks.ssh.reach import port_refusal, sources_refusal
+from hive_nornir.tasks.ssh.strict_source_ip import strict_primitives, strict_source_ip
 
-DEB, EL = canned("debian"), canned("redhat")
+CLIENT = "198.51.100.7"  # where this SSH session comes from, as the facts carry it
+DEB, EL = canned("debian", ssh_client=CLIENT, ssh_port=22), canned("redhat", ssh_client=CLIENT, ssh_port=22)
 FAMILIES = [DEB, EL]
 IPS = ["10.83.0.4", "10.83.0.5", "10.83.0.6"]
 HIVE_BLOCK = ("# BEGIN HIVE-BUILDER MANAGED BLOCK setup HIVE-SERVICE chain\n-N HIVE-SERVICE\n"
@@ -157,13 +161,13 @@ def test_el_stock_file_gets_the_block_after_established_keeping_mode_then_no_cha
 @pytest.mark.parametrize("facts", FAMILIES)
 def test_sshd_port_other_than_22_is_opened_in_file_and_live(facts: Facts) -> None:
     items = iptables_primitives(facts, port=2222)
-    port_block = items[-5]
-    assert isinstance(port_block, RulesBlock)
+    [port_block] = [p for p in items if isinstance(p, RulesBlock) and "SSH PORT" in p.marker]
     assert text_of(port_block.plan(facts, file_out(STOCK_WITH_HIVE))) == STOCK_WITH_HIVE.replace(
         EST_LINE, EST_LINE + SSH_PORT_2222)
     assert input_rules(ssh_port=2222)[:2] == (ESTABLISHED, "-p tcp -m state --state NEW -m tcp --dport 2222 -j ACCEPT")
     assert SSH_OPEN in input_rules(ssh_port=2222)  # 22 stays open: the running session may still use it
-    assert not iptables_primitives(facts)[-5].plan(facts, file_out(STOCK_WITH_HIVE)).changed  # port 22: no block
+    [port22] = [p for p in iptables_primitives(facts) if isinstance(p, RulesBlock) and "SSH PORT" in p.marker]
+    assert not port22.plan(facts, file_out(STOCK_WITH_HIVE)).changed  # port 22: no block
 
 
 def test_debian_file_dir_missing_is_a_prerequisite_and_bad_markers_an_error() -> None:
@@ -330,7 +334,9 @@ def test_strict_after_the_move_drops_the_old_port_22_rules() -> None:
     both = "".join(f"{strict_line(s, p)}\n" for p in (22, 2222) for s in SOURCES)
     moved = "".join(f"{strict_line(s, 2222)}\n" for s in SOURCES)
     text = STOCK_WITH_HIVE.replace(EST_LINE, EST_LINE + begin + both + end).replace(f"-A INPUT {SSH_OPEN}\n", "")
-    assert text_of(block.plan(DEB, file_out(text))) == text.replace(both, moved)
+    moved_facts = canned("debian", ssh_client=CLIENT, ssh_port=2222)  # the session arrives on 2222 now
+    assert text_of(block.plan(moved_facts, file_out(text))) == text.replace(both, moved)
+    assert "on port 22 " in block.plan(DEB, file_out(text)).error  # the saved file is held to the same test
     # same chain, but the session still on 22: refused
     plan = live.plan(DEB, live_out("INPUT", current, [0, 1, 2], [2, 3], client="198.51.100.7", port=22))
     assert "on port 22" in plan.error
@@ -409,3 +415,116 @@ def test_session_port_is_read_from_the_facts_else_probed() -> None:
     asked = FakeHost(facts=canned("debian"), answer=lambda _c: "ssh_client=10.0.0.9\nssh_port=22\n")
     assert session_port(asked) == 22
     assert len(asked.result.ran) == 1
+
+
+# -- the saved file admits our next login (issue 10 #6) -------------------------------------------------------
+CONTROLLER = canned("debian", ssh_client="10.83.0.1", ssh_port=22)  # the lab's gateway, as the host sees us
+OTHER_ONLY = ("# BEGIN HIVE-BUILDER MANAGED BLOCK for SSH SOURCE IP STRICT\n" + strict_line("198.51.100.7/32", 22) +
+              "\n# END HIVE-BUILDER MANAGED BLOCK for SSH SOURCE IP STRICT\n")
+# what the old strict-source-ip left behind: only the other source, the open ssh rule gone
+LOCKED_FILE = STOCK_WITH_HIVE.replace(EST_LINE, EST_LINE + OTHER_ONLY).replace(f"-A INPUT {SSH_OPEN}\n", "")
+
+
+def test_saved_chain_reads_the_filter_table_only() -> None:
+    text = ("*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j DROP\nCOMMIT\n" + STOCK_RULES +
+            "*filter\n-I INPUT 2 -p udp -j DROP\nCOMMIT\n")
+    rules, policy = saved_chain(text)
+    assert policy == "ACCEPT" and rules[0] == ESTABLISHED and rules[1] == "-p udp -j DROP" and rules[-1] == REJECT
+    assert saved_chain("*filter\n:INPUT DROP [0:0]\nCOMMIT\n") == ([], "DROP")
+
+
+def test_a_strict_block_that_excludes_us_is_refused_in_the_saved_file() -> None:
+    block, _, _ = strict_primitives(CONTROLLER, ["198.51.100.7"])
+    plan = block.plan(CONTROLLER, file_out(STOCK_WITH_HIVE))
+    assert plan.error == ("refusing: /etc/iptables/rules.v4 would not accept a NEW ssh login from 10.83.0.1 on "
+                          "port 22 (the address and port this session uses) once it is loaded, i.e. after the "
+                          "next boot; nothing changed")
+    assert not plan.uploads
+    # covered: written (the open rule goes, ours stays)
+    assert "-s 10.83.0.1/32" in text_of(strict_primitives(CONTROLLER, ["10.83.0.1"])[0].plan(
+        CONTROLLER, file_out(STOCK_WITH_HIVE)))
+
+
+def test_unknown_session_refuses_a_saved_file_change_that_cuts() -> None:
+    unknown = canned("debian")
+    block, _, _ = strict_primitives(unknown, ["198.51.100.7"])
+    assert "are unknown" in block.plan(unknown, file_out(STOCK_WITH_HIVE)).error
+    # adding ACCEPTs only never cuts: a rule set on a file, session unknown, still lands
+    drbd, _ = rule_set(unknown, "drbd", sources=IPS)
+    assert drbd.plan(unknown, file_out(STOCK_WITH_HIVE)).uploads
+
+
+def test_removing_the_sources_repairs_a_file_that_locks_us_out() -> None:
+    """The file an old run left (only another source may log in): the iptables step without sources fixes it."""
+    plan = plan_task(iptables, CONTROLLER, files={"/etc/iptables/rules.v4": LOCKED_FILE})
+    text = plan.files["/etc/iptables/rules.v4"]
+    assert "SSH SOURCE IP STRICT" not in text and "198.51.100.7" not in text
+    assert f"-A INPUT {SSH_OPEN}\n" in text
+    rules, policy = saved_chain(text)
+    assert admits(rules, ipaddress.ip_address("10.83.0.1"), 22, policy)
+    # and the repaired file stays as it is on the next run
+    again = plan_task(iptables, CONTROLLER, files={"/etc/iptables/rules.v4": text})
+    assert "/etc/iptables/rules.v4" not in again.files
+
+
+def test_a_rule_set_may_still_edit_a_file_that_already_locks_us_out() -> None:
+    """Not made worse: the edit goes in (the iptables step is what repairs the ssh rule)."""
+    drbd, _ = rule_set(CONTROLLER, "drbd", sources=IPS)
+    assert drbd.plan(CONTROLLER, file_out(LOCKED_FILE)).uploads
+
+
+# -- refusals before any change (issue 10 #6, #8) --------------------------------------------------------------
+def test_iptables_and_strict_refuse_sources_that_exclude_us_before_any_probe() -> None:
+    for task in (iptables, strict_source_ip):
+        ran: list[str] = []
+
+        def run(command: str, ran: list[str] = ran) -> str:
+            ran.append(command)
+            return ""
+
+        with pytest.raises(StepFailed, match=r"refused, nothing changed: hive_ssh_source_ips: this SSH session "
+                                             r"comes from 10\.83\.0\.1"):
+            plan_task(task, CONTROLLER, host_vars={"hive_ssh_source_ips": ["198.51.100.7"]}, run=run)
+        assert ran == []
+
+
+def test_a_refused_sshd_port_opens_nothing() -> None:
+    """hive_sshd_port 2222 while sshd receives us on 22: the sshd step refuses it, so no step opens 2222."""
+    for task in (iptables, strict_source_ip):
+        with pytest.raises(StepFailed, match=r"refused, nothing changed: hive_sshd_port: Port 2222 wanted, but the "
+                                             r"controller reaches sshd on port 22"):
+            plan_task(task, CONTROLLER, host_vars={"hive_sshd_port": 2222, "hive_ssh_source_ips": ["10.83.0.1"]})
+    moved = canned("debian", ssh_client="10.83.0.1", ssh_port=2222)  # the controller already arrives on 2222
+    plan = plan_task(iptables, moved, host_vars={"hive_sshd_port": 2222})
+    assert "-A INPUT -p tcp -m state --state NEW -m tcp --dport 2222 -j ACCEPT" in plan.files[rules_path(moved)]
+
+
+@pytest.mark.parametrize(("wanted", "session", "refused"), [
+    (None, 22, ""), (22, 22, ""), (2222, 2222, ""), (2222, 22, "controller reaches sshd on port 22"),
+    (22, None, "is unknown")])
+def test_port_refusal(wanted: int | None, session: int | None, refused: str) -> None:
+    why = port_refusal(wanted, session)
+    assert (refused in why and bool(why)) if refused else why == ""
+
+
+@pytest.mark.parametrize(("sources", "client", "refused"), [
+    ([], "", ""), (["10.83.0.0/24"], "10.83.0.1", ""), (["198.51.100.7/32"], "10.83.0.1", "comes from 10.83.0.1"),
+    (["10.83.0.0/24"], "", "is unknown"), (["10.83.0.0/24"], "garbage", "is unknown")])
+def test_sources_refusal(sources: list[str], client: str, refused: str) -> None:
+    why = sources_refusal(sources, client)
+    assert (refused in why and bool(why)) if refused else why == ""
+
+
+def test_ssh_connection_refuses_lockouts_before_the_phase_changes_anything() -> None:
+    """The first step of setup-hosts: facts known, nothing changed yet; the host drops out of the phase here."""
+    from hive_nornir.tasks.ssh.ssh_connection import ssh_connection
+
+    wanted = {"hive_ssh_source_ips": "198.51.100.7, 203.0.113.0/24", "hive_sshd_port": "2222"}
+    ctx = FakeHost(facts=CONTROLLER, host_vars=wanted)
+    with pytest.raises(StepFailed) as err:
+        ssh_connection(ctx)
+    assert "hive_sshd_port: Port 2222 wanted" in str(err.value)
+    assert "comes from 10.83.0.1, which hive_ssh_source_ips (198.51.100.7/32, 203.0.113.0/24)" in str(err.value)
+    ctx = FakeHost(facts=CONTROLLER, host_vars={"hive_ssh_source_ips": "10.83.0.0/24", "hive_sshd_port": "22"})
+    ssh_connection(ctx)
+    assert ctx.outcome.data["os"] and ctx.result.ran == []  # facts only, no round trip of its own

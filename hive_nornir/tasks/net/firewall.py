@@ -41,6 +41,7 @@ JUMP_HIVE = f"-j {HIVE_CHAIN}"
 HIVE_MARKER = "# {mark} HIVE-BUILDER MANAGED BLOCK setup HIVE-SERVICE chain"
 HIVE_END = HIVE_MARKER.replace("{mark}", "END")
 SSH_PORT_MARKER = "# {mark} HIVE-BUILDER MANAGED BLOCK for SSH PORT"
+STRICT_MARKER = "# {mark} HIVE-BUILDER MANAGED BLOCK for SSH SOURCE IP STRICT"
 
 # EL's stock /etc/sysconfig/iptables (iptables-services); Debian gets the same rules when it has no file yet.
 STOCK_RULES = """\
@@ -218,6 +219,7 @@ class RulesBlock(Primitive):
     require_anchor: bool = False  # without it, the block would be invalid (e.g. -A HIVE-SERVICE before -N)
     base: str | None = None  # content used when the file does not exist yet
     remove: tuple[str, ...] = ()  # exact lines to drop outside blocks (strict-source-ip drops the open ssh rule)
+    restore: tuple[str, ...] = ()  # lines the file must hold: any not found outside the block goes into it
     mode: str = "0600"
     validate: str | None = VALIDATE
     kind = "rules"
@@ -228,6 +230,7 @@ class RulesBlock(Primitive):
             raise ValueError("marker must be one line containing {mark}")
         self.lines = tuple(self.lines)
         self.remove = tuple(self.remove)
+        self.restore = tuple(self.restore)
 
     @property
     def ident(self) -> str:
@@ -246,10 +249,12 @@ class RulesBlock(Primitive):
         begin, end = self.marker.replace("{mark}", "BEGIN"), self.marker.replace("{mark}", "END")
         starts = [i for i, ln in enumerate(lines) if _bare(ln) == begin]
         ends = [i for i, ln in enumerate(lines) if _bare(ln) == end]
-        wanted = [f"{ln}\n" for ln in (begin, *self.lines, end)] if self.lines else []
-        if starts or ends:
-            if len(starts) != 1 or len(ends) != 1 or ends[0] < starts[0]:
-                raise ValueError(f"{self.path}: markers {begin!r}/{end!r} are unbalanced; fix the file by hand")
+        if (starts or ends) and (len(starts) != 1 or len(ends) != 1 or ends[0] < starts[0]):
+            raise ValueError(f"{self.path}: markers {begin!r}/{end!r} are unbalanced; fix the file by hand")
+        outside = {_bare(ln) for ln in (lines[:starts[0]] + lines[ends[0] + 1:] if starts else lines)}
+        block = (*self.lines, *(r for r in self.restore if r not in outside and r not in self.lines))
+        wanted = [f"{ln}\n" for ln in (begin, *block, end)] if block else []
+        if starts:
             return "".join(lines[:starts[0]] + wanted + lines[ends[0] + 1:])
         if not wanted:
             return "".join(lines)
@@ -293,10 +298,65 @@ class RulesBlock(Primitive):
             return Plan(error=str(exc))
         if new == current:
             return Plan()
+        refusal = saved_refusal(self.path, current, new, facts.ssh_client, facts.ssh_port)
+        if refusal:
+            return Plan(error=refusal)
         upload = Upload(target, new.encode("utf-8", "surrogateescape"), mode, owner, group, self.validate)
         verb = "create" if current is None else "update"
         return Plan(changed=True, summary=f"{verb} {self.path}: {self.marker.replace('# {mark} ', '')}",
                     diff=text_diff(self.path, current, new), uploads=[upload])
+
+
+def saved_chain(text: str, chain: str = "INPUT") -> tuple[list[str], str]:
+    """One chain of a saved file's *filter table as `iptables -S` rules (without `-A CHAIN`) and its policy."""
+    rules: list[str] = []
+    policy, in_filter = "ACCEPT", False
+    for raw in text.splitlines():
+        parts = raw.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if parts[0].startswith("*"):
+            in_filter = parts[0] == "*filter"
+        elif not in_filter:
+            continue
+        elif parts[0] == "COMMIT":
+            in_filter = False
+        elif parts[0] == f":{chain}" and len(parts) > 1:
+            policy = parts[1]
+        elif parts[:2] == ["-A", chain]:
+            rules.append(" ".join(parts[2:]))
+        elif parts[:2] == ["-I", chain]:
+            at = int(parts[2]) - 1 if len(parts) > 2 and parts[2].isdigit() else 0
+            rules.insert(max(at, 0), " ".join(parts[3:] if len(parts) > 2 and parts[2].isdigit() else parts[2:]))
+    return rules, policy
+
+
+def saved_refusal(path: str, old: str | None, new: str, client: str, port: int | None) -> str:
+    """Why the candidate rules file would lock out our next login once it is loaded (at boot), or ''.
+
+    The same test as the live rules: INPUT must surely ACCEPT a NEW tcp connection from the address this SSH
+    session comes from to the port it arrived on. A file that already fails it may still be edited (the edit
+    does not make it worse; the iptables step restores the open ssh rule)."""
+    new_rules, new_policy = saved_chain(new)
+    old_rules, old_policy = saved_chain(old) if old is not None else ([], "ACCEPT")
+    try:
+        addr = ipaddress.ip_address(client.strip()) if client.strip() else None
+    except ValueError:
+        addr = None
+    if addr is None or port is None:
+        cutting = (any(r not in new_rules for r in old_rules) or new_policy != old_policy
+                   or any(_CATCH_ALL.match(r) and r not in old_rules for r in new_rules))
+        if cutting:
+            return (f"refusing: this change deletes or adds a REJECT/DROP in INPUT of {path}, but the address and "
+                    "port this SSH session arrived on are unknown ($SSH_CONNECTION not found), so it cannot be "
+                    "shown that a login would still be accepted after the next boot")
+        return ""
+    if admits(new_rules, addr, port, new_policy):
+        return ""
+    if old is not None and not admits(old_rules, addr, port, old_policy):
+        return ""
+    return (f"refusing: {path} would not accept a NEW ssh login from {client} on port {port} (the address and "
+            "port this session uses) once it is loaded, i.e. after the next boot; nothing changed")
 
 
 # -- the live table ---------------------------------------------------------------------------------------------

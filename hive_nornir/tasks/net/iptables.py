@@ -11,7 +11,9 @@ from hive_nornir.tasks.net.firewall import (
     HIVE_MARKER,
     JUMP_HIVE,
     REJECT,
+    SSH_OPEN,
     SSH_PORT_MARKER,
+    STRICT_MARKER,
     LiveRules,
     RulesBlock,
     base_rules,
@@ -22,6 +24,7 @@ from hive_nornir.tasks.net.firewall import (
     ssh_port_lines,
     ssh_ports,
 )
+from hive_nornir.tasks.ssh.reach import refuse_lockouts
 from hive_nornir.tasks.ssh.strict_source_ip import ssh_port, ssh_sources
 
 from hive_nornir.engine.protocols import TaskContext
@@ -59,9 +62,19 @@ def hive_block(facts: Facts) -> RulesBlock:
 
 
 def ssh_port_block(facts: Facts, strict: Sequence[str] = (), port: int | Sequence[int] = 22) -> RulesBlock:
-    """ssh ports other than 22 without strict sources: open them in the saved file too (else: no block)."""
+    """ssh ports other than 22 without strict sources: open them in the saved file too (else: no block).
+
+    Without strict sources the open port-22 rule must be in the file: a file an earlier strict-source-ip run
+    (or a hand edit) left without it gets it back here, so removing hive_ssh_source_ips repairs the file."""
+    ports = (port,) if isinstance(port, int) else tuple(port)
+    restore = (f"-A INPUT {SSH_OPEN}",) if not strict and 22 in ports else ()
     return RulesBlock(path=rules_path(facts), marker=SSH_PORT_MARKER, lines=ssh_port_lines(strict, port),
-                      after=f"-A INPUT {ESTABLISHED}")
+                      after=f"-A INPUT {ESTABLISHED}", restore=restore, base=base_rules(facts))
+
+
+def strict_cleanup(facts: Facts, strict: Sequence[str] = ()) -> list[Primitive]:
+    """Without strict sources, no strict block stays in the saved file (the sources were removed)."""
+    return [] if strict else [RulesBlock(path=rules_path(facts), marker=STRICT_MARKER)]
 
 
 def live_rules(strict: Sequence[str] = (), port: int | Sequence[int] = 22) -> list[Primitive]:
@@ -77,12 +90,15 @@ def iptables_primitives(facts: Facts, strict: Sequence[str] = (), port: int | Se
     """Everything the iptables step ensures, in order; strict sources replace the open ssh rule live.
 
     port: every port ssh must stay open on, i.e. this session's and hive_sshd_port (see ssh_ports()).
+    The ssh port block comes first: every saved-file candidate must admit this session's port (a new file
+    starts as the stock rules, which open 22 only).
     """
-    return [*persistence(facts), hive_block(facts), ssh_port_block(facts, strict, port), boot_service(facts),
-            *live_rules(strict, port)]
+    return [*persistence(facts), ssh_port_block(facts, strict, port), hive_block(facts), *strict_cleanup(facts, strict),
+            boot_service(facts), *live_rules(strict, port)]
 
 
 def iptables(ctx: TaskContext) -> None:
     """Runs on every server, like hive-builder's iptables role (before the roles that add rule sets)."""
+    refuse_lockouts(ctx, "iptables")
     ports = ssh_ports(session_port(ctx), ssh_port(ctx))
     ctx.ensure(iptables_primitives(ctx.facts, ssh_sources(ctx), ports))

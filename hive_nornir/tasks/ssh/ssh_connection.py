@@ -1,5 +1,6 @@
 """ssh-connection: wait until the host answers (hive-builder: wait_for_connection, timeout 20), record its host key
-on first contact, and learn its facts."""
+on first contact, learn its facts, and refuse site values that would lock out our next login (before any step of
+the phase changes the host)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.engine.protocols import TaskContext
+from hive_nornir.tasks.ssh.reach import refuse_lockouts
 from hive_nornir.transport.errors import ConnectionRefused, ConnectTimeout, HostUnreachable
 
 DEFAULT_WAIT_S = 20  # hive-builder's wait_for_connection timeout
@@ -52,9 +54,13 @@ def wait_for_connection(connect: Callable[[], object], timeout: float,
 
 
 def ssh_connection(ctx: TaskContext) -> None:
-    """Connecting records the host key (accept-new) in the stage's known_hosts; facts cost one round trip."""
+    """Connecting records the host key (accept-new) in the stage's known_hosts; facts cost one round trip.
+
+    hive_sshd_port and hive_ssh_source_ips are checked against the session's port and address here (facts
+    only), so a host whose site values would lock us out drops out of the phase before its first change."""
     attempts = wait_for_connection(lambda: ctx.session, wait_seconds(ctx.var(WAIT_VAR)))
     facts = ctx.facts
+    refuse_lockouts(ctx, "setup-hosts")
     ctx.outcome.data["os"] = facts.os_pretty or f"{facts.os_id} {facts.os_version}"
     if attempts > 1:
         ctx.outcome.data["connect_attempts"] = attempts

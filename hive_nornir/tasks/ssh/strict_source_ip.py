@@ -8,6 +8,7 @@ from hive_nornir.tasks.net.firewall import (
     ESTABLISHED,
     SSH_OPEN,
     SSH_PORT_MARKER,
+    STRICT_MARKER,
     LiveRules,
     RulesBlock,
     rules_path,
@@ -24,23 +25,20 @@ from hive_nornir.engine.errors import StepFailed
 from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Primitive
+from hive_nornir.tasks.ssh.reach import refuse_lockouts, wanted_port, wanted_sources
 
-MARKER = "# {mark} HIVE-BUILDER MANAGED BLOCK for SSH SOURCE IP STRICT"
+MARKER = STRICT_MARKER
 
 
 def ssh_sources(ctx: TaskContext) -> list[str]:
     """hive_ssh_source_ips as normalised networks (a list, or one comma separated string); [] when unset."""
-    value = ctx.var("hive_ssh_source_ips") or []
-    items = value.split(",") if isinstance(value, str) else list(value)
-    try:
-        return list(dict.fromkeys(source(str(v)) for v in items if str(v).strip()))
-    except ValueError as exc:
-        raise StepFailed(f"hive_ssh_source_ips: {exc}") from exc
+    return wanted_sources(ctx)
 
 
 def ssh_port(ctx: TaskContext) -> int:
     """hive_sshd_port (hive-builder's hive_safe_sshd_port), 22 by default."""
-    return int(ctx.var("hive_sshd_port") or 22)
+    port = wanted_port(ctx)
+    return 22 if port is None else port
 
 
 def strict_primitives(facts: Facts, sources: Sequence[str], port: int | Sequence[int] = 22) -> list[Primitive]:
@@ -67,4 +65,5 @@ def strict_source_ip(ctx: TaskContext) -> None:
     sources = ssh_sources(ctx)
     if not sources:
         raise StepFailed("hive_ssh_source_ips is empty: sshd would be reachable from nowhere")
+    refuse_lockouts(ctx, "strict-source-ip")
     ctx.ensure(strict_primitives(ctx.facts, sources, ssh_ports(session_port(ctx), ssh_port(ctx))))
