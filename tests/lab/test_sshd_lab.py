@@ -18,7 +18,7 @@ from hive_nornir.engine.runbook import Runbook, Step
 from hive_nornir.facts import canned
 from hive_nornir.report.run_report import EXIT_FAILED, EXIT_OK
 from hive_nornir.runbooks.setup_hosts import RUNBOOK
-from hive_nornir.sshd_safety import DROPIN, Setting, dropin_text, wanted_settings
+from hive_nornir.tasks.ssh.safety import DROPIN, Setting, dropin_text, wanted_settings
 from hive_nornir.tasks.ssh.sshd import sshd
 
 pytestmark = pytest.mark.lab
@@ -204,8 +204,9 @@ def test_fresh_login_failure_after_reload_is_rolled_back(make_lab: Any, monkeypa
     original = sshd_task.settings_for
 
     def locking(ctx: HostContext) -> list[Setting]:
-        # valid for sshd -t, every wanted value effective in sshd -T: only a real new login shows the lock-out
-        return [*original(ctx), Setting("AllowUsers", "nobody", check=False)]
+        # valid for sshd -t, every wanted value effective in sshd -T, nothing the access check reads: only a
+        # real new login shows the lock-out (no key file is read any more)
+        return [*original(ctx), Setting("AuthorizedKeysFile", "none", check=False)]
 
     monkeypatch.setattr(sshd_task, "settings_for", locking)
     report = Hive(lab.root, stage="private").run(BOOK)
@@ -214,6 +215,52 @@ def test_fresh_login_failure_after_reload_is_rolled_back(make_lab: Any, monkeypa
     assert "a fresh SSH login failed after the reload" in error and "a fresh login works again" in error
     assert etc_ssh(lab, host) == before and effective(lab, host) == eff
     assert can_login(lab, host) and can_login(lab, host, "root") and leftovers(lab, host) == ""
+
+    # a drop-in whose whole config refuses our login is caught by sshd -T before any reload
+    def refusing(ctx: HostContext) -> list[Setting]:
+        return [*original(ctx), Setting("AllowUsers", "nobody", check=False)]
+
+    monkeypatch.setattr(sshd_task, "settings_for", refusing)
+    socket = listener(lab, host)
+    report = Hive(lab.root, stage="private").run(BOOK)
+    assert report.exit_code == EXIT_FAILED
+    error = report.outcomes[0].error
+    assert "so sshd was not reloaded: AllowUsers nobody does not match" in error and "10-hive.conf" in error
+    assert "rolled back" in error and listener(lab, host) == socket
+    assert etc_ssh(lab, host) == before and can_login(lab, host) and leftovers(lab, host) == ""
+
+
+def listener(lab: Any, host: str) -> str:
+    """sshd's listening sockets (inodes): a reload re-executes sshd, which opens new ones."""
+    return lab.docker_exec(host, "ss -Hltne | grep -o 'ino:[0-9]*' | sort")[1]
+
+
+LK3, LK3_CIDR = "lk3", "10.132.0.0/24"
+LOCAL = "/etc/ssh/sshd_config.d/00-local.conf"
+
+
+def test_someone_elses_pending_lockout_is_refused_and_never_reloaded(make_lab: Any) -> None:
+    """Issue 10 #7: an edit in another drop-in that sshd has not loaded yet (Port 2200, AllowUsers nobody) would
+    lock us out at the reload; it is refused with that file and line, sshd is not reloaded, we still get in."""
+    lab = make_lab(LK3, LK3_CIDR, 1, separate=False, group_vars=USERS)
+    host = lab.hosts[0]
+    hive = Hive(lab.root, stage="private")
+    for pending, why in (("Port 2200", "sshd would listen on"), ("AllowUsers nobody", "AllowUsers nobody does not "
+                                                                                      "match admin")):
+        lab.docker_exec(host, f"echo '{pending}' > {LOCAL}")  # written, not loaded: sshd still serves the old config
+        before, socket = etc_ssh(lab, host), listener(lab, host)
+        for check in (True, False):
+            report = hive.run(BOOK, check=check)
+            assert report.exit_code == EXIT_FAILED, report.text()
+            error = report.outcomes[0].error
+            assert "refused, nothing changed, sshd not reloaded" in error and why in error, error
+            assert f"{LOCAL}:1: {pending}" in error, error
+            assert etc_ssh(lab, host) == before and listener(lab, host) == socket  # no file, no reload
+            assert can_login(lab, host)
+        lab.docker_exec(host, f"rm {LOCAL}")
+    report = hive.run(BOOK)  # the pending edit gone: the hardening goes in as usual
+    assert report.exit_code == EXIT_OK, report.text()
+    assert can_login(lab, host)
 
 
 def test_missing_include_is_added_on_top(make_lab: Any) -> None:

@@ -18,9 +18,9 @@ from hive_nornir.facts import canned
 from hive_nornir.primitives.file import File
 from hive_nornir.primitives.filesystem import Directory
 from hive_nornir.runbooks.setup_hosts import RUNBOOK
-from hive_nornir.sshd_safety import dropin_text, wanted_settings
 from hive_nornir.tasks.docker import docker_client_proxy as dcp
 from hive_nornir.tasks.net import http_proxy as hp
+from hive_nornir.tasks.ssh.safety import dropin_text, wanted_settings
 from hive_nornir.transport import forward as fw
 
 DEBIAN = canned("debian")

@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 from fake_host import FakeHost, FakeSession
 
+import hive_nornir.tasks.ssh.sshd as sshd_task
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.facts import Facts, canned
-from hive_nornir.sshd_safety import (
+from hive_nornir.tasks.ssh.access import Login, refusals, setter_lines
+from hive_nornir.tasks.ssh.reach import sshd_port
+from hive_nornir.tasks.ssh.safety import (
     _CONNECTION_WALK,
     DROPIN,
     HEADER,
@@ -23,7 +26,6 @@ from hive_nornir.sshd_safety import (
     dropin_text,
     first_values,
     has_include,
-    install_script,
     lockout_reasons,
     match_spec,
     mismatches,
@@ -34,12 +36,11 @@ from hive_nornir.sshd_safety import (
     plan_changes,
     predicted_overrides,
     probe_script,
+    read_order,
     regresshion_exposed,
     reload_script,
-    rollback_script,
     service_name,
     setters_command,
-    sshd_port,
     wanted_settings,
     with_include,
 )
@@ -223,8 +224,10 @@ def test_probe_script_is_read_only_and_asks_sshd_for_our_own_login() -> None:
     script = probe_script(wanted_settings(DEBIAN, True, None), "admin")
     assert "spec=\"user=admin,host=$1,addr=$1,laddr=$3,lport=$4\"" in script
     assert "/usr/sbin/sshd -T -C \"$spec\"" in script
-    for verb in ("mv ", "rm ", "cp ", "tee ", "systemctl", " > /", "sed -i"):
+    assert "id -Gn admin" in script  # the user's groups, for AllowGroups/DenyGroups
+    for verb in ("mv ", "rm ", "cp ", "tee ", " > /", "sed -i"):
         assert verb not in script
+    assert [ln for ln in script.splitlines() if "systemctl" in ln and "systemctl is-active --quiet" not in ln] == []
     with pytest.raises(ValueError, match="user name"):
         probe_script([], "x;reboot")
 
@@ -236,6 +239,15 @@ def test_connection_walk_finds_ssh_connection_in_an_ancestor() -> None:
                               "SSH_CONNECTION": "10.81.0.1 40000 10.81.0.4 22"},
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == "conn=10.81.0.1 40000 10.81.0.4 22"
+
+
+def test_probe_script_exits_zero_and_parses_here() -> None:
+    """Run for real with sh (ctx.run fails the step on a non-zero exit): whatever this machine has, it parses."""
+    script = probe_script(wanted_settings(DEBIAN, True, None), "root")
+    done = subprocess.run(["sh", "-c", script], env={"PATH": "/usr/sbin:/usr/bin:/bin"}, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert parse_probe(done.stdout).groups[:1] == ("root",)
 
 
 # -- plan, install, rollback ----------------------------------------------------------------------------------------
@@ -265,22 +277,34 @@ def test_plan_is_empty_when_everything_is_in_place() -> None:
         plan_changes(HostState(None, ("0644", "root", "root"), None, True, None, True), settings)
 
 
-def test_install_and_rollback_scripts_are_exact() -> None:
-    assert install_script("S", "/etc/ssh/sshd_config.d/.c1", "/etc/ssh/.c2", dropin_existed=True).splitlines() == [
+def test_sshd_transaction_install_and_rollback_are_exact() -> None:
+    """sshd as the config transaction's user: an EL8 host without the drop-in dir, then a replaced drop-in."""
+    state = parse_probe(probe_output(main=EL8_MAIN).replace("dir=yes\n", ""))
+    settings = wanted_settings(EL8, False, None)
+    tx = sshd_task.transaction(sshd_host(EL8, ""), state, plan_changes(state, settings), settings,
+                               "sshd", [])
+    assert [(f.path, f.existed, f.make_dir, f.validate) for f in tx.files] == [
+        (DROPIN, False, True, ("/usr/sbin/sshd", "-t", "-f", "%s")),
+        ("/etc/ssh/sshd_config", True, False, ("/usr/sbin/sshd", "-t", "-f", "%s"))]
+    plan = tx.plan("S", {DROPIN: "/etc/ssh/sshd_config.d/.c1", "/etc/ssh/sshd_config": "/etc/ssh/.c2"})
+    assert plan.install().splitlines() == [
         "set -e",
+        "mv -f /etc/ssh/sshd_config.d/.c1 /etc/ssh/sshd_config.d/10-hive.conf",
         "cp -p /etc/ssh/sshd_config '/etc/ssh/sshd_config.S.hive~'",
         "mv -f /etc/ssh/.c2 /etc/ssh/sshd_config",
-        "cp -p /etc/ssh/sshd_config.d/10-hive.conf '/etc/ssh/sshd_config.d/10-hive.conf.S.hive~'",
-        "mv -f /etc/ssh/sshd_config.d/.c1 /etc/ssh/sshd_config.d/10-hive.conf",
     ]
-    assert rollback_script("S", "sshd", "new", main_changed=True, dir_created=True, reload=True).splitlines() == [
+    assert plan.rollback(reload=True).splitlines() == [
         "rm -f /etc/ssh/sshd_config.d/10-hive.conf",
         "if [ -f '/etc/ssh/sshd_config.S.hive~' ]; then mv -f '/etc/ssh/sshd_config.S.hive~' /etc/ssh/sshd_config; fi",
         "rmdir /etc/ssh/sshd_config.d 2>/dev/null || true",
         "/usr/sbin/sshd -t || exit $?",
         *reload_script("sshd", 22).splitlines(),
     ]
-    assert rollback_script("S", "ssh", "replaced", False, False, reload=False) == (
+    state = parse_probe(probe_output(dropin="# old\n"))
+    settings = wanted_settings(DEBIAN, False, None)
+    tx = sshd_task.transaction(sshd_host(DEBIAN, ""), state, plan_changes(state, settings), settings,
+                               "ssh", [])
+    assert tx.plan("S", {DROPIN: "/etc/ssh/sshd_config.d/.c1"}).rollback(reload=False) == (
         "if [ -f '/etc/ssh/sshd_config.d/10-hive.conf.S.hive~' ]; "
         "then mv -f '/etc/ssh/sshd_config.d/10-hive.conf.S.hive~' /etc/ssh/sshd_config.d/10-hive.conf; fi")
 
@@ -451,9 +475,9 @@ def test_el8_apply_makes_the_directory_and_keeps_the_main_file_mode() -> None:
     assert "/usr/sbin/sshd -t -f /etc/ssh/.cand-sshd_config" in ctx.result.ran
     install = next(c for c in ctx.result.ran if c.startswith("set -e"))
     assert stamp_free([install])[0].splitlines() == [
-        "set -e", "cp -p /etc/ssh/sshd_config '/etc/ssh/sshd_config.STAMP.hive~'",
-        "mv -f /etc/ssh/.cand-sshd_config /etc/ssh/sshd_config",
-        "mv -f /etc/ssh/sshd_config.d/.cand-10-hive.conf /etc/ssh/sshd_config.d/10-hive.conf"]
+        "set -e", "mv -f /etc/ssh/sshd_config.d/.cand-10-hive.conf /etc/ssh/sshd_config.d/10-hive.conf",
+        "cp -p /etc/ssh/sshd_config '/etc/ssh/sshd_config.STAMP.hive~'",
+        "mv -f /etc/ssh/.cand-sshd_config /etc/ssh/sshd_config"]
 
 
 def test_refused_fresh_login_rolls_back_and_reloads() -> None:
@@ -512,3 +536,111 @@ def test_reload_fails_when_the_old_listener_never_goes(tmp_path: Any) -> None:
 
 def test_a_refused_reload_is_reported(tmp_path: Any) -> None:
     assert run_reload(tmp_path, flips=0, reload_rc=1).returncode == 1
+
+
+# -- our own login against the WHOLE effective config (issue 10 #7) ---------------------------------------------
+
+ADMIN = Login(user="admin", groups=("admin", "sudo"), client_addr="10.81.0.1", server_addr="10.81.0.4",
+              server_port=22)
+
+
+def eff_of(text: str) -> dict[str, list[str]]:
+    return parse_effective(text)
+
+
+@pytest.mark.parametrize(("effective", "refused"), [
+    ("port 22\nlistenaddress [::]:22\nlistenaddress 0.0.0.0:22", []),
+    ("port 2200\nlistenaddress [::]:2200\nlistenaddress 0.0.0.0:2200", ["port"]),
+    ("port 2200\nport 22\nlistenaddress 0.0.0.0:2200\nlistenaddress 0.0.0.0:22", []),
+    ("port 22\nlistenaddress 10.81.0.9:22", ["port"]),
+    ("port 22\nlistenaddress 10.81.0.4:22", []),
+    ("port 22\nlistenaddress [::]:22", ["port"]),  # sshd sets IPV6_V6ONLY: [::] does not take IPv4
+    ("port 22", []),
+    ("allowusers nobody", ["allowusers"]),
+    ("allowusers nobody\nallowusers adm?n", []),
+    ("allowusers admin@10.0.0.0/8", []),
+    ("allowusers admin@192.168.0.0/16", ["allowusers"]),
+    ("allowusers admin@!10.81.0.1,10.0.0.0/8", ["allowusers"]),
+    ("denyusers a*", ["denyusers"]),
+    ("denyusers admin@192.168.0.1", []),
+    ("allowgroups wheel", ["allowgroups"]),
+    ("allowgroups wheel\nallowgroups sud*", []),
+    ("denygroups sudo", ["denygroups"]),
+    ("pubkeyauthentication no", ["pubkeyauthentication"]),
+    ("authenticationmethods publickey,password", ["authenticationmethods"]),
+    ("authenticationmethods publickey,password publickey", []),
+    ("permitrootlogin no", []),  # we are not root
+])
+def test_refusals_for_our_own_login(effective: str, refused: list[str]) -> None:
+    assert [key for key, _ in refusals(eff_of(effective), ADMIN)] == refused
+
+
+def test_root_and_password_logins() -> None:
+    root = Login(user="root", server_port=22, server_addr="10.81.0.4")
+    assert [k for k, _ in refusals(eff_of("permitrootlogin no"), root)] == ["permitrootlogin"]
+    assert refusals(eff_of("permitrootlogin prohibit-password"), root) == []
+    by_password = Login(user="root", key=False, password=True)
+    assert [k for k, _ in refusals(eff_of("permitrootlogin prohibit-password"), by_password)] == ["permitrootlogin"]
+    assert [k for k, _ in refusals(eff_of("passwordauthentication no"), Login("a", key=False, password=True))] == [
+        "passwordauthentication"]
+    # socket activation: systemd owns the listener, Port/ListenAddress do not decide
+    assert refusals(eff_of("port 2200\nlistenaddress 0.0.0.0:2200"), ADMIN, socket_activated=True) == []
+
+
+def test_the_line_to_blame_is_found_in_include_order() -> None:
+    main = "Port 22\nInclude /etc/ssh/sshd_config.d/*.conf\nMatch User admin\n  AllowUsers admin\n"
+    order = read_order(main, {LOCAL: "AllowUsers nobody\n", CLOUD: "# x\nAllowUsers root\n"})
+    assert setter_lines(order, {"allowusers"}) == [
+        f"{LOCAL}:1: AllowUsers nobody", f"{CLOUD}:2: AllowUsers root",
+        "/etc/ssh/sshd_config:4: AllowUsers admin (inside `Match User admin`)"]
+    assert setter_lines(order, {"port", "listenaddress"}) == ["/etc/ssh/sshd_config:1: Port 22"]
+
+
+def pending_probe(local: str, eff: str) -> str:
+    """The probe on a Debian host where someone left an edit in 00-local.conf that sshd has not loaded yet."""
+    return probe_output(others={LOCAL: local}, eff=eff) + "groups=admin sudo\n"
+
+
+@pytest.mark.parametrize(("local", "eff", "blamed"), [
+    ("Port 2200\n", "port 2200\nlistenaddress 0.0.0.0:2200", "sshd would listen on 0.0.0.0:2200, not on "
+     "10.81.0.4:22 where our login arrives (set by /etc/ssh/sshd_config.d/00-local.conf:1: Port 2200)"),
+    ("AllowUsers nobody\n", "port 22\nallowusers nobody", "AllowUsers nobody does not match admin from 10.81.0.1 "
+     "to 10.81.0.4:22 (set by /etc/ssh/sshd_config.d/00-local.conf:1: AllowUsers nobody)"),
+])
+@pytest.mark.parametrize("check", [True, False])
+def test_someone_elses_pending_lockout_is_refused_before_anything(local: str, eff: str, blamed: str,
+                                                                  check: bool) -> None:
+    ctx = sshd_host(DEBIAN, pending_probe(local, eff), check=check)
+    with pytest.raises(StepFailed) as err:
+        sshd(ctx)
+    assert str(err.value) == ("sshd hardening refused, nothing changed, sshd not reloaded: a reload would load "
+                              "files that do not admit our own login (admin from 10.81.0.1 to 10.81.0.4:22): " +
+                              blamed)
+    assert len(ctx.result.ran) == 1 and changes(ctx) == []  # the probe only
+
+
+def test_a_pending_lockout_fails_the_no_change_run_too() -> None:
+    settings = wanted_settings(DEBIAN, False, None)
+    eff = "passwordauthentication no\nkbdinteractiveauthentication no\nusedns no\nlogingracetime 0\nport 22\n" \
+          "allowusers nobody"
+    ctx = sshd_host(DEBIAN, probe_output(dropin=dropin_text(settings), eff=eff, others={LOCAL: "AllowUsers nobody\n"}),
+                  check=False)
+    with pytest.raises(StepFailed, match=r"would not admit our own login .* at its next reload .*00-local\.conf:1"):
+        sshd(ctx)
+    assert len(ctx.result.ran) == 1
+
+
+def test_our_own_port_line_is_left_to_the_check_after_install() -> None:
+    """hive_sshd_port 22 with someone's Port 2200: our drop-in adds the listener we arrive on (Port accumulates)."""
+    ctx = sshd_host(DEBIAN, pending_probe("Port 2200\n", "port 2200\nlistenaddress 0.0.0.0:2200"),
+                  vars={"hive_sshd_port": 22})
+    sshd(ctx)
+    assert [c[0] for c in changes(ctx)] == [f"file[{DROPIN}]", "service[ssh]"]
+
+
+def test_the_whole_config_after_install_must_admit_us_or_it_is_rolled_back_unreloaded() -> None:
+    ctx = apply_host(canned("debian", init="systemd"), probe_output(), FakeSession(), eff=GOOD_EFF + "allowusers x\n")
+    with pytest.raises(StepFailed, match=r"would not admit our own login .* so sshd was not reloaded: AllowUsers x"):
+        sshd(ctx)
+    assert reload_script("ssh", 22) not in ctx.result.ran
+    assert "rm -f /etc/ssh/sshd_config.d/10-hive.conf" in ctx.result.ran

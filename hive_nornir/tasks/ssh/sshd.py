@@ -2,36 +2,36 @@
 
 from __future__ import annotations
 
+import shlex
 import time
-from dataclasses import dataclass
-from typing import NoReturn
 
-from hive_nornir.engine.errors import StepFailed
 from hive_nornir.engine.protocols import TaskContext
-from hive_nornir.primitives.base import q
-from hive_nornir.sshd_safety import (
+from hive_nornir.engine.errors import StepFailed
+from hive_nornir.primitives.config_transaction import CANDIDATE, ConfigFile, ConfigTransaction, Script, run_transaction
+from hive_nornir.tasks.ssh.reach import sshd_port
+from hive_nornir.tasks.ssh.safety import (
     DROPIN,
-    DROPIN_DIR,
     MAIN_CONFIG,
     SSHD,
     HardeningPlan,
     HostState,
+    Login,
     Setting,
-    deadman_command,
-    install_script,
+    access_problems,
+    current_order,
     lockout_reasons,
     match_spec,
     mismatches,
+    own_login,
     parse_effective,
     parse_probe,
     plan_changes,
+    planned_order,
     predicted_overrides,
     probe_script,
     reload_script,
-    rollback_script,
     service_name,
     setters_command,
-    sshd_port,
     wanted_settings,
 )
 from hive_nornir.transport.errors import ConnectionRefused, ConnectTimeout, TransportError
@@ -79,14 +79,30 @@ def sshd(ctx: TaskContext) -> None:
     except ValueError as e:
         raise StepFailed(str(e)) from e
     service = service_name(ctx.facts)
+    login = own_login(ctx.session.user, state, password_only(ctx))
     if not plan.changes:
-        verify_in_place(ctx, state, settings)
+        verify_in_place(ctx, state, settings, login)
         return
+    pending = pending_lockouts(state, settings, login)
+    if pending:
+        raise StepFailed("sshd hardening refused, nothing changed, sshd not reloaded: a reload would load files that "
+                         f"do not admit our own login ({login.describe()}): " + "; ".join(pending))
     if ctx.check:
         predict(ctx, state, plan, settings, service)
         return
-    Attempt(ctx, state, plan, settings, service).run()
+    apply(ctx, state, plan, settings, service)
     renew(ctx.session)  # a proxy forward bound under the old GatewayPorts: listen again on a new connection
+
+
+def pending_lockouts(state: HostState, settings: list[Setting], login: Login) -> list[str]:
+    """What in the files sshd reads NOW (anyone's pending edit) would refuse our login once sshd reloads them.
+
+    Listening is left to the check after install when our own drop-in adds `Port` on the port we arrive at."""
+    if not state.t_ok:
+        return []  # sshd -T fails: reported as such (check mode) or by `sshd -t` after install (rolled back)
+    ours = any(s.key == "port" and s.value == str(login.server_port) for s in settings)
+    return access_problems(state.effective, login, state.socket, current_order(state),
+                           skip=frozenset({"port"}) if ours else frozenset())
 
 
 def predict(ctx: TaskContext, state: HostState, plan: HardeningPlan, settings: list[Setting], service: str) -> None:
@@ -108,10 +124,15 @@ def setters_text(ctx: TaskContext, settings: list[Setting]) -> str:
     return "; ".join(line.strip() for line in found if line.strip())
 
 
-def verify_in_place(ctx: TaskContext, state: HostState, settings: list[Setting]) -> None:
-    """Files already right: sshd must still use them (a later override or broken sibling is reported)."""
+def verify_in_place(ctx: TaskContext, state: HostState, settings: list[Setting], login: Login) -> None:
+    """Files already right: sshd must still use them (a later override or broken sibling is reported), and
+    what it would load at its next reload must still admit our login."""
     if not state.t_ok:
         raise StepFailed(f"sshd -T fails with the current config: {state.t_error}")
+    locked = access_problems(state.effective, login, state.socket, current_order(state))
+    if locked:
+        raise StepFailed(f"the files sshd reads would not admit our own login ({login.describe()}) at its next "
+                         "reload (nothing changed, sshd not reloaded): " + "; ".join(locked))
     wrong = mismatches(settings, state.effective)
     if wrong:
         setters = setters_text(ctx, settings)
@@ -133,147 +154,60 @@ def fresh_login(ctx: TaskContext) -> float:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-@dataclass
-class Attempt:
-    """One guarded change: every failure after the first write restores the old files (and reloads)."""
+def transaction(ctx: TaskContext, state: HostState, plan: HardeningPlan, settings: list[Setting], service: str,
+                proven: list[float]) -> ConfigTransaction:
+    """sshd as the config transaction's first user: candidates vetted by `sshd -t -f`, the whole config by
+    `sshd -t`, `sshd -T -C` for our own login, reload (waiting for sshd's re-exec), a fresh login."""
+    login = own_login(ctx.session.user, state, password_only(ctx))
+    port = state.conn.server_port if state.conn else 22  # where sshd receives our logins
+    vet = (SSHD, "-t", "-f", CANDIDATE)
+    files = []
+    if plan.dropin_new is not None:
+        files.append(ConfigFile(DROPIN, plan.dropin_new.encode(), existed=state.dropin is not None, validate=vet,
+                                label="the drop-in on its own", make_dir=not state.dir_exists))
+    if plan.main_new is not None:
+        mode, owner, group = state.main_stat
+        files.append(ConfigFile(MAIN_CONFIG, plan.main_new.encode("utf-8", "surrogateescape"), existed=True,
+                                mode=mode, owner=owner, group=group, validate=vet,
+                                label=f"{MAIN_CONFIG} with the Include line"))
 
-    ctx: TaskContext
-    state: HostState
-    plan: HardeningPlan
-    settings: list[Setting]
-    service: str
-
-    def __post_init__(self) -> None:
-        self.stamp = time.strftime("%Y%m%d%H%M%S")
-        self.dir_created = False
-        self.deadman: tuple[str, str] | None = None  # (timer unit, script path) once armed
-        self.port = self.state.conn.server_port if self.state.conn else 22  # where sshd receives our logins
-        self.dropin_mode = "same" if self.plan.dropin_new is None else (
-            "new" if self.state.dropin is None else "replaced")
-
-    def run(self) -> None:
-        """Validate alone, arm the dead-man, install, validate whole, check -T, reload, fresh login."""
-        dropin_cand, main_cand = self.stage_candidates()
-        try:
-            self.arm_deadman()
-        except BaseException:
-            self.disarm_deadman()
-            self.discard([c for c in (dropin_cand, main_cand) if c])
-            raise
-        try:
-            seconds = self.install_and_prove(dropin_cand, main_cand)
-        except StepFailed:
-            raise
-        except Exception as e:  # noqa: BLE001 - a bug or lost connection: undo in-band if we can, else the dead-man
-            self.fail(f"unexpected error while changing sshd: {type(e).__name__}: {e}", reload=True, relogin=True)
-        self.disarm_deadman()
-        for ident, summary, diff in self.plan.changes:
-            self.ctx.changed(ident, summary, diff)
-        self.ctx.changed(f"service[{self.service}]", f"reloaded {self.service}; fresh login ok in {seconds:.2f} s")
-        self.ctx.outcome.data["fresh_login_s"] = round(seconds, 3)
-
-    def install_and_prove(self, dropin_cand: str | None, main_cand: str | None) -> float:
-        """Install, `sshd -t` the whole config, check `sshd -T`, reload, and return the fresh login's time."""
-        installed = self.ctx.run(install_script(self.stamp, dropin_cand, main_cand, self.state.dropin is not None),
-                                 check=False)
-        if not installed.ok:
-            self.fail(f"installing the files failed: {installed.stderr.strip()}", reload=False)
-        whole = self.ctx.run(f"{SSHD} -t", check=False)
-        if not whole.ok:
-            self.fail(f"sshd -t rejects the whole config with the drop-in: {whole.stderr.strip()}", reload=False)
-        self.check_effective()
-        reloaded = self.ctx.run(reload_script(self.service, self.port), check=False)
-        if not reloaded.ok:
-            self.fail(f"systemctl reload {self.service} failed: {reloaded.stderr.strip()}", reload=True)
-        try:
-            seconds = fresh_login(self.ctx)
-        except TransportError as e:
-            self.fail(f"a fresh SSH login failed after the reload ({e})", reload=True, relogin=True)
-        return seconds
-
-    def stage_candidates(self) -> tuple[str | None, str | None]:
-        """Candidates next to their targets, each vetted by `sshd -t -f` before anything live changes."""
-        session = self.ctx.session
-        if self.plan.dropin_new is not None and not self.state.dir_exists:
-            self.ctx.run(f"mkdir -p -m 0755 {q(DROPIN_DIR)}")
-            self.dir_created = True
-        staged: list[str] = []
-        try:
-            dropin = main = None
-            if self.plan.dropin_new is not None:
-                dropin = session.stage_file(self.plan.dropin_new.encode(), DROPIN, "0644")
-                staged.append(dropin)
-                self.vet(dropin, "the drop-in on its own")
-            if self.plan.main_new is not None:
-                mode, owner, group = self.state.main_stat
-                main = session.stage_file(self.plan.main_new.encode("utf-8", "surrogateescape"), MAIN_CONFIG,
-                                          mode, owner, group)
-                staged.append(main)
-                self.vet(main, f"{MAIN_CONFIG} with the Include line")
-            return dropin, main
-        except BaseException:
-            self.discard(staged)
-            raise
-
-    def discard(self, candidates: list[str]) -> None:
-        """Nothing went live yet: remove the candidates (and the directory if this attempt made it)."""
-        if candidates:
-            self.ctx.run("rm -f " + " ".join(q(c) for c in candidates), check=False)
-        if self.dir_created:
-            self.ctx.run(f"rmdir {q(DROPIN_DIR)}", check=False)
-
-    def vet(self, candidate: str, what: str) -> None:
-        """`sshd -t -f candidate`: a rejected candidate stops the step before any live file changes."""
-        r = self.ctx.run(f"{SSHD} -t -f {q(candidate)}", check=False)
+    def effective() -> str:
+        """`sshd -T -C` for our own login must show every wanted value (first value wins, Match applies) and
+        admit that login (port, listen address, Allow/Deny users and groups, auth methods)."""
+        r = ctx.run(shlex.join([SSHD, "-T", "-C", match_spec(ctx.session.user, state.conn)]), check=False)
         if not r.ok:
-            raise StepFailed(f"sshd rejects {what} (nothing changed): {(r.stderr or r.stdout).strip()}")
-
-    def check_effective(self) -> None:
-        """`sshd -T -C` for our own login must show every wanted value (first value wins, Match applies)."""
-        spec = match_spec(self.ctx.session.user, self.state.conn)
-        r = self.ctx.run(f"{SSHD} -T -C {q(spec)}", check=False)
-        if not r.ok:
-            self.fail(f"sshd -T fails: {r.stderr.strip()}", reload=False)
-        wrong = mismatches(self.settings, parse_effective(r.stdout))
+            return f"sshd -T fails: {r.stderr.strip()}"
+        values = parse_effective(r.stdout)
+        wrong = mismatches(settings, values)
         if wrong:
-            setters = setters_text(self.ctx, self.settings)
-            self.fail(f"sshd would not use the drop-in: {'; '.join(wrong)}. sshd uses the FIRST value it reads; "
-                      f"lines that set these keywords: {setters or '(none found)'}", reload=False)
+            setters = setters_text(ctx, settings)
+            return (f"sshd would not use the drop-in: {'; '.join(wrong)}. sshd uses the FIRST value it reads; "
+                    f"lines that set these keywords: {setters or '(none found)'}")
+        locked = access_problems(values, login, state.socket, planned_order(state, plan))
+        if locked:
+            return (f"the whole config with the drop-in would not admit our own login ({login.describe()}), so sshd "
+                    f"was not reloaded: {'; '.join(locked)}")
+        return ""
 
-    def arm_deadman(self) -> None:
-        """Commit-confirmed: if the controller dies mid-change, systemd restores the old files by itself."""
-        if self.ctx.facts.init != "systemd":
-            return
-        unit = f"hive-sshd-rollback-{self.stamp}"
-        script = f"/run/{unit}.sh"
-        body = f"rm -f {q(script)}\n" + self.rollback(reload=True) + "\n"  # sh keeps reading a removed file
-        self.ctx.session.upload(body.encode(), script, "0700")
-        self.deadman = (unit, script)
-        self.ctx.run(deadman_command(unit, script, DEADMAN_SECONDS))
+    def prove() -> str:
+        """A NEW connection logs in (the old session stays open to roll back through)."""
+        try:
+            proven.append(fresh_login(ctx))
+        except TransportError as e:
+            return f"a fresh SSH login failed after the reload ({e})"
+        return ""
 
-    def disarm_deadman(self) -> None:
-        """The change is proven (or already undone): the timer must never fire."""
-        if self.deadman is not None:
-            unit, script = self.deadman
-            self.ctx.run(f"systemctl stop {q(unit + '.timer')} 2>/dev/null; rm -f {q(script)}", check=False)
-            self.deadman = None
+    return ConfigTransaction(name="sshd", files=tuple(files), validate_whole=(SSHD, "-t"), effective=effective,
+                             reload=Script(reload_script(service, port)), prove=prove, prove_name="a fresh login",
+                             deadman_seconds=DEADMAN_SECONDS)
 
-    def rollback(self, reload: bool) -> str:
-        """The shell that undoes this attempt."""
-        return rollback_script(self.stamp, self.service, self.dropin_mode, self.plan.main_new is not None,
-                               self.dir_created, reload, self.port)
 
-    def fail(self, why: str, reload: bool, relogin: bool = False) -> NoReturn:
-        """Restore the old files through the still-open session, prove we still get in, then fail the step."""
-        undo = self.ctx.run(self.rollback(reload), check=False)
-        self.disarm_deadman()
-        if not undo.ok:
-            raise StepFailed(f"{why}; ROLLBACK FAILED ({undo.stderr.strip()}): check {MAIN_CONFIG} and {DROPIN}")
-        note = "rolled back"
-        if relogin:
-            try:
-                fresh_login(self.ctx)
-                note = "rolled back; a fresh login works again"
-            except TransportError as e:
-                note = f"rolled back, but a fresh login still fails: {e}"
-        raise StepFailed(f"{why}; {note}")
+def apply(ctx: TaskContext, state: HostState, plan: HardeningPlan, settings: list[Setting], service: str) -> None:
+    """Run the transaction; report the files and the reload only once the fresh login proved them."""
+    proven: list[float] = []
+    run_transaction(ctx, transaction(ctx, state, plan, settings, service, proven))
+    seconds = proven[-1] if proven else 0.0
+    for ident, summary, diff in plan.changes:
+        ctx.changed(ident, summary, diff)
+    ctx.changed(f"service[{service}]", f"reloaded {service}; fresh login ok in {seconds:.2f} s")
+    ctx.outcome.data["fresh_login_s"] = round(seconds, 3)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import q
 from hive_nornir.primitives.lines import text_diff
+from hive_nornir.tasks.ssh.access import ACCESS_KEYS, Entry, Login, blame, refusals
+from hive_nornir.tasks.ssh.reach import port_refusal
 
 SSHD = "/usr/sbin/sshd"
 MAIN_CONFIG = "/etc/ssh/sshd_config"
@@ -66,15 +67,6 @@ def regresshion_exposed(text: str) -> bool:
     """OpenSSH 8.5p1 to 9.8p1 (hive-builder's range): LoginGraceTime 0 closes the signal-handler race."""
     version = openssh_version(text)
     return version is not None and REGRESSHION[0] <= version <= REGRESSHION[1]
-
-
-def sshd_port(value: Any) -> int | None:
-    """hive_sshd_port as an int (None when unset); anything else is a site error, caught before the host."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not str(value).isdigit() or not 1 <= int(value) <= 65535:
-        raise ValueError(f"hive_sshd_port must be a TCP port 1-65535, not {value!r}")
-    return int(value)
 
 
 def wanted_settings(facts: Facts, users_managed: bool, port: int | None, gateway_ports: bool = False) -> list[Setting]:
@@ -144,14 +136,9 @@ def lockout_reasons(settings: list[Setting], login_user: str, conn: Connection |
         reasons.append(f"hive_nornir logs in as {login_user} with a password and no key, "
                        "and PasswordAuthentication no would apply: give it a key first")
     port = wanted.get("port")
-    if port is not None:
-        if conn is None:
-            reasons.append(f"Port {port} wanted, but the port sshd receives our connection on is unknown "
-                           "($SSH_CONNECTION not found), so reachability after the change cannot be shown")
-        elif int(port) != conn.server_port:
-            reasons.append(f"Port {port} wanted, but the controller reaches sshd on port {conn.server_port}: "
-                           f"sshd would stop listening there (open port {port} and point the inventory at it "
-                           "first)")
+    why = port_refusal(None if port is None else int(port), conn.server_port if conn else None)
+    if why:
+        reasons.append(why)
     return reasons
 
 
@@ -179,8 +166,8 @@ def mismatches(settings: list[Setting], effective: dict[str, list[str]]) -> list
 
 
 def effective_grep(settings: list[Setting]) -> str:
-    """An ERE for the `sshd -T` lines we compare, so the probe output stays short."""
-    keys = sorted({s.key for s in settings})
+    """An ERE for the `sshd -T` lines we compare and those that decide whether we get in at all (short output)."""
+    keys = sorted({s.key for s in settings} | set(ACCESS_KEYS))
     return "^(" + "|".join(keys) + ") "
 
 
@@ -233,6 +220,9 @@ def probe_script(settings: list[Setting], user: str) -> str:
         + f"out=$({SSHD} -T -C \"$spec\" 2>&1); echo \"trc=$?\"\n"
         + f"printf '%s\\n' \"$out\" | grep -Ei {q(effective_grep(settings))} | sed 's/^/eff=/'\n"
         + "printf '%s\\n' \"$out\" | grep -vEi '^[a-z0-9]+ ' | tail -n 3 | sed 's/^/terr=/'\n"
+        + f"echo \"groups=$(id -Gn {user} 2>/dev/null)\"\n"
+        + "for u in ssh.socket sshd.socket; do systemctl is-active --quiet $u 2>/dev/null && echo socket=yes; done\n"
+        + "true\n"
     )
 
 
@@ -249,6 +239,8 @@ class HostState:
     effective: dict[str, list[str]] = field(default_factory=dict)
     t_error: str = ""
     others: dict[str, str] = field(default_factory=dict)  # the other drop-ins: path -> text
+    groups: tuple[str, ...] = ()  # the login user's groups (AllowGroups/DenyGroups)
+    socket: bool = False  # socket activation: systemd, not sshd's Port/ListenAddress, owns the listener
 
 
 def parse_probe(output: str) -> HostState:
@@ -282,58 +274,14 @@ def parse_probe(output: str) -> HostState:
         effective=parse_effective("\n".join(eff)),
         t_error="\n".join(err),
         others=others,
+        groups=tuple(kv.get("groups", "").split()),
+        socket=kv.get("socket") == "yes",
     )
 
 
 def _b64(text: str) -> str:
     """Decode probe base64 to text, keeping undecodable bytes round-trippable."""
     return base64.b64decode(text).decode("utf-8", "surrogateescape")
-
-
-def backup_path(path: str, stamp: str) -> str:
-    """Where the old file is kept (not matched by `*.conf`, so sshd never reads a backup)."""
-    return f"{path}.{stamp}.hive~"
-
-
-def install_script(stamp: str, dropin_cand: str | None, main_cand: str | None, dropin_existed: bool) -> str:
-    """Back up what exists, then rename the validated candidates into place (same dir: atomic)."""
-    lines = ["set -e"]
-    if main_cand is not None:
-        lines.append(f"cp -p {q(MAIN_CONFIG)} {q(backup_path(MAIN_CONFIG, stamp))}")
-        lines.append(f"mv -f {q(main_cand)} {q(MAIN_CONFIG)}")
-    if dropin_cand is not None:
-        if dropin_existed:
-            lines.append(f"cp -p {q(DROPIN)} {q(backup_path(DROPIN, stamp))}")
-        lines.append(f"mv -f {q(dropin_cand)} {q(DROPIN)}")
-    return "\n".join(lines)
-
-
-def rollback_script(stamp: str, service: str, dropin: str, main_changed: bool, dir_created: bool,
-                    reload: bool, port: int = 22) -> str:
-    """Put every file back as it was and (after a reload) make sshd read it again; safe to run twice.
-
-    dropin: "new" (remove ours), "replaced" (restore the backup) or "same" (not touched).
-    """
-    lines = []
-    if dropin == "replaced":
-        bak = q(backup_path(DROPIN, stamp))
-        lines.append(f"if [ -f {bak} ]; then mv -f {bak} {q(DROPIN)}; fi")
-    elif dropin == "new":
-        lines.append(f"rm -f {q(DROPIN)}")
-    if main_changed:
-        bak = q(backup_path(MAIN_CONFIG, stamp))
-        lines.append(f"if [ -f {bak} ]; then mv -f {bak} {q(MAIN_CONFIG)}; fi")
-    if dir_created:
-        lines.append(f"rmdir {q(DROPIN_DIR)} 2>/dev/null || true")
-    if reload:
-        lines.append(f"{SSHD} -t || exit $?")
-        lines.append(reload_script(service, port))
-    return "\n".join(lines) or "true"
-
-
-def deadman_command(unit: str, script: str, seconds: int) -> str:
-    """Commit-confirmed: systemd runs the rollback by itself unless we cancel it after a fresh login."""
-    return f"systemd-run --quiet --unit={q(unit)} --on-active={seconds} /bin/sh {q(script)}"
 
 
 @dataclass(frozen=True)
@@ -417,6 +365,51 @@ def predicted_overrides(state: HostState, settings: list[Setting]) -> list[str]:
         if not where.startswith(DROPIN + ":") and value.lower() != s.value.lower():
             found.append(f"{where}: {s.keyword} {value} comes first (wanted {s.value})")
     return found
+
+
+def read_order(main_text: str, dropins: dict[str, str]) -> list[Entry]:
+    """Every line sshd reads, in its order: the main file with the drop-ins (sorted) where the Include stands."""
+    entries: list[Entry] = []
+    for number, raw in enumerate(main_text.splitlines(), 1):
+        if _INCLUDE.match(raw):
+            for path, text in sorted(dropins.items()):
+                entries += [(path, n, line) for n, line in enumerate(text.splitlines(), 1)]
+        else:
+            entries.append((MAIN_CONFIG, number, raw))
+    return entries
+
+
+def own_login(user: str, state: HostState, password_only: bool) -> Login:
+    """Our next login as sshd will see it: user, groups, and the addresses and port of this session."""
+    conn = state.conn
+    return Login(user=user, groups=state.groups, client_addr=conn.client_addr if conn else "",
+                 server_addr=conn.server_addr if conn else "", server_port=conn.server_port if conn else None,
+                 key=not password_only, password=password_only)
+
+
+def access_problems(effective: dict[str, list[str]], login: Login, socket: bool, order: list[Entry],
+                    skip: frozenset[str] = frozenset()) -> list[str]:
+    """Each reason sshd would refuse our login with this effective config, with the lines that set it."""
+    return [f"{why} (set by {blame(order, key)})" for key, why in refusals(effective, login, socket)
+            if key not in skip]
+
+
+def current_order(state: HostState) -> list[Entry]:
+    """What sshd reads now: the main file and every drop-in, ours included."""
+    dropins = dict(state.others)
+    if state.dropin is not None:
+        dropins[DROPIN] = state.dropin
+    return read_order(state.main or "", dropins)
+
+
+def planned_order(state: HostState, plan: HardeningPlan) -> list[Entry]:
+    """What sshd reads once this plan's files are in place."""
+    dropins = dict(state.others)
+    dropin = plan.dropin_new if plan.dropin_new is not None else state.dropin
+    if dropin is not None:
+        dropins[DROPIN] = dropin
+    main = plan.main_new if plan.main_new is not None else state.main or ""
+    return read_order(main, dropins)
 
 
 def reload_script(service: str, port: int, polls: int = 100) -> str:
