@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import shlex
+import subprocess
+from pathlib import Path
 
 import pytest
 from fake_host import FakeHost, plan_task
@@ -22,6 +25,7 @@ from hive_nornir.tasks.net.firewall import (
     SSH_OPEN,
     STOCK_RULES,
     LiveRules,
+    Rule,
     RulesBlock,
     admits,
     base_rules,
@@ -247,8 +251,10 @@ def test_rule_set_has_one_rule_per_source_in_file_and_live(facts: Facts) -> None
     assert text_of(plan) == STOCK_WITH_HIVE.replace(HIVE_BLOCK, HIVE_BLOCK + block_text)
     assert plan.uploads[0].path == rules_path(facts) and plan.uploads[0].validate == "iptables-restore --test %s"
     lplan = live.plan(facts, live_out("HIVE-SERVICE", []))
-    assert [c for c in lplan.commands if " -C " not in c] == [
-        f"iptables -w -A HIVE-SERVICE {line[len('-A HIVE-SERVICE '):]}" for line in wanted.splitlines()]
+    assert [c for c in lplan.commands if " -C " not in c] == [  # argv joined: the comment in shell quotes
+        "iptables -w -A HIVE-SERVICE " + shlex.join(shlex.split(line[len("-A HIVE-SERVICE "):]))
+        for line in wanted.splitlines()]
+    assert "--comment 'allow docker_api_swarm' -j ACCEPT" in lplan.commands[0]
 
 
 def test_rule_set_before_the_iptables_step_is_a_prerequisite_not_a_broken_file() -> None:
@@ -528,3 +534,42 @@ def test_ssh_connection_refuses_lockouts_before_the_phase_changes_anything() -> 
     ctx = FakeHost(facts=CONTROLLER, host_vars={"hive_ssh_source_ips": "10.83.0.0/24", "hive_sshd_port": "22"})
     ssh_connection(ctx)
     assert ctx.outcome.data["os"] and ctx.result.ran == []  # facts only, no round trip of its own
+
+
+# -- rules as values: argv and `iptables -S` text, never pasted (issue 10 #17, issue 11 #5) ----------------------
+def test_rule_value_has_its_argv_and_its_saved_text() -> None:
+    spec = service_rule("drbd", "tcp", ["7000:7999"], "10.83.0.4")
+    rule = Rule.parse("HIVE-SERVICE", spec)
+    assert rule.match[-2:] == ("--comment", "allow drbd") and rule.target == ("-j", "ACCEPT")
+    assert rule.spec == spec and rule.save_text() == f"-A HIVE-SERVICE {spec}"
+    assert rule.argv("-I", 3)[:5] == ["iptables", "-w", "-I", "HIVE-SERVICE", "3"]
+    assert rule.argv("-C")[-4:] == ["--comment", "allow drbd", "-j", "ACCEPT"]
+    assert Rule("FORWARD", target=("-j", "REJECT", "--reject-with", "icmp-host-prohibited")).save_text() == (
+        f"-A FORWARD {REJECT}")
+    for bad in ("-s 10.0.0.1/32 -j ACCEPT; touch /tmp/x", "-s $(reboot) -j ACCEPT", "-j ACCEPT '", "-s 1.2.3.4"):
+        with pytest.raises(ValueError):
+            Rule.parse("INPUT", bad)
+    with pytest.raises(ValueError, match="chain"):
+        Rule("IN PUT")
+    with pytest.raises(ValueError, match="action"):
+        rule.argv("-F")
+    with pytest.raises(ValueError, match="not a rule of chain"):
+        LiveRules(chain="INPUT", rules=(Rule("FORWARD"),))
+
+
+def test_live_probe_passes_each_argument_whole_and_runs_no_pasted_text(tmp_path: Path) -> None:
+    """The probe run by sh against a stub iptables that records its argv: the comment arrives as ONE argument, and
+    rule text with shell syntax never reaches a shell (refused when the value is made)."""
+    stub = tmp_path / "iptables"
+    stub.write_text('#!/bin/sh\nfor a in "$@"; do printf "%s|" "$a"; done >> "$LOG"; echo >> "$LOG"; exit 1\n')
+    stub.chmod(0o755)
+    log = tmp_path / "log"
+    spec = service_rule("drbd", "tcp", ["7000:7999"], "10.83.0.4")
+    probe = LiveRules(chain="HIVE-SERVICE", rules=(spec,)).probe(DEB)
+    subprocess.run(["sh", "-c", probe], env={"PATH": f"{tmp_path}:/usr/bin:/bin", "LOG": str(log)}, check=True)
+    calls = log.read_text().splitlines()
+    assert "-w|-C|HIVE-SERVICE|" + "|".join(Rule.parse("HIVE-SERVICE", spec).argv("-C")[4:]) + "|" in calls
+    marker = tmp_path / "pasted"
+    with pytest.raises(ValueError, match="not a plain iptables argument"):
+        LiveRules(chain="INPUT", rules=(f"-j ACCEPT; touch {marker}",)).probe(DEB)
+    assert not marker.exists()

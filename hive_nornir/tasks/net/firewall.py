@@ -13,6 +13,7 @@ import base64
 import ipaddress
 import posixpath
 import re
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 HIVE_CHAIN = "HIVE-SERVICE"
 RULES_FILE = {"redhat": "/etc/sysconfig/iptables", "debian": "/etc/iptables/rules.v4"}
 VALIDATE = "iptables-restore --test %s"
-IPT = "iptables -w"  # -w: wait for the xtables lock (dockerd edits the table too)
+IPT = ("iptables", "-w")  # -w: wait for the xtables lock (dockerd edits the table too)
 
 # Rules as `iptables -S` prints them (without `-A CHAIN`), so the probe can find them by text.
 ESTABLISHED = "-m state --state RELATED,ESTABLISHED -j ACCEPT"
@@ -82,6 +83,60 @@ RULE_SETS: dict[str, RuleSetSpec] = {
 }
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+_CHAIN = re.compile(r"^[A-Za-z0-9_.-]{1,28}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9_.:/,!=+-]{1,80}$")  # one iptables argument: no shell or quote character
+_COMMENT = re.compile(r"^[A-Za-z0-9_. -]{1,60}$")  # a --comment value (may hold spaces)
+ACTIONS = ("-C", "-A", "-I", "-D")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One iptables rule as a value: chain, match arguments, target; commands come from argv(), never pasted text.
+
+    spec is what `iptables -S` prints after `-A CHAIN` (how the probe finds the rule); save_text() is the line in
+    a saved rules file. Every argument is checked, so neither form can carry a shell or quote character."""
+
+    chain: str
+    match: tuple[str, ...] = ()
+    target: tuple[str, ...] = ("-j", "ACCEPT")
+
+    def __post_init__(self) -> None:
+        """A chain name, plain arguments (a --comment value may hold spaces), a `-j` target."""
+        if not _CHAIN.match(self.chain):
+            raise ValueError(f"not an iptables chain name: {self.chain!r}")
+        if len(self.target) < 2 or self.target[0] != "-j":
+            raise ValueError(f"a rule's target starts with -j: {self.target!r}")
+        args = (*self.match, *self.target)
+        for i, arg in enumerate(args):
+            comment = i > 0 and args[i - 1] == "--comment"
+            if not (_COMMENT if comment else _TOKEN).match(arg):
+                raise ValueError(f"not a plain iptables argument: {arg!r}")
+
+    @classmethod
+    def parse(cls, chain: str, spec: str) -> Rule:
+        """From `iptables -S` text without `-A CHAIN` (a comment in double quotes, as iptables prints it)."""
+        tokens = shlex.split(spec)
+        if "-j" not in tokens:
+            raise ValueError(f"rule without a -j target: {spec!r}")
+        jump = len(tokens) - 1 - tokens[::-1].index("-j")
+        return cls(chain, tuple(tokens[:jump]), tuple(tokens[jump:]))
+
+    @property
+    def spec(self) -> str:
+        """As `iptables -S` prints it after `-A CHAIN`: a value with a space in double quotes."""
+        return " ".join(f'"{a}"' if " " in a else a for a in (*self.match, *self.target))
+
+    def save_text(self) -> str:
+        """The line in a saved rules file (and in `iptables -S`)."""
+        return f"-A {self.chain} {self.spec}"
+
+    def argv(self, action: str, position: int | None = None) -> list[str]:
+        """`iptables -w ACTION CHAIN [position] match... target...` as an argument list (shlex.join it)."""
+        if action not in ACTIONS:
+            raise ValueError(f"iptables action must be one of {', '.join(ACTIONS)}, not {action!r}")
+        at = [str(position)] if action == "-I" and position is not None else []
+        return [*IPT, action, self.chain, *at, *self.match, *self.target]
+
 _IFACE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 _CATCH_ALL = re.compile(r"^-j (REJECT|DROP)\b")
 
@@ -145,8 +200,8 @@ def internal_rule(iface: str, net: str) -> str:
 
 
 def saved(chain: str, rules: Iterable[str]) -> tuple[str, ...]:
-    """The lines of rules as they stand in a saved rules file."""
-    return tuple(f"-A {chain} {rule}" for rule in rules)
+    """The lines of rules as they stand in a saved rules file (each checked as a Rule value)."""
+    return tuple(Rule.parse(chain, rule).save_text() for rule in rules)
 
 
 def ssh_port_rule(port: int) -> str:
@@ -395,21 +450,37 @@ def session_port(ctx: TaskContext) -> int | None:
     return client_port(ctx.run(CLIENT_PROBE, check=False).stdout)
 
 
+def _run(argv: Sequence[str]) -> str:
+    """One command line from an argument list."""
+    return shlex.join(argv)
+
+
 @dataclass(eq=False)
 class LiveRules(Primitive):
-    """Rules present (in this order) and absent in one live chain; missing ones are inserted one by one."""
+    """Rules present (in this order) and absent in one live chain; missing ones are inserted one by one.
+
+    rules/absent take Rule values or their `iptables -S` text (parsed into Rules of this chain)."""
 
     chain: str
-    rules: tuple[str, ...] = ()
-    absent: tuple[str, ...] = ()
+    rules: tuple[str | Rule, ...] = ()
+    absent: tuple[str | Rule, ...] = ()
     create_chain: bool = False
     label: str = ""
     ssh_sources: tuple[str, ...] = ()  # when set: refuse changes that would lock out this SSH session's address
     kind = "iptables"
 
     def __post_init__(self) -> None:
-        """Plain tuples: the plan indexes them."""
-        self.rules, self.absent, self.ssh_sources = tuple(self.rules), tuple(self.absent), tuple(self.ssh_sources)
+        """Rule values of this chain; plain tuples (the plan indexes them)."""
+        self.wanted = tuple(self._rule(r) for r in self.rules)
+        self.unwanted = tuple(self._rule(r) for r in self.absent)
+        self.rules, self.absent = tuple(self.rules), tuple(self.absent)
+        self.ssh_sources = tuple(self.ssh_sources)
+
+    def _rule(self, rule: str | Rule) -> Rule:
+        value = Rule.parse(self.chain, rule) if isinstance(rule, str) else rule
+        if value.chain != self.chain:
+            raise ValueError(f"{value.save_text()!r} is not a rule of chain {self.chain}")
+        return value
 
     @property
     def ident(self) -> str:
@@ -418,14 +489,14 @@ class LiveRules(Primitive):
 
     def probe(self, facts: Facts) -> str:
         """`iptables -S CHAIN` for positions, `iptables -C` per rule for presence (format-proof); read-only."""
-        c = q(self.chain)
+        show = _run([*IPT, "-S", self.chain])
         lines = ["if ! command -v iptables >/dev/null 2>&1; then echo iptables=no; else",
-                 f"if {IPT} -S {c} >/dev/null 2>&1; then echo chain=yes; {IPT} -S {c} | sed 's/^/rule=/'; "
+                 f"if {show} >/dev/null 2>&1; then echo chain=yes; {show} | sed 's/^/rule=/'; "
                  f"else echo chain=no; fi"]
-        for i, rule in enumerate(self.rules):
-            lines.append(f"{IPT} -C {c} {rule} >/dev/null 2>&1 && echo has={i}")
-        for i, rule in enumerate(self.absent):
-            lines.append(f"{IPT} -C {c} {rule} >/dev/null 2>&1 && echo stale={i}")
+        for i, rule in enumerate(self.wanted):
+            lines.append(f"{_run(rule.argv('-C'))} >/dev/null 2>&1 && echo has={i}")
+        for i, rule in enumerate(self.unwanted):
+            lines.append(f"{_run(rule.argv('-C'))} >/dev/null 2>&1 && echo stale={i}")
         if self.chain == "INPUT":
             lines.append(CLIENT_PROBE)
         lines.append("fi; true")
@@ -437,40 +508,39 @@ class LiveRules(Primitive):
         if "iptables=no" in out:
             return Plan(missing="iptables is not installed")
         commands: list[str] = []
-        c = q(self.chain)
         if "chain=yes" not in out:
             if not self.create_chain:
                 return Plan(missing=f"chain {self.chain} does not exist (the iptables step creates it)")
-            commands.append(f"{IPT} -N {c}")
+            commands.append(_run([*IPT, "-N", self.chain]))
         prefix = f"-A {self.chain} "
+        specs = tuple(r.spec for r in self.wanted)
         sim = [ln[5 + len(prefix):] for ln in out if ln.startswith("rule=" + prefix)]
         has = {int(ln[4:]) for ln in out if ln.startswith("has=") and ln[4:].isdigit()}
-        stale = [self.absent[int(ln[6:])] for ln in out if ln.startswith("stale=") and ln[6:].isdigit()]
+        stale = [self.unwanted[int(ln[6:])] for ln in out if ln.startswith("stale=") and ln[6:].isdigit()]
         diff: list[str] = [f"+ -N {self.chain}\n"] if commands else []
         added = 0
-        for i, rule in enumerate(self.rules):
+        for i, rule in enumerate(self.wanted):
             if i in has:
                 continue
-            pos = _position(sim, self.rules, i)
-            sim.insert(pos, rule)
-            commands.append(f"{IPT} -I {c} {pos + 1} {rule}" if pos < len(sim) - 1 else f"{IPT} -A {c} {rule}")
-            diff.append(f"+ {prefix}{rule}\n")
+            pos = _position(sim, specs, i)
+            sim.insert(pos, rule.spec)
+            commands.append(_run(rule.argv("-I", pos + 1) if pos < len(sim) - 1 else rule.argv("-A")))
+            diff.append(f"+ {rule.save_text()}\n")
             added += 1
         for rule in stale:
-            commands.append(f"{IPT} -D {c} {rule}")
-            diff.append(f"- {prefix}{rule}\n")
-            if rule in sim:
-                sim.remove(rule)
+            commands.append(_run(rule.argv("-D")))
+            diff.append(f"- {rule.save_text()}\n")
+            if rule.spec in sim:
+                sim.remove(rule.spec)
         if not commands:
             return Plan()
-        cutting = bool(stale) or any(_CATCH_ALL.match(r) for r in self.rules if r in sim and
-                                     self.rules.index(r) not in has)
+        cutting = bool(stale) or any(_CATCH_ALL.match(r) for r in specs if r in sim and specs.index(r) not in has)
         problem = self._unsafe(sim, probe_output, cutting)
         if problem:
             return Plan(error=problem)
-        commands += [f"{IPT} -C {c} {r} || {{ echo {q(f'hive: rule missing after insert: {prefix}{r}')} >&2; "
-                     f"exit 1; }}" for r in self.rules]
-        commands += [f"if {IPT} -C {c} {r} 2>/dev/null; then echo {q(f'hive: rule still there: {prefix}{r}')} "
+        commands += [f"{_run(r.argv('-C'))} || {{ echo {q(f'hive: rule missing after insert: {r.save_text()}')} >&2; "
+                     f"exit 1; }}" for r in self.wanted]
+        commands += [f"if {_run(r.argv('-C'))} 2>/dev/null; then echo {q(f'hive: rule still there: {r.save_text()}')} "
                      f">&2; exit 1; fi" for r in stale]
         parts = [f"insert {added} rule(s)"] if added else []
         parts += [f"delete {len(stale)} rule(s)"] if stale else []
