@@ -24,6 +24,7 @@ from hive_nornir.tasks.net.firewall import (
     RULE_SETS,
     SSH_OPEN,
     STOCK_RULES,
+    STRICT_MARKER,
     LiveRules,
     Rule,
     RulesBlock,
@@ -33,10 +34,12 @@ from hive_nornir.tasks.net.firewall import (
     port_list,
     rule_set,
     rules_path,
+    saved,
     saved_chain,
     service_rule,
     source,
     ssh_ports,
+    ssh_rule,
 )
 from hive_nornir.tasks.net.internal_network import firewall_primitives, interface_primitives
 from hive_nornir.tasks.net.iptables import PRESEED_CMD, hive_block, iptables, iptables_primitives
@@ -573,3 +576,19 @@ def test_live_probe_passes_each_argument_whole_and_runs_no_pasted_text(tmp_path:
     with pytest.raises(ValueError, match="not a plain iptables argument"):
         LiveRules(chain="INPUT", rules=(f"-j ACCEPT; touch {marker}",)).probe(DEB)
     assert not marker.exists()
+
+
+def test_saved_file_block_planned_from_the_real_probe_of_a_real_file(tmp_path: Path) -> None:
+    """The shared file probe run by sh on a real rules file (the canned file_out() above cannot drift from it)."""
+    path = tmp_path / "rules v4"  # a space in the path, too
+    path.write_text(STOCK_WITH_HIVE)
+    path.chmod(0o600)
+    block = RulesBlock(path=str(path), marker=STRICT_MARKER, lines=saved("INPUT", [ssh_rule("10.83.0.1")]),
+                       after=f"-A INPUT {ESTABLISHED}", remove=(f"-A INPUT {SSH_OPEN}",))
+    plan = block.plan(CONTROLLER, run_probe(block, CONTROLLER))
+    assert not plan.error, plan.error
+    assert plan.uploads[0].mode == "0600" and "-A INPUT -s 10.83.0.1/32 -p tcp" in text_of(plan)
+    refused = RulesBlock(path=str(path), marker=STRICT_MARKER, lines=saved("INPUT", [ssh_rule("198.51.100.7")]),
+                         after=f"-A INPUT {ESTABLISHED}", remove=(f"-A INPUT {SSH_OPEN}",))
+    assert "would not accept a NEW ssh login from 10.83.0.1" in refused.plan(
+        CONTROLLER, run_probe(refused, CONTROLLER)).error

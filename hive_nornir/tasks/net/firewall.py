@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from hive_nornir.facts import CLIENT_PROBE, Facts
 from hive_nornir.primitives.base import Plan, Primitive, Upload, parse_kv, q
 from hive_nornir.primitives.lines import MAX_EDIT_BYTES, content_probe, text_diff
+from hive_nornir.primitives.probes import parse_file
 
 if TYPE_CHECKING:
     from hive_nornir.engine.protocols import TaskContext
@@ -324,24 +325,24 @@ class RulesBlock(Primitive):
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """Edit the text (or the base for a new file); upload the whole file, keeping mode and owner."""
-        kv = parse_kv(probe_output)
+        found = parse_file(self.path, probe_output)
         mode, owner, group, target = self.mode, "root", "root", self.path
-        if kv.get("exists") == "notfile":
-            return Plan(error=f"{self.path} exists and is not a regular file")
-        if "stat" in kv:
-            fields = kv["stat"].split()
-            if len(fields) != 4 or "content" not in kv:
+        if found.exists in ("notfile", "dangling"):
+            return Plan(error=f"{self.path} exists and is not a regular file"
+                              + (f" (a symlink to missing {found.target})" if found.exists == "dangling" else ""))
+        if found.exists == "yes":
+            if found.stat is None or found.content is None:
                 return Plan(error=f"cannot read {self.path} (larger than {MAX_EDIT_BYTES} bytes?)")
-            mode, owner, group = fields[0].zfill(4), fields[1], fields[2]
-            current: str | None = base64.b64decode(kv["content"]).decode("utf-8", "surrogateescape")
-            target = kv.get("realpath") or self.path
-        elif kv.get("exists") == "no":
+            mode, owner, group = found.stat.mode.zfill(4), found.stat.user, found.stat.group
+            current: str | None = found.content.decode("utf-8", "surrogateescape")
+            target = found.target
+        elif found.exists == "no":
             current = None
             if not self.lines:
                 return Plan()  # nothing to remove from a file that is not there
             if self.base is None:
                 return Plan(missing=f"{self.path} does not exist (the iptables step creates it)")
-            if kv.get("parent") != "yes":
+            if not found.parent:
                 return Plan(missing=f"directory {posixpath.dirname(self.path)} does not exist")
         else:
             return Plan(error=f"cannot stat {self.path} (probe printed nothing useful)")
