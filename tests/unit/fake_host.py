@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import subprocess
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,17 @@ Answer = Callable[[str], "str | CommandResult"]  # command -> its stdout (exit 0
 def result(stdout: str = "", status: int = 0, stderr: str = "", command: str = "") -> CommandResult:
     """A command's result for an Answer that needs a non-zero exit or stderr."""
     return CommandResult(command, status, stdout, stderr, 0.0)
+
+
+def run_here(skip: tuple[str, ...] = ()) -> Answer:
+    """An Answer that runs each command with this machine's sh (tests point commands at temp paths only);
+    commands starting with one of `skip` (e.g. `systemctl `: this machine's systemd is not ours) succeed untouched."""
+    def answer(command: str) -> CommandResult:
+        if skip and command.startswith(skip):
+            return result(command=command)
+        done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=60)
+        return CommandResult(command, done.returncode, done.stdout, done.stderr, 0.0)
+    return answer
 
 
 # -- stage hosts ---------------------------------------------------------------------------------------------------
@@ -101,8 +113,8 @@ class FakeSession:
     command locally or raise a transport error to lose the link."""
 
     def __init__(self, answer: Answer = lambda _c: "", *, user: str = "admin", params: FakeParams | None = None,
-                 login_ok: bool = True) -> None:
-        self.answer, self.login_ok = answer, login_ok
+                 login_ok: bool = True, local_files: bool = False) -> None:
+        self.answer, self.login_ok, self.local_files = answer, login_ok, local_files
         self._user, self._params = user, params or FakeParams()
         self.calls: list[Call] = []
         self.staged: list[tuple[str, str, str]] = []  # (path, mode, content) of stage_file and upload
@@ -136,14 +148,22 @@ class FakeSession:
 
     def stage_file(self, data: bytes, path: str, mode: str = "0644", owner: str = "root",
                    group: str = "root") -> str:
-        """Candidates are `<dir>/.cand-<name>`."""
+        """Candidates are `<dir>/.cand-<name>`; with `local_files` the candidate is written here (next to a temp
+        path), as the SSH session writes it on the host."""
         directory, name = path.rsplit("/", 1)
-        self.staged.append((path, mode, data.decode()))
-        return f"{directory}/.cand-{name}"
+        self.staged.append((path, mode, data.decode("utf-8", "replace")))
+        candidate = f"{directory}/.cand-{name}"
+        if self.local_files:
+            Path(candidate).write_bytes(data)
+            Path(candidate).chmod(int(mode, 8))
+        return candidate
 
     def upload(self, data: bytes, path: str, mode: str = "0644", owner: str = "root", group: str = "root") -> None:
-        """Recorded like stage_file."""
-        self.staged.append((path, mode, data.decode()))
+        """Recorded like stage_file; with `local_files` written to path here."""
+        self.staged.append((path, mode, data.decode("utf-8", "replace")))
+        if self.local_files:
+            Path(path).write_bytes(data)
+            Path(path).chmod(int(mode, 8))
 
     def fresh_login(self) -> float:
         """Succeeds, or is refused as sshd would refuse it."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_host import FakeSession
+from fake_host import FakeSession, run_here
 from nornir.core import Nornir
 from nornir.core.inventory import Defaults, Groups, Host, Hosts, Inventory
 from nornir.plugins.runners import ThreadedRunner
@@ -50,13 +50,12 @@ HOSTS = ("h0", "h1", "h2", "h3")
 
 def engine_session(name: str, local: bool = False, drop_on: str | None = None) -> FakeSession:
     """`local=True` runs each command with sh here, `drop_on` makes a matching command lose the link."""
+    here = run_here()
+
     def answer(command: str) -> str | CommandResult:
         if drop_on is not None and drop_on in command:
             raise ConnectionRefused(name, 22, "connection lost (fake)")
-        if local:
-            done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30)
-            return CommandResult(command, done.returncode, done.stdout, done.stderr, 0.0)
-        return ""
+        return here(command) if local else ""
 
     return FakeSession(answer)
 
