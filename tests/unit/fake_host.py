@@ -113,11 +113,12 @@ class FakeSession:
     command locally or raise a transport error to lose the link."""
 
     def __init__(self, answer: Answer = lambda _c: "", *, user: str = "admin", params: FakeParams | None = None,
-                 login_ok: bool = True, local_files: bool = False) -> None:
-        self.answer, self.login_ok, self.local_files = answer, login_ok, local_files
+                 login_ok: bool = True, local_root: Path | None = None) -> None:
+        self.answer, self.login_ok, self.local_root = answer, login_ok, local_root
         self._user, self._params = user, params or FakeParams()
         self.calls: list[Call] = []
         self.staged: list[tuple[str, str, str]] = []  # (path, mode, content) of stage_file and upload
+        self.uploaded: list[str] = []  # the paths upload() installed
         self.closed = False
         self.round_trips = 0
         self._transport: Any = None  # what session_for's per-session hooks (proxy forward) look at
@@ -148,20 +149,23 @@ class FakeSession:
 
     def stage_file(self, data: bytes, path: str, mode: str = "0644", owner: str = "root",
                    group: str = "root") -> str:
-        """Candidates are `<dir>/.cand-<name>`; with `local_files` the candidate is written here (next to a temp
-        path), as the SSH session writes it on the host."""
+        """Candidates are `<dir>/.cand-<name>`; under `local_root` the candidate is written here, as the SSH
+        session writes it on the host."""
         directory, name = path.rsplit("/", 1)
         self.staged.append((path, mode, data.decode("utf-8", "replace")))
         candidate = f"{directory}/.cand-{name}"
-        if self.local_files:
-            Path(candidate).write_bytes(data)
-            Path(candidate).chmod(int(mode, 8))
+        self._write_local(candidate, data, mode)
         return candidate
 
     def upload(self, data: bytes, path: str, mode: str = "0644", owner: str = "root", group: str = "root") -> None:
-        """Recorded like stage_file; with `local_files` written to path here."""
+        """Recorded like stage_file (and in `uploaded`); under `local_root` written to path here."""
         self.staged.append((path, mode, data.decode("utf-8", "replace")))
-        if self.local_files:
+        self.uploaded.append(path)
+        self._write_local(path, data, mode)
+
+    def _write_local(self, path: str, data: bytes, mode: str) -> None:
+        """Only a path under local_root (a test's tmp_path) is ever written on this machine."""
+        if self.local_root is not None and Path(path).resolve().is_relative_to(self.local_root.resolve()):
             Path(path).write_bytes(data)
             Path(path).chmod(int(mode, 8))
 

@@ -7,17 +7,14 @@ sshd step (tests/lab/test_sshd_lab.py).
 
 from __future__ import annotations
 
-import subprocess
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from fake_host import FakeHost, FakeSession, run_here
 
 from hive_nornir.engine.errors import StepFailed
-from hive_nornir.facts import canned
+from hive_nornir.facts import Facts, canned
 from hive_nornir.primitives.config_transaction import (
     CANDIDATE,
     ConfigFile,
@@ -28,6 +25,7 @@ from hive_nornir.primitives.config_transaction import (
     shell,
 )
 
+NO_SYSTEMD = canned(init="other")
 CONF = "/etc/keepalived/keepalived.conf"
 CAND = "/etc/keepalived/.keepalived.conf.hive-1"
 KEEPALIVED = ConfigTransaction(
@@ -130,39 +128,11 @@ def test_commands_are_argv_never_pasted() -> None:
 # -- run for real, with sh on local files -------------------------------------------------------------------------
 
 
-@dataclass
-class LocalSession:
-    """stage_file/upload as the SSH session does them (candidate `.<name>.hive-<uuid>` next to the target)."""
-
-    uploads: list[str] = field(default_factory=list)
-
-    def stage_file(self, data: bytes, path: str, mode: str = "0644", owner: str = "root", group: str = "root") -> str:
-        target = Path(path)
-        cand = target.with_name(f".{target.name}.hive-{uuid.uuid4().hex}")
-        cand.write_bytes(data)
-        cand.chmod(int(mode, 8))
-        return str(cand)
-
-    def upload(self, data: bytes, path: str, mode: str = "0644", *_: Any) -> None:
-        self.uploads.append(path)
-
-
-@dataclass
-class LocalCtx:
-    """The slice of HostContext the transaction uses: run (sh here), session, facts."""
-
-    session: LocalSession = field(default_factory=LocalSession)
-    facts: Any = field(default_factory=lambda: canned(init="other"))
-    ran: list[str] = field(default_factory=list)
-
-    def run(self, command: str, check: bool = True, **_: Any) -> SimpleNamespace:
-        self.ran.append(command)
-        if command.startswith(("systemd-run ", "systemctl ")):  # this machine's systemd is not ours to touch
-            return SimpleNamespace(ok=True, stdout="", stderr="")
-        done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30)
-        if check and done.returncode:
-            raise StepFailed(f"{command}: {done.stderr}")
-        return SimpleNamespace(ok=done.returncode == 0, stdout=done.stdout, stderr=done.stderr)
+def local_host(tmp_path: Path, facts: Facts = NO_SYSTEMD) -> FakeHost:
+    """The host is this machine: commands run with sh (this machine's systemd is not ours to touch: systemd-run
+    and systemctl only succeed), candidates are written next to their target under tmp_path."""
+    session = FakeSession(run_here(skip=("systemd-run ", "systemctl ")), local_root=tmp_path)
+    return FakeHost(facts=facts, session=session)
 
 
 def local_tx(tmp_path: Path, content: bytes, **hooks: Any) -> tuple[ConfigTransaction, Path]:
@@ -194,7 +164,7 @@ def test_success_installs_keeps_a_backup_reloads_and_proves(tmp_path: Path) -> N
         return ""
 
     tx, conf = local_tx(tmp_path, b"ok new\n", prove=prove)
-    run_transaction(LocalCtx(), tx, stamp="S")  # type: ignore[arg-type]
+    run_transaction(local_host(tmp_path), tx, stamp="S")
     assert conf.read_bytes() == b"ok new\n" and (tmp_path / "loaded").read_bytes() == b"ok new\n"
     assert leftovers(conf.parent) == ["svc.conf.S.hive~"] and proofs == ["x"]
 
@@ -202,7 +172,7 @@ def test_success_installs_keeps_a_backup_reloads_and_proves(tmp_path: Path) -> N
 def test_a_rejected_candidate_changes_nothing(tmp_path: Path) -> None:
     tx, conf = local_tx(tmp_path, b"bad\n")
     with pytest.raises(StepFailed, match=r"svc rejects .*svc\.conf \(nothing changed\)"):
-        run_transaction(LocalCtx(), tx, stamp="S")  # type: ignore[arg-type]
+        run_transaction(local_host(tmp_path), tx, stamp="S")
     assert conf.read_bytes() == b"ok old\n" and leftovers(conf.parent) == []
     assert not (tmp_path / "loaded").exists()
 
@@ -217,12 +187,12 @@ def test_a_rejected_candidate_changes_nothing(tmp_path: Path) -> None:
 def test_every_failure_after_the_rename_restores_the_old_file(tmp_path: Path, hooks: dict[str, Any], message: str,
                                                              reloaded: bool) -> None:
     tx, conf = local_tx(tmp_path, b"ok new\n", **hooks)
-    ctx = LocalCtx()
+    ctx = local_host(tmp_path)
     with pytest.raises(StepFailed, match=message):
-        run_transaction(ctx, tx, stamp="S")  # type: ignore[arg-type]
+        run_transaction(ctx, tx, stamp="S")
     assert conf.read_bytes() == b"ok old\n" and leftovers(conf.parent) == []
     rollback = tx.plan("S", {}).rollback(reload=reloaded)
-    assert ctx.ran[-1] == rollback  # rolled back, reloading again only once the reload had started
+    assert ctx.result.ran[-1] == rollback  # rolled back, reloading again only once the reload had started
 
 
 def test_a_new_file_and_its_directory_go_away_on_rollback(tmp_path: Path) -> None:
@@ -230,7 +200,7 @@ def test_a_new_file_and_its_directory_go_away_on_rollback(tmp_path: Path) -> Non
     tx = ConfigTransaction("svc", (ConfigFile(str(conf), b"ok\n", existed=False, make_dir=True),),
                            effective=lambda: "no", deadman_seconds=0)
     with pytest.raises(StepFailed, match="no; rolled back"):
-        run_transaction(LocalCtx(), tx, stamp="S")  # type: ignore[arg-type]
+        run_transaction(local_host(tmp_path), tx, stamp="S")
     assert not conf.parent.exists()
 
 
@@ -240,16 +210,16 @@ def test_an_unexpected_error_rolls_back_and_reloads(tmp_path: Path) -> None:
 
     tx, conf = local_tx(tmp_path, b"ok new\n", prove=boom)
     with pytest.raises(StepFailed, match="unexpected error while changing svc: ConnectionError: link lost"):
-        run_transaction(LocalCtx(), tx, stamp="S")  # type: ignore[arg-type]
+        run_transaction(local_host(tmp_path), tx, stamp="S")
     assert conf.read_bytes() == b"ok old\n" and (tmp_path / "loaded").read_bytes() == b"ok old\n"
 
 
 def test_the_deadman_is_armed_on_systemd_and_cancelled_after_the_proof(tmp_path: Path) -> None:
     tx, _ = local_tx(tmp_path, b"ok new\n", deadman_seconds=120)
-    ctx = LocalCtx(facts=canned(init="systemd"))
-    run_transaction(ctx, tx, stamp="S")  # type: ignore[arg-type]
+    ctx = local_host(tmp_path, canned(init="systemd"))
+    run_transaction(ctx, tx, stamp="S")
     plan = tx.plan("S", {})
-    assert ctx.session.uploads == [plan.deadman_script]
-    arm, disarm = ctx.ran.index(plan.arm()), ctx.ran.index(plan.disarm())
-    install = next(i for i, c in enumerate(ctx.ran) if c.startswith("set -e"))
-    assert arm < install < disarm == len(ctx.ran) - 1  # armed before the first live change, cancelled last
+    assert ctx.session.uploaded == [plan.deadman_script]
+    arm, disarm = ctx.result.ran.index(plan.arm()), ctx.result.ran.index(plan.disarm())
+    install = next(i for i, c in enumerate(ctx.result.ran) if c.startswith("set -e"))
+    assert arm < install < disarm == len(ctx.result.ran) - 1  # armed before the first live change, cancelled last
