@@ -12,11 +12,12 @@ from hive_nornir.tasks.net.firewall import ICMP, LiveRules, RulesBlock, internal
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
-from hive_nornir.primitives.base import Primitive, q
+from hive_nornir.primitives.base import Primitive
 from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.file import File
 from hive_nornir.primitives.lines import LineInFile
 from hive_nornir.primitives.packages import Packages
+from hive_nornir.primitives.probes import argv
 from hive_nornir.primitives.service import Service
 
 MARKER = "# {mark} ANSIBLE MANAGED BLOCK INPUT"  # hive-builder's marker, so its hosts do not get a second block
@@ -26,27 +27,27 @@ STANZA = "/etc/network/interfaces.d/internal_net"
 
 def has_address(iface: str, address: str) -> str:
     """Read-only check: the NIC already carries the address (then nothing is brought up)."""
-    return f"ip -4 -o addr show dev {q(iface)} | grep -qF {q(' ' + address + ' ')}"
+    return f"{argv('ip', '-4', '-o', 'addr', 'show', 'dev', iface)} | {argv('grep', '-qF', f' {address} ')}"
 
 
 def interface_primitives(facts: Facts, iface: str, ip: str, prefix: int) -> list[Primitive]:
     """The address, persisted the family's way and brought up only when the NIC lacks it."""
     address = f"{ip}/{prefix}"
     if facts.is_redhat:
-        add = (f"nmcli conn add type ethernet ifname {q(iface)} con-name {CONNECTION} && "
-               f"nmcli conn modify {CONNECTION} ipv4.method manual ipv4.addresses {q(address)}")
+        add = (argv("nmcli", "conn", "add", "type", "ethernet", "ifname", iface, "con-name", CONNECTION) + " && "
+               + argv("nmcli", "conn", "modify", CONNECTION, "ipv4.method", "manual", "ipv4.addresses", address))
         return [
             Packages(names=["NetworkManager"]),
             Service(name="NetworkManager", enabled=True, state="started"),
-            Command(cmd=add, unless=f"nmcli -t conn show {CONNECTION}"),
-            Command(cmd=f"nmcli conn up {CONNECTION}", unless=has_address(iface, address)),
+            Command(cmd=add, unless=argv("nmcli", "-t", "conn", "show", CONNECTION)),
+            Command(args=["nmcli", "conn", "up", CONNECTION], unless=has_address(iface, address)),
         ]
     stanza = f"# hive internal network\nauto {iface}\niface {iface} inet static\n    address {address}\n"
     return [
         Packages(names=["ifupdown"]),
         LineInFile(path="/etc/network/interfaces", line="source /etc/network/interfaces.d/*"),
         File(path=STANZA, content=stanza),
-        Command(cmd=f"ifup {q(iface)}", unless=has_address(iface, address)),
+        Command(args=["ifup", iface], unless=has_address(iface, address)),
     ]
 
 
