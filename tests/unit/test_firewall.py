@@ -20,6 +20,7 @@ from hive_nornir.primitives.packages import Packages
 from hive_nornir.primitives.service import Service
 from hive_nornir.tasks.net.firewall import (
     ESTABLISHED,
+    HIVE_END,
     REJECT,
     RULE_SETS,
     SSH_OPEN,
@@ -36,6 +37,7 @@ from hive_nornir.tasks.net.firewall import (
     rules_path,
     saved,
     saved_chain,
+    saved_chains,
     service_rule,
     source,
     ssh_ports,
@@ -592,3 +594,23 @@ def test_saved_file_block_planned_from_the_real_probe_of_a_real_file(tmp_path: P
                          after=f"-A INPUT {ESTABLISHED}", remove=(f"-A INPUT {SSH_OPEN}",))
     assert "would not accept a NEW ssh login from 10.83.0.1" in refused.plan(
         CONTROLLER, run_probe(refused, CONTROLLER)).error
+
+
+def test_the_saved_input_path_follows_jumps_into_user_chains() -> None:
+    """A drop in HIVE-SERVICE (which INPUT jumps to) cuts us off after the next boot; an accept there lets us in."""
+    dropping = STOCK_WITH_HIVE.replace("COMMIT\n", "-A HIVE-SERVICE -s 10.83.0.0/24 -j DROP\nCOMMIT\n")
+    chains = {name: rules for name, (rules, _) in saved_chains(dropping).items()}
+    addr = ipaddress.ip_address("10.83.0.1")
+    assert not admits(chains["INPUT"], addr, 22, "ACCEPT", chains)  # followed: the DROP comes first
+    assert admits(chains["INPUT"], addr, 22)  # live view (INPUT only): the jump is passed over
+    accepting = LOCKED_FILE.replace("COMMIT\n", "-A HIVE-SERVICE -s 10.83.0.1/32 -p tcp -m tcp --dport 22 -j ACCEPT\n"
+                                                "COMMIT\n")
+    chains = {name: rules for name, (rules, _) in saved_chains(accepting).items()}
+    assert admits(chains["INPUT"], addr, 22, "ACCEPT", chains)
+    returning = LOCKED_FILE.replace("COMMIT\n", "-A HIVE-SERVICE -j RETURN\nCOMMIT\n")
+    chains = {name: rules for name, (rules, _) in saved_chains(returning).items()}
+    assert not admits(chains["INPUT"], addr, 22, "ACCEPT", chains)
+    # a rule set that would add the DROP to the saved file is refused
+    block = RulesBlock(path=rules_path(DEB), marker="# {mark} HIVE-BUILDER MANAGED BLOCK for x",
+                       lines=("-A HIVE-SERVICE -s 10.83.0.0/24 -j DROP",), after=HIVE_END, require_anchor=True)
+    assert "would not accept a NEW ssh login from 10.83.0.1" in block.plan(CONTROLLER, file_out(STOCK_WITH_HIVE)).error

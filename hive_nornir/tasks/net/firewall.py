@@ -363,10 +363,11 @@ class RulesBlock(Primitive):
                     diff=text_diff(self.path, current, new), uploads=[upload])
 
 
-def saved_chain(text: str, chain: str = "INPUT") -> tuple[list[str], str]:
-    """One chain of a saved file's *filter table as `iptables -S` rules (without `-A CHAIN`) and its policy."""
-    rules: list[str] = []
-    policy, in_filter = "ACCEPT", False
+def saved_chains(text: str) -> dict[str, tuple[list[str], str]]:
+    """Every chain of a saved file's *filter table: its rules as `iptables -S` text (without `-A CHAIN`) and its
+    policy (`-` for a user chain)."""
+    chains: dict[str, tuple[list[str], str]] = {}
+    in_filter = False
     for raw in text.splitlines():
         parts = raw.split()
         if not parts or parts[0].startswith("#"):
@@ -377,14 +378,33 @@ def saved_chain(text: str, chain: str = "INPUT") -> tuple[list[str], str]:
             continue
         elif parts[0] == "COMMIT":
             in_filter = False
-        elif parts[0] == f":{chain}" and len(parts) > 1:
-            policy = parts[1]
-        elif parts[:2] == ["-A", chain]:
-            rules.append(" ".join(parts[2:]))
-        elif parts[:2] == ["-I", chain]:
-            at = int(parts[2]) - 1 if len(parts) > 2 and parts[2].isdigit() else 0
-            rules.insert(max(at, 0), " ".join(parts[3:] if len(parts) > 2 and parts[2].isdigit() else parts[2:]))
+        elif parts[0].startswith(":") and len(parts) > 1:
+            chains.setdefault(parts[0][1:], ([], parts[1]))
+            chains[parts[0][1:]] = (chains[parts[0][1:]][0], parts[1])
+        elif parts[0] == "-N" and len(parts) > 1:
+            chains.setdefault(parts[1], ([], "-"))
+        elif parts[0] == "-A" and len(parts) > 2:
+            chains.setdefault(parts[1], ([], "-" if parts[1] not in ("INPUT", "FORWARD", "OUTPUT") else "ACCEPT"))
+            chains[parts[1]][0].append(" ".join(parts[2:]))
+        elif parts[0] == "-I" and len(parts) > 2:
+            chains.setdefault(parts[1], ([], "-" if parts[1] not in ("INPUT", "FORWARD", "OUTPUT") else "ACCEPT"))
+            numbered = len(parts) > 3 and parts[2].isdigit()
+            at = int(parts[2]) - 1 if numbered else 0
+            chains[parts[1]][0].insert(max(at, 0), " ".join(parts[3:] if numbered else parts[2:]))
+    return chains
+
+
+def saved_chain(text: str, chain: str = "INPUT") -> tuple[list[str], str]:
+    """One chain of a saved file's *filter table as `iptables -S` rules (without `-A CHAIN`) and its policy."""
+    rules, policy = saved_chains(text).get(chain, ([], "ACCEPT"))
     return rules, policy
+
+
+def _saved_admits(text: str, addr: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> bool:
+    """The INPUT path of a saved file, user chains followed, admits a NEW login from addr to port."""
+    chains = saved_chains(text)
+    rules, policy = chains.get("INPUT", ([], "ACCEPT"))
+    return admits(rules, addr, port, policy, {name: r for name, (r, _) in chains.items()})
 
 
 def saved_refusal(path: str, old: str | None, new: str, client: str, port: int | None) -> str:
@@ -407,9 +427,9 @@ def saved_refusal(path: str, old: str | None, new: str, client: str, port: int |
                     "port this SSH session arrived on are unknown ($SSH_CONNECTION not found), so it cannot be "
                     "shown that a login would still be accepted after the next boot")
         return ""
-    if admits(new_rules, addr, port, new_policy):
+    if _saved_admits(new, addr, port):
         return ""
-    if old is not None and not admits(old_rules, addr, port, old_policy):
+    if old is not None and not _saved_admits(old, addr, port):
         return ""
     return (f"refusing: {path} would not accept a NEW ssh login from {client} on port {port} (the address and "
             "port this session uses) once it is loaded, i.e. after the next boot; nothing changed")
@@ -628,9 +648,17 @@ def _in_range(port: int, item: str) -> bool:
 
 
 def admits(rules: Sequence[str], addr: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int,
-           policy: str = "ACCEPT") -> bool:
+           policy: str = "ACCEPT", chains: dict[str, list[str]] | None = None) -> bool:
     """Whether INPUT (rules in order, `iptables -S` form) surely ACCEPTs a NEW login from addr to port before any
-    REJECT/DROP that could match it; jumps to other chains are passed over (HIVE-SERVICE only ACCEPTs)."""
+    REJECT/DROP that could match it. A jump into a chain of `chains` (a saved file has them all) is followed;
+    without them jumps are passed over (the live check sees INPUT only; HIVE-SERVICE only ACCEPTs)."""
+    verdict = _walk(rules, addr, port, chains or {}, depth=0)
+    return verdict if verdict is not None else policy == "ACCEPT"
+
+
+def _walk(rules: Sequence[str], addr: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int,
+          chains: dict[str, list[str]], depth: int) -> bool | None:
+    """True (surely accepted), False (possibly rejected) or None (fell through / returned) for one chain."""
     for rule in rules:
         tokens = rule.split()
         jump = len(tokens) - 1 - tokens[::-1].index("-j") if "-j" in tokens else -1
@@ -640,7 +668,15 @@ def admits(rules: Sequence[str], addr: ipaddress.IPv4Address | ipaddress.IPv6Add
             return True
         if target in ("REJECT", "DROP") and hit is not False:
             return False
-    return policy == "ACCEPT"
+        if target == "RETURN" and hit is True:
+            return None
+        if target in chains and hit is not False:
+            if depth >= 8:
+                return False  # a jump loop or a deep tree: not shown to admit
+            inner = _walk(chains[target], addr, port, chains, depth + 1)
+            if inner is False or (inner is True and hit is True):
+                return inner
+    return None
 
 
 # -- rule sets (called by the docker, drbd, zabbix-agent and rsyslogd tasks) ---------------------------------
