@@ -252,9 +252,32 @@ def cert_problem(cert_pem: bytes | None, ca: StageCA, public_key_pem: bytes | No
         return "installed certificate has other subjectAltNames"
     if set(ekus) != set(usages):
         return "installed certificate has other extendedKeyUsage"
-    if cert.not_valid_after_utc - _now() < RENEW_BEFORE:
+    now = _now()
+    if cert.not_valid_before_utc > now:  # signed under a clock that was ahead: TLS peers refuse it until then
+        return (f"installed certificate is not valid yet (notBefore {_utc(cert.not_valid_before_utc)}, "
+                f"now {_utc(now)} on the controller)")
+    if cert.not_valid_after_utc - now < RENEW_BEFORE:
         return "installed certificate expires soon"
     return ""
+
+
+def ca_problem(ca: StageCA) -> str:
+    """Why the stage CA cannot sign usable certificates now ("" when it can): a CA that is not valid yet (made
+    under a clock that was ahead, or this controller's clock is behind) makes every chain fail until then, and
+    signing again cannot help."""
+    now = _now()
+    if ca.cert.not_valid_before_utc > now:
+        return (f"the stage CA is not valid before {_utc(ca.cert.not_valid_before_utc)} (now {_utc(now)} on the "
+                "controller): a clock was ahead when it was made, or this controller's clock is behind. Fix the "
+                "clock; or, to start over, move the stage's ca/ directory away (every host is signed again)")
+    if ca.cert.not_valid_after_utc <= now:
+        return f"the stage CA expired at {_utc(ca.cert.not_valid_after_utc)}"
+    return ""
+
+
+def _utc(moment: datetime.datetime) -> str:
+    """A timestamp as people read it in an error message."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @dataclass(frozen=True)

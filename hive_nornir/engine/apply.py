@@ -21,13 +21,12 @@ VALIDATION_FAILED = 97  # exit code the script uses when a candidate is rejected
 
 def install_script(upload: Upload, candidate: str, stamp: str) -> list[str]:
     """Shell lines that vet the candidate and swap it in; the live file is untouched unless it passes."""
-    cand = q(candidate)
     lines = []
-    if upload.validate:
-        check = upload.validate.replace("%s", cand)
+    if upload.validate:  # the site's command text, with %s for the candidate (quoted)
+        check = upload.validate.replace("%s", q(candidate))
         lines.append(
-            f"if ! ( {check} ) >&2; then rm -f {cand}; "
-            f"echo {q(f'hive: {upload.path}: candidate rejected by: {upload.validate}')} >&2; "
+            f"if ! ( {check} ) >&2; then {argv('rm', '-f', candidate)}; "
+            f"{argv('echo', f'hive: {upload.path}: candidate rejected by: {upload.validate}')} >&2; "
             f"exit {VALIDATION_FAILED}; fi"
         )
     if upload.backup:

@@ -38,11 +38,13 @@ def parse_kv(text: str) -> dict[str, str]:
 # Symlinks are followed (-L) everywhere: a primitive manages what a link points at, as Ansible's file/copy and
 # hive-builder do by default; chmod/chown follow links too, so what we read is what a fix would change.
 STAT_FORMAT = "%a %U %G %s %u %g"
+# the file probe's stat line: mode, names and size, the four fields every reader of file_probe output expects
+FILE_STAT_FORMAT = "%a %U %G %s"
 
 
-def stat_command(key: str, word: str) -> str:
-    """`stat -L` printing `KEY=mode user group size uid gid`; `word` is an already quoted shell word."""
-    return f"stat -L -c {q(key + '=' + STAT_FORMAT)} -- {word}"
+def stat_command(key: str, word: str, fmt: str = STAT_FORMAT) -> str:
+    """`stat -L` printing `KEY=mode user group size uid gid` (or `fmt`); `word` is an already quoted shell word."""
+    return f"stat -L -c {q(key + '=' + fmt)} -- {word}"
 
 
 def stat_probe(path: str, key: str = "stat") -> str:
@@ -101,11 +103,12 @@ def stat_is(path: str, mode: str, owner: str, group: str, by_number: bool = Fals
 def file_probe(path: str, max_bytes: int, skip_sha: str | None = None) -> str:
     """Read-only: what is at `path` and, for a regular file (symlinks followed), its stat, the link's target,
     and its content in base64 when it is at most `max_bytes` (with `skip_sha`: only when its sha256 differs,
-    so an unchanged file costs no transfer). Prints `exists=yes|no|notfile|dangling`, `stat=`, `realpath=`,
-    `sha=`, `content=`, `parent=yes|no`."""
+    so an unchanged file costs no transfer). Prints `exists=yes|no|notfile|dangling`, `stat=mode user group
+    size`, `realpath=`, `sha=`, `content=`, `parent=yes|no`."""
     p = q(path)
     parent = q(posixpath.dirname(path) or "/")
-    lines = [f"if [ -f {p} ]; then echo exists=yes; s=$({stat_command('stat', p)}); echo \"$s\"; set -f; "
+    lines = [f"if [ -f {p} ]; then echo exists=yes; s=$({stat_command('stat', p, FILE_STAT_FORMAT)}); "
+             "echo \"$s\"; set -f; "
              "set -- $s",
              f"if [ -L {p} ]; then printf 'realpath='; readlink -f -- {p}; fi"]
     send = f"[ \"$4\" -le {int(max_bytes)} ]"

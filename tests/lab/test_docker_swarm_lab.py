@@ -338,3 +338,32 @@ def test_limit_to_one_hive_rejoins_it_with_the_token_read_from_first_hive(stage,
     assert sorted(r for r in rows if r) == ["Ready Leader", "Ready Reachable", "Ready Reachable"]
     again = hive.run(RUNBOOK, tags=["swarm"], limit=leaver.split(".")[0])
     assert again.changed == 0, again.changes()
+
+
+def test_a_locked_swarm_is_refused_with_the_reason_and_nothing_changes(stage, hive: Hive) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10 item 18: a node in a broken swarm state (here: locked, a swarm of its own with autolock and a
+    restarted engine) got `docker swarm init`/`join` and docker's "already part of a swarm"; now both steps fail
+    with the state and what to do, before anything changes. Runs last: it takes that hive out of the swarm."""
+    victim, boss = hives(stage)[2], first(stage)
+    node = sh(stage, victim, "docker info --format '{{.Swarm.NodeID}}'").strip()
+    sh(stage, boss, f"docker node demote {node}")
+    sh(stage, victim, "docker swarm leave")
+    sh(stage, boss, f"docker node rm --force {node}")
+    ip = stage.state["hosts"][victim]["private_ip"]
+    sh(stage, victim, f"docker swarm init --autolock --advertise-addr {ip} >/dev/null && systemctl restart docker")
+    for _ in range(60):  # bounded: the engine comes back within seconds
+        if stage.docker_exec(victim, "docker info --format '{{.Swarm.LocalNodeState}}'")[1].strip() == "locked":
+            break
+        time.sleep(1)
+    else:
+        pytest.fail("the victim's swarm never reached the locked state")
+    networks = sh(stage, victim, "docker network ls -q | sort")
+    short = victim.split(".")[0]
+    joined = hive.run(RUNBOOK, tags=["swarm"], limit=short)
+    init = hive.run_task(swarm_init, limit=short, name="swarm-init")
+    for report in (joined, init):
+        [failed] = [o for o in report.outcomes if o.status != OK]
+        assert "locked (autolock)" in failed.error and "docker swarm unlock" in failed.error, failed.error
+        assert "already part of a swarm" not in failed.error and not failed.changes
+    assert sh(stage, victim, "docker network ls -q | sort") == networks
+    assert stage.docker_exec(victim, "docker info --format '{{.Swarm.LocalNodeState}}'")[1].strip() == "locked"

@@ -17,6 +17,7 @@ from hive_nornir.ca import (
     CAError,
     HostIdentity,
     StageCA,
+    ca_problem,
     cert_problem,
     csr_matches_key,
     docker_client_state,
@@ -219,3 +220,18 @@ def test_rsa_keys_work_too(ca: StageCA) -> None:
            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
     pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     assert cert_problem(sign_csr(ca, csr, HOST), ca, pub, HOST) == ""
+
+
+def test_cert_not_valid_yet_is_a_problem(ca: StageCA, host_key: ec.EllipticCurvePrivateKey,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10 item 18: notBefore in the future (signed under a clock that was ahead) must be signed again."""
+    import hive_nornir.ca as ca_module
+
+    real = ca_module._now
+    with monkeypatch.context() as m:
+        m.setattr(ca_module, "_now", lambda: real() + datetime.timedelta(hours=9))
+        cert = sign_csr(ca, csr_for(host_key), HOST)
+        assert cert_problem(cert, ca, public_pem(host_key), HOST) == ""  # fine under the clock that made it
+        future_ca = new_ca("future", bits=2048)
+    assert "not valid yet (notBefore" in cert_problem(cert, ca, public_pem(host_key), HOST)
+    assert ca_problem(ca) == "" and "not valid before" in ca_problem(future_ca)

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from fake_host import FakeHost, FakeSession, TaskPlan, plan_task, stage_host
+from nornir.core import Nornir
+from nornir.core.inventory import Defaults, Groups, Host, Hosts, Inventory
 
+from hive_nornir.engine.context import HostContext, RunState
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.handlers import HandlerJournal
+from hive_nornir.engine.outcome import HostOutcome
 from hive_nornir.facts import canned
 from hive_nornir.netslice import gwbridge_v6, slice_internal_cidr
 from hive_nornir.tasks.docker.docker_engine import (
@@ -20,8 +29,10 @@ from hive_nornir.tasks.docker.docker_engine import (
     override_conf,
 )
 from hive_nornir.tasks.docker.swarm import (
+    SwarmInit,
     gwbridge_command,
     ingress_command,
+    init_primitives,
     join_script,
     label_command,
     missing_labels,
@@ -29,6 +40,7 @@ from hive_nornir.tasks.docker.swarm import (
     swarm_init,
     swarm_join,
 )
+from hive_nornir.transport import CONNECTION_NAME, CommandResult
 
 DEB, EL = canned("debian"), canned("redhat")
 HOST = "p-hive0.pdns"
@@ -280,3 +292,73 @@ def test_etc_docker_stays_0755_where_debians_registry_package_lives() -> None:
     assert etc_docker_mode(canned("debian"), {"servers", "repository"}) == "0755"
     assert etc_docker_mode(canned("debian"), {"servers", "hives"}) == "0700"
     assert etc_docker_mode(canned("redhat"), {"servers", "repository"}) == "0700"  # EL runs registry:2 in docker
+
+
+# -- a node whose swarm is broken (issue 10 item 18) ---------------------------------------------------------
+FAKE_DOCKER = """#!/bin/sh
+echo "$*" >> "$FAKE_DOCKER_LOG"
+case "$*" in
+  "info --format {{.Swarm.LocalNodeState}}") echo "$FAKE_SWARM_STATE";;
+  "info --format {{.Swarm.Error}}") echo "rpc error: code = Unknown desc = raft: no quorum";;
+  *) exit 1;;
+esac
+"""
+
+
+def engine_on_fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str) -> tuple[HostContext, Path]:
+    """The real HostContext over a session that runs each command with sh here, with a `docker` on PATH that
+    reports `state` and records every call (anything but `docker info` fails, as a change would on that node)."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "docker.log"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_DOCKER_LOG", str(log))
+    monkeypatch.setenv("FAKE_SWARM_STATE", state)
+
+    def local(command: str) -> CommandResult:
+        done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30)
+        return CommandResult(command, done.returncode, done.stdout, done.stderr, 0.0)
+
+    host = Host(name="p-hive0.pdns", hostname="127.0.0.1", port=22, defaults=Defaults())
+    host.connections[CONNECTION_NAME] = SimpleNamespace(connection=FakeSession(local), close=lambda: None)
+    nr = Nornir(inventory=Inventory(hosts=Hosts({host.name: host}), groups=Groups(), defaults=Defaults()))
+    run = RunState(nornir=nr, handlers=HandlerJournal(None), facts={host.name: DEB})
+    return HostContext(host, run, HostOutcome(host=host.name, step="swarm-init")), log
+
+
+@pytest.mark.parametrize(("state", "says"), [
+    ("error", "raft: no quorum"), ("pending", "a join is in progress"), ("locked", "docker swarm unlock")])
+def test_init_on_a_broken_swarm_is_refused_before_anything_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str, says: str) -> None:
+    """Was: `docker swarm init` ran (and gwbridge before it) and docker answered 'already part of a swarm'."""
+    ctx, log = engine_on_fake_docker(tmp_path, monkeypatch, state)
+    with pytest.raises(StepFailed, match=rf"^swarm\[init\]: .*{state}") as failed:
+        ctx.ensure(init_primitives("10.0.0.4", slice_internal_cidr(CIDR)))
+    assert says in str(failed.value) and "already part of a swarm" not in log.read_text()
+    calls = log.read_text().splitlines()
+    assert calls and all(c.startswith(("info ", "network inspect ")) for c in calls), calls  # reads only
+    assert ctx.outcome.changes == []
+
+
+@pytest.mark.parametrize(("out", "changed", "commands", "missing", "error"), [
+    ("state=active", False, [], "", ""),
+    ("state=inactive", True, ["docker swarm init --advertise-addr 10.0.0.4"], "", ""),
+    ("state=", True, ["docker swarm init --advertise-addr 10.0.0.4"], "does not answer", ""),
+    ("state=error\nerror=quorum lost ", False, [], "", "docker says: quorum lost"),
+    ("state=locked", False, [], "", "hive_nornir does not hold it"),
+])
+def test_swarm_init_plans_by_state(out: str, changed: bool, commands: list[str], missing: str, error: str) -> None:
+    plan = SwarmInit("10.0.0.4").plan(DEB, out)
+    assert (plan.changed, plan.commands) == (changed, commands)
+    assert missing in plan.missing if missing else not plan.missing
+    assert error in plan.error if error else not plan.error
+
+
+def test_join_and_labels_on_a_broken_node_fail_with_the_reason_in_check_mode_too() -> None:
+    for check in (False, True):
+        with pytest.raises(StepFailed, match=r"'error'.*leave --force"):
+            _join_plan(["error "], check=check)
+    with pytest.raises(StepFailed, match="locked"):
+        plan_task(swarm_join, DEB, host_vars={"hive_private_ip": "10.0.0.4"},
+                  groups=("servers", "hives", "first_hive"), run=lambda c: "locked node0" if "info" in c else "")

@@ -166,3 +166,17 @@ def test_unchanged_file_sends_no_content(tmp_path: Path) -> None:
     target.write_text("same\n")
     out = run_probe(File(path=str(target), content="same\n"), canned())
     assert "content=" not in out and "sha=" in out
+
+
+def test_every_reader_of_the_file_probe_plans_from_its_real_output(tmp_path: Path) -> None:
+    """The shared file probe feeds File, the line edits and the firewall's rules block: all read a real file."""
+    from hive_nornir.primitives.lines import LineInFile
+    from hive_nornir.tasks.net.firewall import RulesBlock
+
+    rules = tmp_path / "rules.v4"
+    rules.write_text("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n")
+    items = [File(path=str(rules), content="x\n"), LineInFile(str(rules), "# x"),
+             RulesBlock(path=str(rules), marker="# {mark} TEST", lines=("-A INPUT -j ACCEPT",), validate=None)]
+    for item in items:
+        plan = item.plan(canned(), run_probe(item, canned()))
+        assert not plan.error and plan.changed and plan.uploads[0].path == str(rules), (item, plan.error)

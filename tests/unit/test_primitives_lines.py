@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from plan_cases import DEB, RH, Case, check_case, ids, on
@@ -143,7 +144,7 @@ def test_plan(case: Case) -> None:
 def test_line_probe_fetches_stat_and_content(facts: Facts) -> None:
     probe = LineInFile("/etc/ssh/sshd_config", "UseDNS no").probe(facts)
     assert probe == file_probe("/etc/ssh/sshd_config", MAX_EDIT_BYTES)  # the shared probe, links followed
-    assert "stat -L -c 'stat=%a %U %G %s %u %g' -- /etc/ssh/sshd_config" in probe and "base64 -w0" in probe
+    assert "stat -L -c 'stat=%a %U %G %s' -- /etc/ssh/sshd_config" in probe and "base64 -w0" in probe
     assert str(MAX_EDIT_BYTES) in probe
 
 
@@ -218,3 +219,19 @@ def test_real_dangling_symlink_is_refused_not_replaced(tmp_path: Path) -> None:
     item = LineInFile(str(link), "a = 1")
     plan = item.plan(canned(), run_probe(item, canned()))
     assert "does not exist" in plan.error and not plan.uploads
+
+
+def test_every_line_edit_primitive_takes_backup() -> None:
+    """Every primitive whose upload makes a backup can be told not to, task-local ones included."""
+    import dataclasses
+
+    import hive_nornir.tasks.host.base_el
+    import hive_nornir.tasks.host.ntp_client
+    import hive_nornir.tasks.storage.drbd  # noqa: F401 - their _TextEdit subclasses register here
+    from hive_nornir.primitives.file import File
+    from hive_nornir.primitives.lines import _TextEdit
+
+    kinds: list[type[Any]] = [File, *_TextEdit.__subclasses__()]
+    assert len(kinds) >= 6
+    missing = [k.__name__ for k in kinds if "backup" not in {f.name for f in dataclasses.fields(k)}]
+    assert missing == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import subprocess
 from pathlib import Path
 
@@ -327,3 +328,39 @@ def test_stage_docker_client_ignores_env_ca_bundles(tmp_path: Path, monkeypatch:
     assert client.api.trust_env is False
     settings = client.api.merge_environment_settings("https://127.0.0.1:2376/version", {}, None, None, None)
     assert settings["verify"] == str(d / "ca.pem")
+
+
+def ahead(monkeypatch: pytest.MonkeyPatch, hours: float) -> None:
+    """The controller's clock `hours` ahead of the real one (as when a lab host moved the clock)."""
+    import hive_nornir.ca as ca_module
+
+    real = ca_module._now
+    monkeypatch.setattr(ca_module, "_now", lambda: real() + datetime.timedelta(hours=hours))
+
+
+def test_a_cert_not_valid_yet_is_signed_again(ca: StageCA, host_files: dict[str, bytes | None],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10 item 18: a cert signed while the clock was 9 hours ahead was reported ok (peers refuse it)."""
+    with monkeypatch.context() as m:
+        ahead(m, 9)
+        future = decide(ca, ID, host_files, check=False).cert
+    assert future is not None
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert x509.load_pem_x509_certificate(future).not_valid_before_utc > now
+    stale = decide(ca, ID, {**host_files, "cert": future}, check=True)
+    assert stale.cert is None and "not valid yet" in stale.reason
+    fixed = decide(ca, ID, {**host_files, "cert": future}, check=False)
+    assert "not valid yet" in fixed.reason and fixed.cert is not None
+    assert x509.load_pem_x509_certificate(fixed.cert).not_valid_before_utc <= now + datetime.timedelta(minutes=1)
+    assert decide(ca, ID, {**host_files, "cert": fixed.cert}, check=False).reason == ""
+
+
+def test_a_ca_not_valid_yet_fails_clearly_in_every_mode(host_files: dict[str, bytes | None],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signing again with a CA from the future cannot help: the run fails with the dates and what to do."""
+    with monkeypatch.context() as m:
+        ahead(m, 9)
+        future_ca = new_ca("ca.future", bits=2048)
+    for check in (True, False):
+        with pytest.raises(StepFailed, match=r"stage CA is not valid before .* Fix the clock"):
+            decide(future_ca, ID, host_files, check=check)

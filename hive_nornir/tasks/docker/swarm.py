@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.netslice import InternalNets, gwbridge_v6, slice_internal_cidr
-from hive_nornir.primitives.base import Primitive, q
+from hive_nornir.facts import Facts
+from hive_nornir.primitives.base import Plan, Primitive, q
 from hive_nornir.primitives.command import Command
+from hive_nornir.primitives.probes import argv, parse_kv
 
 if TYPE_CHECKING:
     from hive_nornir.engine.protocols import StageHost
@@ -24,7 +26,12 @@ if TYPE_CHECKING:
 SWARM_PORT = 2377
 JOIN_TIMEOUT = 120  # seconds `timeout(1)` gives one join on the host
 STATE_FORMAT = "{{.Swarm.LocalNodeState}} {{.Swarm.NodeID}}"
-NOT_ACTIVE = "[ \"$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)\" != active ]"
+NODE_STATE = "{{.Swarm.LocalNodeState}}"
+# gwbridge is made only before init/join: on a node in no swarm yet, or whose engine does not answer (check mode
+# on a fresh host predicts it); never on a member, nor on a node in a broken state (that is refused first)
+NOT_MEMBER = (f"case \"$({argv('docker', 'info', '--format', NODE_STATE)} 2>/dev/null)\" in "
+              "inactive|'') true;; *) false;; esac")
+BROKEN_STATES = ("error", "pending", "locked")
 MODES = ("manager", "worker")
 
 
@@ -47,6 +54,66 @@ def parse_swarm_state(stdout: str, ok: bool) -> SwarmState:
         return SwarmState("", "")
     words = stdout.split()
     return SwarmState(words[0] if words else "", words[1] if len(words) > 1 else "")
+
+
+def swarm_state_problem(node_state: str, error: str = "") -> str:
+    """Why init/join must not run on a node in this state ("" when it may): each broken state is refused with
+    what to do, never repaired automatically (each repair drops swarm state or needs a key we do not hold)."""
+    said = f" (docker says: {error.strip()})" if error.strip() else ""
+    if node_state == "error":
+        return (f"docker reports this node's swarm state as 'error'{said}: `docker swarm init`/`join` would only "
+                "say 'already part of a swarm'. Not repaired automatically: `docker swarm leave --force` drops "
+                "this node's swarm state (on a manager that holds the cluster's raft log it destroys the swarm). "
+                "Repair by hand: on a node that can rejoin, `docker swarm leave --force` and run again; on the "
+                "last manager, `docker swarm init --force-new-cluster`")
+    if node_state == "pending":
+        return (f"this node's swarm state is 'pending'{said}: a join is in progress or stuck. Wait for it, or "
+                "`docker swarm leave --force` on this node and run again")
+    if node_state == "locked":
+        return (f"this node's swarm is locked (autolock){said}: unlock it with `docker swarm unlock` and the "
+                "swarm's unlock key (hive_nornir does not hold it), then run again")
+    return ""
+
+
+@dataclass(eq=False)
+class SwarmInit(Primitive):
+    """`docker swarm init` on a node in no swarm; nothing on a member; a node in a broken state is refused (in
+    check mode too) before anything changes, with what to do."""
+
+    advertise_addr: str
+    kind = "swarm"
+
+    @property
+    def ident(self) -> str:
+        """Reports name the action."""
+        return "swarm[init]"
+
+    @property
+    def command(self) -> str:
+        """What runs on a node in no swarm."""
+        return argv("docker", "swarm", "init", "--advertise-addr", self.advertise_addr)
+
+    def probe(self, facts: Facts) -> str:
+        """The node's swarm state, and docker's own error text when the state is a broken one."""
+        info = argv("docker", "info", "--format", NODE_STATE)
+        why = argv("docker", "info", "--format", "{{.Swarm.Error}}")
+        return (f"s=$({info} 2>/dev/null); echo \"state=$s\"; case \"$s\" in {'|'.join(BROKEN_STATES)}) "
+                f"echo \"error=$({why} 2>/dev/null | tr '\\n' ' ')\";; esac")
+
+    def plan(self, facts: Facts, probe_output: str) -> Plan:
+        """active: nothing; inactive: init; broken: error; no answer: init, assuming docker comes first."""
+        kv = parse_kv(probe_output)
+        state = kv.get("state", "").strip()
+        if state == "active":
+            return Plan()
+        problem = swarm_state_problem(state, kv.get("error", ""))
+        if problem:
+            return Plan(error=problem)
+        init = Plan(changed=True, summary=f"docker swarm init (advertise {self.advertise_addr})",
+                    diff=f"$ {self.command}\n", commands=[self.command])
+        if state != "inactive":
+            init.missing = f"the docker engine does not answer `docker info` (swarm state {state or 'unknown'!r})"
+        return init
 
 
 def read_swarm_state(ctx: TaskContext) -> SwarmState:
@@ -73,7 +140,7 @@ def gwbridge_primitives(nets: InternalNets, subnet_v6: str | None = None) -> lis
     cmd = gwbridge_command(nets, subnet_v6)
     if cmd is None:
         return []
-    return [Command(cmd=cmd, unless="docker network inspect docker_gwbridge", onlyif=NOT_ACTIVE)]
+    return [Command(cmd=cmd, unless="docker network inspect docker_gwbridge", onlyif=NOT_MEMBER)]
 
 
 def ingress_command(nets: InternalNets) -> str:
@@ -84,9 +151,10 @@ def ingress_command(nets: InternalNets) -> str:
 
 
 def init_primitives(private_ip: str, nets: InternalNets, subnet_v6: str | None = None) -> list[Primitive]:
-    """gwbridge, `swarm init` unless already a member, then the sliced ingress unless it exists."""
+    """gwbridge, `swarm init` unless already a member (a broken swarm state is refused), then the sliced
+    ingress unless it exists."""
     items = gwbridge_primitives(nets, subnet_v6)
-    items.append(Command(cmd=f"docker swarm init --advertise-addr {q(private_ip)}", onlyif=NOT_ACTIVE))
+    items.append(SwarmInit(private_ip))
     if nets.sliced:
         items.append(Command(cmd=ingress_command(nets), unless=f"docker network inspect {q(nets.ingress_name)}"))
     return items
@@ -210,7 +278,10 @@ def swarm_join(ctx: TaskContext) -> None:
 def join(ctx: TaskContext, state: SwarmState, nets: InternalNets, v6: str | None) -> None:
     """gwbridge first, then join as hive_swarm_mode with the token on stdin; check mode only predicts."""
     mode = swarm_mode(ctx)
-    if state.node_state not in ("inactive", "") and not ctx.check:
+    problem = swarm_state_problem(state.node_state)
+    if problem:  # in check mode too: a broken state is an error, not a prediction
+        raise StepFailed(problem)
+    if state.node_state not in ("inactive", ""):
         raise StepFailed(f"swarm state is {state.node_state!r}: leave or repair the node by hand, "
                          "it is not joined again automatically")
     ctx.ensure(gwbridge_primitives(nets, v6))
@@ -233,7 +304,9 @@ def ensure_labels(ctx: TaskContext, state: SwarmState) -> None:
         if ctx.check:
             ctx.changed("swarm[labels]", "label node " + ", ".join(f"{g}=true" for g in wanted))
             return
-        raise StepFailed(f"swarm state is {state.node_state or 'unknown'!r} after init/join: cannot label")
+        problem = swarm_state_problem(state.node_state)
+        raise StepFailed(problem or f"swarm state is {state.node_state or 'unknown'!r} after init/join: "
+                                    "cannot label")
     ok, out = on_first_hive(ctx, f"docker node inspect --format '{{{{json .Spec.Labels}}}}' {q(state.node_id)}")
     if not ok:
         raise StepFailed(f"node {state.node_id} is not known to {first_hive(ctx).name}")

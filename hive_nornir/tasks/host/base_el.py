@@ -84,6 +84,7 @@ class ExcludeInMain(_TextEdit):
     group: str = "root"
     create: bool = True
     secret: bool = False
+    backup: bool = True  # False: no `<path>.<stamp>.hive~` copy before a change
     kind = "line"
 
     @property

@@ -92,6 +92,7 @@ class CommentLines(_TextEdit):
     owner: str = "root"
     group: str = "root"
     create: bool = True
+    backup: bool = True  # False: no `<path>.<stamp>.hive~` copy before a change
     kind = "comment"
 
     def __post_init__(self) -> None:

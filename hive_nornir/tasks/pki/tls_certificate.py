@@ -9,6 +9,7 @@ from hive_nornir.ca import (
     CAError,
     HostIdentity,
     StageCA,
+    ca_problem,
     cert_problem,
     csr_matches_key,
     ensure_ca,
@@ -115,7 +116,11 @@ class CertDecision:
 
 
 def decide(ca: StageCA, identity: HostIdentity, found: dict[str, bytes | None], check: bool) -> CertDecision:
-    """Pure: keep a cert that fits, else sign the host's CSR (in check mode only say so)."""
+    """Pure: keep a cert that fits, else sign the host's CSR (in check mode only say so). A CA that cannot sign
+    usable certificates now fails in every mode; a cert that is not valid yet is signed again."""
+    unusable = ca_problem(ca)
+    if unusable:
+        raise StepFailed(f"{identity.name}: {unusable}")
     if not found["pub"] or not found["csr"]:
         if check:
             return CertDecision("the host key and CSR would be created first", None)

@@ -128,6 +128,7 @@ class GlobalCommon(_TextEdit):
     owner: str = "root"
     group: str = "root"
     create: bool = False  # the package ships the file: before it is installed this is a missing prerequisite
+    backup: bool = True  # False: no `<path>.<stamp>.hive~` copy before a change
     kind = "line"
 
     def __post_init__(self) -> None:
