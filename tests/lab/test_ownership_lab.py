@@ -83,10 +83,6 @@ def test_second_checkout_refuses_build_and_destroy_and_the_first_survives(tmp_pa
     cid, nid = docker_id(cname), docker_id(net)
     assert cid and nid
     ssh_run(a, "sudo -n touch /root/configured-by-a")
-    labels = json.loads(subprocess.run(["docker", "inspect", "-f", "{{json .Config.Labels}}", cname],
-                                       capture_output=True, text=True, check=True).stdout)
-    assert labels["hive_nornir.stage_id"] == state(a)["stage_id"]
-    assert labels["hive_nornir.owner"] == str((a / ".hive" / "private").resolve())
 
     owner = str((a / ".hive" / "private").resolve())
     for args in (("run", "build-infra"), ("run", "build-infra", "-D"), ("run", "build-infra", "--json", "-")):
@@ -112,6 +108,9 @@ def test_second_checkout_refuses_build_and_destroy_and_the_first_survives(tmp_pa
     again = cli(a, "run", "build-infra", "--json", "-")
     assert again.returncode == 0 and json.loads(again.stdout)["changed"] == 0, again.stderr
     assert docker_id(cname) == cid
+    labels = json.loads(subprocess.run(["docker", "inspect", "-f", "{{json .Config.Labels}}", cname],
+                                       capture_output=True, text=True, check=True).stdout)
+    assert (labels["hive_nornir.stage_id"], labels["hive_nornir.owner"]) == (state(a)["stage_id"], owner)
 
 
 def test_adopt_takes_over_without_recreating(tmp_path: Path, checkouts: list[Path]) -> None:
