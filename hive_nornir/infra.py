@@ -43,6 +43,9 @@ def build_infra(hive: Hive, *, destroy: bool = False, check: bool = False, progr
         progress._write(f"== build-infra ({stage.provider}){' destroy' if destroy else ''}")
     with StageLock(hive.context_dir):
         if check:
+            preflight = getattr(provider, "preflight", None)  # check mode predicts the ownership refusal too
+            if callable(preflight):
+                preflight(hive.site, hive.stage, hive.context_dir, destroy=destroy, adopt=adopt)
             report.outcomes = _predict(hive, destroy)
         elif destroy:
             before = list((recorded or {}).get("hosts", {}))

@@ -340,6 +340,14 @@ def _stage_containers(client: docker.DockerClient, sname: str, stage: str) -> li
     return list(client.containers.list(all=True, filters={"label": labels}))
 
 
+def _destroy_targets(client: docker.DockerClient, sname: str, stage: str,
+                     net: str) -> tuple[list[Container], list[Resource]]:
+    """What destroy removes: the stage-labelled containers and the network (as resources for the owner check)."""
+    containers = _stage_containers(client, sname, stage)
+    return containers, _found(client, net, []) + [Resource("container", str(c.name), str(c.id), c.labels or {})
+                                                  for c in containers]
+
+
 def _record_identity(context_dir: Path, state: dict[str, Any], stage_id: str, adopted: set[str], sname: str,
                      stage: str) -> dict[str, Any]:
     """Write the stage id (and adoptions) before anything carries its label, so a crash never orphans a container."""
@@ -371,6 +379,20 @@ def _short_names(plans: list[HostPlan], wanted: Any) -> set[str]:
         else:
             raise ProviderError(f"--rekey {item}: not a host of this stage ({', '.join(sorted(full))})")
     return out
+
+
+def preflight(site: Any, stage: str, context_dir: Path, *, destroy: bool = False, adopt: bool = False) -> None:
+    """Check mode: raise NotOurs when build (or destroy) would refuse, touching nothing."""
+    context_dir = Path(context_dir).absolute()
+    sname, net = names(site, stage)
+    client = _client()
+    state = read_state(context_dir)
+    if destroy:
+        found = _destroy_targets(client, sname, stage, net)[1]
+    else:
+        found = _found(client, net, [container_name(sname, stage, p) for p in plan_hosts(site, stage)])
+    refuse_foreign(found, stage_id_of(state), adopted_of(state), context_dir,
+                   f"{'destroy' if destroy else 'build-infra'} {sname}/{stage}", adopt)
 
 
 def build(site: Any, stage: str, context_dir: Path, log: Log = nolog, *, adopt: bool = False,
@@ -518,9 +540,7 @@ def destroy(site: Any, stage: str, context_dir: Path, log: Log = nolog, *, adopt
     sname, net = names(site, stage)
     client = _client()
     state = read_state(context_dir)
-    found_containers = _stage_containers(client, sname, stage)
-    found = _found(client, net, []) + [Resource("container", str(c.name), str(c.id), c.labels or {})
-                                       for c in found_containers]
+    found_containers, found = _destroy_targets(client, sname, stage, net)
     refuse_foreign(found, stage_id_of(state), adopted_of(state), context_dir, f"destroy {sname}/{stage}", adopt)
     for c in found_containers:
         c.remove(force=True, v=True)

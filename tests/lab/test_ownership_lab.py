@@ -85,7 +85,8 @@ def test_second_checkout_refuses_build_and_destroy_and_the_first_survives(tmp_pa
     ssh_run(a, "sudo -n touch /root/configured-by-a")
 
     owner = str((a / ".hive" / "private").resolve())
-    for args in (("run", "build-infra"), ("run", "build-infra", "-D"), ("run", "build-infra", "--json", "-")):
+    for args in (("run", "build-infra"), ("run", "build-infra", "-D"), ("run", "build-infra", "--json", "-"),
+                 ("run", "build-infra", "-C"), ("run", "build-infra", "-D", "-C")):
         refused = cli(b, *args)
         assert refused.returncode == 2, (args, refused.stdout, refused.stderr)
         assert f"container {cname} belongs to {owner}" in refused.stderr, refused.stderr

@@ -103,3 +103,54 @@ def test_fingerprint_is_what_ssh_keygen_prints(tmp_path: Path) -> None:
     printed = subprocess.run(["ssh-keygen", "-lf", str(tmp_path / "k.pub")], capture_output=True, text=True,
                              check=True).stdout.split()[1]
     assert key_fingerprint(KEY_A) == f"ssh-ed25519 {printed}"
+
+
+class RefusingProvider:
+    """A provider whose resources belong to someone else: what the CLI makes of NotOurs."""
+
+    calls: list[tuple[str, bool]] = []
+
+    def build(self, site: object, stage: str, context_dir: Path, log: object = None, *, adopt: bool = False,
+              rekey: object = ()) -> dict[str, object]:
+        self.calls.append(("build", adopt))
+        raise NotOurs("refusing to build-infra own7/private: container X belongs to /elsewhere/.hive/private")
+
+    def destroy(self, site: object, stage: str, context_dir: Path, log: object = None, *,
+                adopt: bool = False) -> None:
+        self.calls.append(("destroy", adopt))
+        raise NotOurs("refusing to destroy own7/private: container X belongs to /elsewhere/.hive/private")
+
+
+@pytest.mark.parametrize("extra", [[], ["-D"]])
+def test_cli_refusal_is_exit_2_with_the_owner_in_stderr_and_json(tmp_path: Path, extra: list[str],
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from hive_nornir import infra
+    from hive_nornir.cli import main
+
+    (tmp_path / "inventory").mkdir()
+    (tmp_path / "inventory" / "hive.yml").write_text(
+        "plugin: hive_inventory\nname: own7\nstages:\n  private: {provider: docker, cidr: 10.124.0.0/24}\n")
+    provider = RefusingProvider()
+    monkeypatch.setattr(infra, "get_provider", lambda name: provider)
+    out = tmp_path / "report.json"
+    assert main(["-r", str(tmp_path), "run", "build-infra", *extra, "--json", str(out)]) == 2
+    assert "error: build-infra: refusing to " in capsys.readouterr().err
+    assert "/elsewhere/.hive/private" in json.loads(out.read_text())["error"]
+    assert main(["-r", str(tmp_path), "run", "build-infra", *extra, "--adopt"]) == 2
+    assert provider.calls[-2:] == [("destroy" if extra else "build", False), ("destroy" if extra else "build", True)]
+
+
+def test_adopt_and_rekey_belong_to_build_infra_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hive_nornir.cli import main
+
+    (tmp_path / "inventory").mkdir()
+    (tmp_path / "inventory" / "hive.yml").write_text(
+        "plugin: hive_inventory\nname: own7\nstages:\n  private: {provider: docker, cidr: 10.124.0.0/24}\n")
+    assert main(["-r", str(tmp_path), "run", "setup-hosts", "--adopt"]) == 2
+    assert main(["-r", str(tmp_path), "run", "setup-hosts", "--rekey", "p-hive0"]) == 2
+    assert main(["-r", str(tmp_path), "run", "build-infra", "--rekey", "p-hive9"]) == 2
+    assert main(["-r", str(tmp_path), "run", "build-infra", "--rekey", ","]) == 2
+    err = capsys.readouterr().err
+    assert "--adopt only applies to build-infra" in err and "--rekey only applies to build-infra" in err
+    assert "--rekey p-hive9: not a host of stage private" in err and "--rekey needs at least one host name" in err
