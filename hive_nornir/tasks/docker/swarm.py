@@ -118,7 +118,7 @@ class SwarmInit(Primitive):
 
 def read_swarm_state(ctx: TaskContext) -> SwarmState:
     """Read-only, so it also runs in check mode (no engine yet: empty state, everything is predicted)."""
-    result = ctx.run(f"docker info --format {q(STATE_FORMAT)}", check=False)
+    result = ctx.run(argv("docker", "info", "--format", STATE_FORMAT), check=False)
     return parse_swarm_state(result.stdout, result.ok)
 
 
@@ -126,13 +126,13 @@ def gwbridge_command(nets: InternalNets, subnet_v6: str | None = None) -> str | 
     """§3.24 step 2: docker_gwbridge from internal_cidr (and internal_cidr_v6), None when neither is set."""
     if nets.docker_gwbridge is None and subnet_v6 is None:
         return None
-    subnets = f"--subnet {nets.docker_gwbridge} " if nets.docker_gwbridge else ""
+    subnets = ["--subnet", nets.docker_gwbridge] if nets.docker_gwbridge else []
     if subnet_v6:
-        subnets += f"--ipv6 --subnet {subnet_v6} "
-    return ("docker network create " + subnets
-            + "--opt com.docker.network.bridge.name=docker_gwbridge "
-              "--opt com.docker.network.bridge.enable_icc=false "
-              "--opt com.docker.network.bridge.enable_ip_masquerade=true docker_gwbridge")
+        subnets += ["--ipv6", "--subnet", subnet_v6]
+    return argv("docker", "network", "create", *subnets,
+                "--opt", "com.docker.network.bridge.name=docker_gwbridge",
+                "--opt", "com.docker.network.bridge.enable_icc=false",
+                "--opt", "com.docker.network.bridge.enable_ip_masquerade=true", "docker_gwbridge")
 
 
 def gwbridge_primitives(nets: InternalNets, subnet_v6: str | None = None) -> list[Primitive]:
@@ -140,14 +140,15 @@ def gwbridge_primitives(nets: InternalNets, subnet_v6: str | None = None) -> lis
     cmd = gwbridge_command(nets, subnet_v6)
     if cmd is None:
         return []
-    return [Command(cmd=cmd, unless="docker network inspect docker_gwbridge", onlyif=NOT_MEMBER)]
+    return [Command(cmd=cmd, unless=argv("docker", "network", "inspect", "docker_gwbridge"), onlyif=NOT_MEMBER)]
 
 
 def ingress_command(nets: InternalNets) -> str:
     """§3.24 step 4: drop docker's `ingress` (it asks for confirmation) and create apiarist-ingress."""
-    return ("if docker network inspect ingress >/dev/null 2>&1; then yes | docker network rm ingress; fi\n"
-            f"docker network create --driver overlay --ingress --subnet={nets.ingress_subnet} "
-            f"--gateway={nets.ingress_gateway} {nets.ingress_name}")
+    return (f"if {argv('docker', 'network', 'inspect', 'ingress')} >/dev/null 2>&1; "
+            f"then yes | {argv('docker', 'network', 'rm', 'ingress')}; fi\n"
+            + argv("docker", "network", "create", "--driver", "overlay", "--ingress",
+                   f"--subnet={nets.ingress_subnet}", f"--gateway={nets.ingress_gateway}", nets.ingress_name))
 
 
 def init_primitives(private_ip: str, nets: InternalNets, subnet_v6: str | None = None) -> list[Primitive]:
@@ -156,20 +157,20 @@ def init_primitives(private_ip: str, nets: InternalNets, subnet_v6: str | None =
     items = gwbridge_primitives(nets, subnet_v6)
     items.append(SwarmInit(private_ip))
     if nets.sliced:
-        items.append(Command(cmd=ingress_command(nets), unless=f"docker network inspect {q(nets.ingress_name)}"))
+        items.append(Command(cmd=ingress_command(nets), unless=argv("docker", "network", "inspect", nets.ingress_name)))
     return items
 
 
 def join_script(private_ip: str, manager_ip: str) -> str:
     """The token comes on stdin into a shell variable: never in the logged command line."""
-    return (f"read -r T; timeout {JOIN_TIMEOUT} docker swarm join --token \"$T\" "
-            f"--advertise-addr {q(private_ip)} {q(manager_ip)}:{SWARM_PORT}")
+    return (f"read -r T; {argv('timeout', JOIN_TIMEOUT, 'docker', 'swarm', 'join', '--token')} \"$T\" "
+            + argv("--advertise-addr", private_ip, f"{manager_ip}:{SWARM_PORT}"))
 
 
 def label_command(node_id: str, labels: list[str]) -> str:
     """`docker node update --label-add g=true ...` for the labels the node lacks."""
-    adds = " ".join(f"--label-add {q(label + '=true')}" for label in labels)
-    return f"docker node update {adds} {q(node_id)}"
+    adds = [word for label in labels for word in ("--label-add", f"{label}=true")]
+    return argv("docker", "node", "update", *adds, node_id)
 
 
 def host_groups(host: StageHost) -> set[str]:
@@ -249,7 +250,7 @@ def join_token(ctx: TaskContext, mode: str) -> str:
     with _shared_lock(ctx, "swarm:token"):
         token = ctx.shared.get(key)
         if not token:
-            ok, out = on_first_hive(ctx, f"docker swarm join-token -q {q(mode)}")
+            ok, out = on_first_hive(ctx, argv("docker", "swarm", "join-token", "-q", mode))
             if not ok or not out.strip():
                 raise StepFailed(f"cannot read the {mode} join token on {first_hive(ctx).name}: "
                                  "is its swarm initialised (step swarm-init)?")
@@ -307,7 +308,8 @@ def ensure_labels(ctx: TaskContext, state: SwarmState) -> None:
         problem = swarm_state_problem(state.node_state)
         raise StepFailed(problem or f"swarm state is {state.node_state or 'unknown'!r} after init/join: "
                                     "cannot label")
-    ok, out = on_first_hive(ctx, f"docker node inspect --format '{{{{json .Spec.Labels}}}}' {q(state.node_id)}")
+    ok, out = on_first_hive(ctx, argv("docker", "node", "inspect", "--format",
+                                       "{{json .Spec.Labels}}", state.node_id))
     if not ok:
         raise StepFailed(f"node {state.node_id} is not known to {first_hive(ctx).name}")
     todo = missing_labels(out.strip(), wanted)

@@ -50,19 +50,19 @@ def subject(host: str) -> str:
 
 def key_csr_primitives(host: str, bits: int = KEY_BITS) -> list[Primitive]:
     """Directories, then a key made on the host (0600, never copied off), then a CSR that matches that key."""
-    key, csr = q(host_key_path(host)), q(host_csr_path(host))
+    key, csr = host_key_path(host), host_csr_path(host)
     return [
         *(Directory(path=f"{TLS_DIR}/{sub}", mode=mode) for sub, mode in
           (("misc", "0755"), ("private", "0700"), ("certs", "0755"))),
-        Command(cmd=f"umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:{bits} -out {key}.new "
-                    f"&& mv -f {key}.new {key}", creates=host_key_path(host)),
-        Command(args=["chmod", "0600", host_key_path(host)],
-                onlyif=f"{argv('test', '-f', host_key_path(host))} && "
-                       f"[ \"$({argv('stat', '-L', '-c', '%a', '--', host_key_path(host))})\" != 600 ]"),
-        Command(cmd=f"openssl req -new -sha256 -key {key} -subj {q(subject(host))} -out {csr}.new "
-                    f"&& mv -f {csr}.new {csr}",
-                unless=f"[ -f {csr} ] && [ \"$(openssl req -in {csr} -noout -pubkey)\" = "
-                       f"\"$(openssl pkey -in {key} -pubout)\" ]"),
+        Command(cmd="umask 077 && " + argv("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                                           f"rsa_keygen_bits:{bits}", "-out", f"{key}.new")
+                    + " && " + argv("mv", "-f", f"{key}.new", key), creates=key),
+        Command(args=["chmod", "0600", key],
+                onlyif=f"{argv('test', '-f', key)} && [ \"$({argv('stat', '-L', '-c', '%a', '--', key)})\" != 600 ]"),
+        Command(cmd=argv("openssl", "req", "-new", "-sha256", "-key", key, "-subj", subject(host), "-out",
+                         f"{csr}.new") + " && " + argv("mv", "-f", f"{csr}.new", csr),
+                unless=f"{argv('test', '-f', csr)} && [ \"$({argv('openssl', 'req', '-in', csr, '-noout', '-pubkey')})\" = "
+                       f"\"$({argv('openssl', 'pkey', '-in', key, '-pubout')})\" ]"),
     ]
 
 
@@ -84,11 +84,12 @@ def trust_primitives(facts: Facts, ca_pem: bytes, notify: tuple[str, ...] = ()) 
 def read_script(host: str) -> str:
     """Read-only: the host key's PUBLIC half, the CSR, the installed cert (the private key stays put), and whether
     a docker engine is there to restart when they change."""
-    key, csr, cert = (q(p) for p in (host_key_path(host), host_csr_path(host), host_cert_path(host)))
-    return (f"echo {MARK}pub; [ -f {key} ] && openssl pkey -in {key} -pubout 2>/dev/null; "
-            f"echo {MARK}csr; [ -f {csr} ] && cat {csr}; "
-            f"echo {MARK}cert; [ -f {cert} ] && cat {cert}; "
-            f"echo {MARK}docker; systemctl show -p LoadState --value docker.service 2>/dev/null; true")
+    key, csr, cert = host_key_path(host), host_csr_path(host), host_cert_path(host)
+    return (f"echo {MARK}pub; {argv('test', '-f', key)} && {argv('openssl', 'pkey', '-in', key, '-pubout')} "
+            f"2>/dev/null; echo {MARK}csr; {argv('test', '-f', csr)} && {argv('cat', csr)}; "
+            f"echo {MARK}cert; {argv('test', '-f', cert)} && {argv('cat', cert)}; "
+            f"echo {MARK}docker; {argv('systemctl', 'show', '-p', 'LoadState', '--value', 'docker.service')} "
+            "2>/dev/null; true")
 
 
 def parse_read(output: str) -> dict[str, bytes | None]:
