@@ -220,12 +220,17 @@ def test_pty_shows_the_slow_host_while_its_step_runs_and_ends_as_the_piped_lines
     assert same_lines(lines, piped.stdout.splitlines()) == []
 
 
-def test_term_dumb_on_a_pty_gets_plain_lines_only(rep: Lab, plugin: Path) -> None:
-    run = PtyRun(cli_argv(rep, "run", PHASE, "-T", "slow"),
-                 env_for(plugin, TERM="dumb", FRONT_DOOR_SLOW=rep.hosts[0]))
-    assert run.finish(time.monotonic() + 240) == EXIT_OK, run.raw
-    assert "\x1b" not in run.raw and STATUS_MARK not in run.raw
-    assert "== slow" in run.raw and f"{PHASE} on stage private" in run.raw
+def test_term_dumb_and_no_color_on_a_pty(rep: Lab, plugin: Path) -> None:
+    """TERM=dumb: plain lines only (no status line, no codes); NO_COLOR: the status line without colour."""
+    dumb = PtyRun(cli_argv(rep, "run", PHASE, "-T", "slow"),
+                  env_for(plugin, TERM="dumb", FRONT_DOOR_SLOW=rep.hosts[0]))
+    assert dumb.finish(time.monotonic() + 240) == EXIT_OK, dumb.raw
+    assert "\x1b" not in dumb.raw and STATUS_MARK not in dumb.raw
+    assert "== slow" in dumb.raw and f"{PHASE} on stage private" in dumb.raw
+    plain = PtyRun(cli_argv(rep, "run", PHASE, "-T", "slow"),
+                   env_for(plugin, NO_COLOR="1", FRONT_DOOR_SLOW=rep.hosts[0]))
+    assert plain.finish(time.monotonic() + 240) == EXIT_OK, plain.raw
+    assert STATUS_MARK in plain.raw and not re.search(r"\x1b\[[0-9;]*m", plain.raw), plain.raw
 
 
 def test_quiet_and_the_cron_script_are_silent_on_success_and_say_what_failed(rep: Lab, plugin: Path) -> None:
