@@ -432,6 +432,12 @@ def build(site: Any, stage: str, context_dir: Path, log: Log = nolog, *, adopt: 
     pkey = load_pkey(context_dir)
     changed |= _ensure_network(client, net, cidr, labels, log)
 
+    def still_ours(res: Resource) -> None:
+        """Re-checked right before use: another checkout may have created it since the first look."""
+        refuse_foreign([res], stage_id, adopted, context_dir, f"build-infra {sname}/{stage}", False)
+
+    still_ours(next(r for r in _found(client, net, []) if r.kind == "network"))
+
     old_hosts: dict[str, Any] = old_state.get("hosts") or {}
     actions: dict[str, list[str]] = {}
     containers: dict[str, Container] = {}
@@ -448,6 +454,8 @@ def build(site: Any, stage: str, context_dir: Path, log: Log = nolog, *, adopt: 
             c: Container | None = client.containers.get(cname)
         except docker.errors.NotFound:
             c = None
+        if c is not None:
+            still_ours(Resource("container", cname, str(c.id), c.labels or {}))
         if c is not None and _container_ip(c, net) != plan.private_ip:
             log(f"{plan.name}: container {cname} has address {_container_ip(c, net)}, "
                 f"want {plan.private_ip}: recreating")
