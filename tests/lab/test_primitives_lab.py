@@ -10,9 +10,12 @@ from conftest import Lab, start_lab, stop_lab
 
 from hive_nornir.api import Hive
 from hive_nornir.engine.outcome import CHANGED, OK
+from hive_nornir.engine.runbook import Runbook, Step
+from hive_nornir.pki_paths import host_cert_path
 from hive_nornir.primitives.file import File
 from hive_nornir.primitives.filesystem import Directory
 from hive_nornir.report.run_report import EXIT_OK, RunReport
+from hive_nornir.tasks.pki.tls_certificate import tls_certificate
 
 pytestmark = pytest.mark.lab
 
@@ -107,3 +110,32 @@ def test_command_handler_runs_once_then_never_without_a_change(pr: Lab, hive: Hi
     plain = [File(path=f"{BASE}/h1.conf", content="a\n"), File(path=f"{BASE}/h2.conf", content="b\n")]
     baseline = run(hive, host, plain)
     assert second.outcomes[0].round_trips == baseline.outcomes[0].round_trips
+
+
+def test_tls_certificate_not_valid_yet_is_signed_again(pr: Lab, hive: Hive, host: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10 item 18: a certificate signed while the controller's clock was 9 hours ahead was reported ok, and
+    every TLS peer refused it until then; now the next run signs it again and the one after changes nothing."""
+    import datetime
+
+    import hive_nornir.ca as ca_module
+
+    book = Runbook("tls", (Step("tls-certificate", tls_certificate, groups=("all",)),))
+    cert, anchor = host_cert_path(host), "/usr/local/share/ca-certificates/hive-cacert.crt"
+    verify = f"openssl verify -CAfile {anchor} {cert}"
+    assert hive.run(book, limit=host).exit_code == EXIT_OK  # the stage CA and a good certificate
+    sh(pr, host, f"rm -f {cert}")
+    real = ca_module._now
+    with monkeypatch.context() as m:
+        m.setattr(ca_module, "_now", lambda: real() + datetime.timedelta(hours=9))
+        assert hive.run(book, limit=host).exit_code == EXIT_OK
+    code, out = pr.docker_exec(host, verify)
+    assert code != 0 and "not yet valid" in out, out  # what the host's TLS peers see
+    predicted = hive.run(book, limit=host, check=True)  # was: ok, nothing to do
+    assert [c.summary for o in predicted.outcomes for c in o.changes if "not valid yet" in c.summary], \
+        predicted.changes()
+    again = hive.run(book, limit=host)
+    assert again.exit_code == EXIT_OK, again.text()
+    assert f"file[{cert}]" in [c.ident for o in again.outcomes for c in o.changes], again.changes()
+    assert sh(pr, host, verify).strip().endswith("OK")
+    assert hive.run(book, limit=host).changed == 0
