@@ -218,5 +218,11 @@ def test_prepared_provider_records_existing_hosts(lab: Lab, tmp_path: Any) -> No
     other = next(ln for ln in lines if not ln.startswith(pattern + " ")).split(None, 1)[1]
     (ctx / "known_hosts").write_text("\n".join(
         f"{pattern} {other}" if ln.startswith(pattern + " ") else ln for ln in lines) + "\n")
-    with pytest.raises(ProviderError, match="host key"):
+    tampered = (ctx / "known_hosts").read_text()
+    with pytest.raises(ProviderError, match=r"host key changed for \[127\.0\.0\.1\]:\d+: .* --rekey p-hive0"):
         prepared.build(site, "private", ctx)
+    assert (ctx / "known_hosts").read_text() == tampered  # refused, nothing rewritten
+    # re-keying is the named action: only the host named, and the key it really has
+    res = prepared.build(site, "private", ctx, rekey=[first.split(".")[0]])
+    assert res["hosts"][first] == ["rekeyed"] and all(a == [] for h, a in res["hosts"].items() if h != first)
+    assert sorted((ctx / "known_hosts").read_text().splitlines()) == sorted(lab.known_hosts.read_text().splitlines())
