@@ -69,7 +69,8 @@ def build(site: Any, stage: str, context_dir: Path, log: Log = nolog, *, adopt: 
         hosts[plan.name] = {"address": address, "port": port, "user": user, "private_ip": plan.private_ip}
         if (context_dir / "ssh_config").is_file() or plan.data.get("hive_ssh_config"):
             # a bastion (ProxyJump/ProxyCommand) is only known to ssh_config: probe on hive_ssh's own path
-            status[plan.name], problem = _probe_via_transport(plan.name, where, context_dir, plan.data)
+            status[plan.name], problem = _probe_via_transport(plan.name, where, context_dir, plan.data,
+                                                              rekey=plan.name in rekeyed)
             problems.extend([problem] if problem else [])
             continue
         try:
@@ -108,9 +109,12 @@ def build(site: Any, stage: str, context_dir: Path, log: Log = nolog, *, adopt: 
             "elapsed_s": round(time.monotonic() - t0, 2)}
 
 
-def _probe_via_transport(name: str, where: Endpoint, context_dir: Path,
-                         data: dict[str, Any]) -> tuple[list[str], str]:
-    """Connect as the engine will (ssh_config by inventory name, jumps, accept-new known_hosts); status, problem."""
+def _probe_via_transport(name: str, where: Endpoint, context_dir: Path, data: dict[str, Any],
+                         rekey: bool = False) -> tuple[list[str], str]:
+    """Connect as the engine will (ssh_config by inventory name, jumps, accept-new known_hosts); status, problem.
+
+    A changed host key is refused; with `rekey` (build-infra --rekey HOST) the old entry is dropped and the key the
+    host shows on that same path is recorded."""
     from nornir.core.inventory import ConnectionOptions, Defaults, Host
 
     from hive_nornir.inventory.connection import connection_extras
@@ -127,8 +131,16 @@ def _probe_via_transport(name: str, where: Endpoint, context_dir: Path,
                           {**host_extras(host), "connect_retries": 0, "connect_timeout": 10})
     first_contact = not KnownHosts(params.known_hosts).lookup(params.hostname, params.port)
     try:
-        connect(params).close()
-    except HostKeyChanged as e:
+        try:
+            connect(params).close()
+        except HostKeyChanged as e:
+            if not rekey:
+                return ["host_key_changed"], (f"{name}: {e} (or accept the new key with "
+                                              f"`build-infra --rekey {name.split('.', 1)[0]}`)")
+            update_known_hosts(Path(params.known_hosts), {}, [known_hosts_name(params.hostname, params.port)])
+            connect(params).close()
+            return ["rekeyed"], ""
+    except HostKeyChanged as e:  # rekey could not drop the entry (hashed or shared with other names)
         return ["host_key_changed"], f"{name}: {e}"
     except AuthenticationFailed as e:
         return ["auth_failed"], f"{name}: {e}"
