@@ -23,6 +23,7 @@ from hive_nornir.engine.runbook import Runbook, Step, run_steps
 from hive_nornir.facts import Facts
 from hive_nornir.phases import load_runbook
 from hive_nornir.primitives.base import Primitive
+from hive_nornir.primitives.templates import TemplateError, environment, explain, search_path
 from hive_nornir.report.progress import Progress
 from hive_nornir.report.run_report import RunReport
 from hive_nornir.site import Site, load_site
@@ -69,6 +70,25 @@ class Hive:
         self.stage = stage
         self.context_dir = self.root / ".hive" / stage
         self.num_workers = num_workers
+
+    @property
+    def templates_dir(self) -> Path:
+        """The project's own templates (ROOT/templates, beside inventory/), searched before hive_nornir's."""
+        return self.root / "templates"
+
+    def render(self, template: str, *, limit: str | Sequence[str] | None = None, **variables: Any) -> dict[str, str]:
+        """Preview a template on each host as nornir_jinja2's template_file renders it (`host` is the Nornir
+        host), found the way Template finds it: ROOT/templates first, then hive_nornir's. Nothing is contacted."""
+        from nornir_jinja2.plugins.tasks import template_file
+
+        path = search_path((self.templates_dir,))
+        result = self.limit(self.nornir(), limit).run(task=template_file, template=template,
+                                                       jinja_env=environment(path), **variables)
+        failed = {h: r.exception for h, r in result.items() if r.failed}
+        if failed:
+            raise TemplateError("; ".join(f"{h}: {explain(e or RuntimeError('failed'), template, path)}"
+                                          for h, e in failed.items()))
+        return {h: str(r[0].result) for h, r in result.items()}
 
     def __repr__(self) -> str:
         return f"Hive(site={self.site.name!r}, stage={self.stage!r}, root={str(self.root)!r})"
@@ -183,7 +203,7 @@ class Hive:
         with StageLock(self.context_dir):
             run = RunState(nornir=nr, check=check, diff=diff, context_dir=self.context_dir,
                            handlers=HandlerJournal(self.context_dir / "handlers.json"),
-                           all_hosts=dict(full.inventory.hosts))
+                           all_hosts=dict(full.inventory.hosts), template_dirs=(self.templates_dir,))
             if not check:
                 journal.start(runbook.name, self.stage, check, [s.name for s in steps], selected_hosts,
                               selected_tags)

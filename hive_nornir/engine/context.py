@@ -45,6 +45,7 @@ class RunState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     all_hosts: dict[str, Host] | None = None  # the whole stage, even when --limit narrows the run
     crashes: Crashes = field(default_factory=Crashes)  # tasks that raised: one traceback per step, not per host
+    template_dirs: tuple[Path, ...] = ()  # the project's templates/, searched before the package's
 
     def stage_hosts(self) -> dict[str, Host]:
         """Every host of the stage: a hosts file or a peer list must not shrink because of --limit."""

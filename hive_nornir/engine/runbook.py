@@ -15,6 +15,7 @@ from hive_nornir.engine.errors import BadInput, StepFailed
 from hive_nornir.engine.handlers import handler_command
 from hive_nornir.engine.outcome import CHANGED, FAILED, OK, UNREACHABLE, HostOutcome
 from hive_nornir.engine.probe import ProbeError
+from hive_nornir.primitives.templates import project_templates
 from hive_nornir.site.rules import suggest
 from hive_nornir.transport.errors import ConnectError, TransportError
 
@@ -97,7 +98,8 @@ def execute_step(task: Task, step: Step, run: RunState) -> Result:
     try:
         # no connect here: the task connects on first use (ssh-connection waits for hosts still booting)
         before = _cached_round_trips(task)
-        step.task(ctx, **step.params)
+        with project_templates(run.template_dirs):
+            step.task(ctx, **step.params)
         if step.flush_handlers and not run.check:
             _run_handlers(ctx)
         outcome.status = CHANGED if outcome.changes else OK

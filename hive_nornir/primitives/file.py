@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from dataclasses import dataclass
-from functools import lru_cache
-from importlib.resources import files
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -14,6 +13,7 @@ import jinja2
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Plan, Primitive, Upload
 from hive_nornir.primitives.probes import argv, file_probe, parse_file
+from hive_nornir.primitives.templates import TemplateError, environment, render, render_in, search_path
 
 MAX_DIFF_BYTES = 256 * 1024  # bigger files are compared by hash only; their content is not fetched
 
@@ -98,24 +98,32 @@ class File(Primitive):
         return "".join(lines)
 
 
-@lru_cache(maxsize=1)
 def template_env() -> jinja2.Environment:
-    """One shared Jinja2 environment over the packaged templates (nornir_jinja2 makes one per call)."""
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(files("hive_nornir.templates"))),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701 - config files, not HTML
-    )
+    """The Jinja2 environment of this run's search path (the project's templates/, then the package's)."""
+    return environment(search_path())
 
 
-def render(template: str, **variables: Any) -> str:
-    """Render a packaged template; a missing variable is an error, never an empty string."""
-    return template_env().get_template(template).render(**variables)
+@dataclass(eq=False)
+class TemplateFile(File):
+    """A File rendered from a Jinja2 template when its step runs, so the run's project templates/ is searched."""
+
+    content: str | bytes = ""  # unused: the content is the rendered template (see data)
+    template: str = ""
+    variables: dict[str, Any] = field(default_factory=dict)
+    _rendered: dict[tuple[Path, ...], bytes] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def data(self) -> bytes:
+        """The rendered template, once per search path (one instance may serve a whole run of hosts)."""
+        path = search_path()
+        if path not in self._rendered:
+            self._rendered[path] = render_in(path, self.template, self.variables).encode()
+        return self._rendered[path]
 
 
-def Template(path: str, template: str, variables: dict[str, Any] | None = None, **file_kw: Any) -> File:
-    """A File whose content comes from a packaged Jinja2 template (reads like a primitive in tasks)."""
-    return File(path=path, content=render(template, **(variables or {})), **file_kw)
+def Template(path: str, template: str, variables: dict[str, Any] | None = None, **file_kw: Any) -> TemplateFile:
+    """A file on the host from a Jinja2 template: `<project>/templates/` first, then hive_nornir's (README)."""
+    return TemplateFile(path=path, template=template, variables=dict(variables or {}), **file_kw)
+
+
+__all__ = ["MAX_DIFF_BYTES", "File", "Template", "TemplateError", "TemplateFile", "render", "template_env"]

@@ -94,10 +94,12 @@ def test_facts_script_runs_and_parses_here() -> None:
 
 
 def test_template_renders_strictly() -> None:
-    import jinja2
+    from hive_nornir.primitives.file import TemplateError
 
-    with pytest.raises(jinja2.TemplateNotFound):
+    with pytest.raises(TemplateError, match=r"template 'does-not-exist\.j2' not found; looked in "):
         render("does-not-exist.j2")
+    with pytest.raises(TemplateError, match="'db_password' is undefined"):
+        render("monitoring/zabbix-server.conf.j2", db_name="zabbix", db_user="zabbix")
 
 
 def test_handler_journal_survives_restart(tmp_path: Path) -> None:
