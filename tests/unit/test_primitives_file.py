@@ -9,14 +9,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
 from plan_cases import DEB, RH, Case, check_case, ids, on
 from probe_runner import run_probe
 
 from hive_nornir.facts import Facts, canned
 from hive_nornir.primitives.base import Upload
-from hive_nornir.primitives.file import File, Template
+from hive_nornir.primitives.file import File, Template, TemplateError
 
 FAMILIES = [DEB, RH]
 
@@ -93,8 +92,10 @@ def test_plan(case: Case) -> None:
 
 
 def test_template_with_a_missing_variable_fails_instead_of_rendering_empty() -> None:
-    with pytest.raises(jinja2.UndefinedError, match="on_calendar"):
-        Template(TIMER, "repository/backup-timer.j2", {})
+    """Rendered when its step probes it (so the run's project templates/ is searched): the error names both."""
+    timer = Template(TIMER, "repository/backup-timer.j2", {})
+    with pytest.raises(TemplateError, match=r"template repository/backup-timer\.j2: 'on_calendar' is undefined"):
+        timer.probe(canned())
 
 
 def me() -> tuple[str, str]:
