@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -31,6 +32,7 @@ from hive_nornir.site.project import announce, find_project, project_of_site_fil
 from hive_nornir.site.rules import suggest
 
 RUN_TASK_TIMEOUT = 300.0  # an ad-hoc task's command; a phase step's default is the engine's APPLY_TIMEOUT (900 s)
+site_log = logging.getLogger("hive_nornir.site")  # site warnings: WARNING records, one per SiteIssue
 
 
 @dataclass(frozen=True)
@@ -55,13 +57,17 @@ class Hive:
     """One site and one stage: the object a runbook script or a notebook holds on to."""
 
     def __init__(self, root: str | Path = ".", stage: str = "private", site_file: str | Path | None = None,
-                 num_workers: int = 20) -> None:
+                 num_workers: int = 20, strict: bool = False) -> None:
         # the project root is found the way git finds a repository; the embedded lab site is announced on stderr
         project = project_of_site_file(site_file, root) if site_file else find_project(root)
         announce(project)
         self.root = project.root
         self.site_path = project.site_file
-        self.site: Site = load_site(self.site_path, root_dir=self.root)
+        # what hive-builder accepts but does surprisingly: logged once here (a notebook sees it), refused if strict
+        self.strict = strict
+        self.site: Site = load_site(self.site_path, root_dir=self.root, strict=strict)
+        for warning in self.site.warnings:
+            site_log.warning("%s", warning)
         if stage not in self.site.stages:
             raise BadInput(
                 f"{self.site_path}: stage {stage!r} is not defined; defined stages: "
@@ -89,6 +95,10 @@ class Hive:
             raise TemplateError("; ".join(f"{h}: {explain(e or RuntimeError('failed'), template, path)}"
                                           for h, e in failed.items()))
         return {h: str(r[0].result) for h, r in result.items()}
+
+    def warnings(self) -> list[str]:
+        """The site's warnings as `FILE:LINE: KEY: ...` lines (the CLI's stderr and the --json report)."""
+        return [str(w) for w in self.site.warnings]
 
     def __repr__(self) -> str:
         return f"Hive(site={self.site.name!r}, stage={self.stage!r}, root={str(self.root)!r})"
@@ -120,7 +130,7 @@ class Hive:
             runner={"plugin": "threaded", "options": {"num_workers": self.num_workers}},
             inventory={"plugin": "HiveInventory",
                        "options": {"root_dir": str(self.root), "stage": self.stage,
-                                   "site_file": str(self.site_path)}},
+                                   "site_file": str(self.site_path), "strict": self.strict}},
             logging={"enabled": False},
         )
 
@@ -196,7 +206,7 @@ class Hive:
             resumed_from = journal.resume_from(names, selected_hosts, selected_tags)
             steps = steps[names.index(resumed_from):]
         report = RunReport(phase=runbook.name, stage=self.stage, check=check, resumed_from=resumed_from,
-                           started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                           started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), warnings=self.warnings(),
                            hosts=[h for h in nr.inventory.hosts if any(s.selects(nr.inventory.hosts[h])
                                                                          for s in steps)])
         started = time.monotonic()

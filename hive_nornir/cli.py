@@ -43,6 +43,8 @@ def _common() -> argparse.ArgumentParser:
                    help="stage to act on (default: private)")
     p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                    help="debug log output, including paramiko's own log records and tracebacks")
+    p.add_argument("--strict", action="store_true", default=argparse.SUPPRESS,
+                   help="refuse what hive-builder accepts but does surprisingly (the site's warnings become errors)")
     return p
 
 
@@ -113,6 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     paramiko_logging(verbose)
     # providers' probes use paramiko's default logger: its tracebacks also wait for -v
     logging.getLogger("paramiko").propagate = verbose
+    # site warnings are printed once each as `warning: FILE:LINE: KEY: ...` by _hive(), not by the log handler
+    site_log = logging.getLogger("hive_nornir.site")
+    site_log.propagate = False
+    if not site_log.handlers:
+        site_log.addHandler(logging.NullHandler())  # else logging's last-resort handler prints them again
     code, message = EXIT_INTERNAL, ""
     try:
         return _dispatch(args)
@@ -166,8 +173,11 @@ def _write_json(target: str, report: RunReport) -> None:
 
 
 def _hive(args: argparse.Namespace) -> Hive:
-    return Hive(root=getattr(args, "root", "."), stage=getattr(args, "stage", "private"),
-                site_file=getattr(args, "site", None))
+    hive = Hive(root=getattr(args, "root", "."), stage=getattr(args, "stage", "private"),
+                site_file=getattr(args, "site", None), strict=getattr(args, "strict", False))
+    for warning in hive.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    return hive
 
 
 def _dispatch(args: argparse.Namespace) -> int:

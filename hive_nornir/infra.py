@@ -31,7 +31,7 @@ def build_infra(hive: Hive, *, destroy: bool = False, check: bool = False, progr
     if rekey and destroy:
         raise BadInput("--rekey applies to build-infra, not to build-infra -D")
     report = RunReport(phase="build-infra" + (" -D" if destroy else ""), stage=hive.stage, check=check,
-                       started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                       started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), warnings=hive.warnings())
     started = time.monotonic()
     recorded = hive.state  # a broken state.json is bad input (StateError names the file), before any change
 

@@ -35,10 +35,12 @@ def read_state(context_dir: Path) -> dict[str, Any] | None:
 class HiveInventory:
     """Loads the site (the nearest project at or above root_dir, see site.project) and the stage state."""
 
-    def __init__(self, root_dir: str = ".", stage: str = "private", site_file: str | None = None) -> None:
+    def __init__(self, root_dir: str = ".", stage: str = "private", site_file: str | None = None,
+                 strict: bool = False) -> None:
         self.root_dir = Path(root_dir)
         self.stage = stage
         self.site_file = Path(site_file) if site_file else None
+        self.strict = strict  # refuse what hive-builder accepts but does surprisingly (the site's warnings)
 
     def load(self) -> Inventory:
         """Nornir's InventoryPlugin protocol: build the inventory now."""
@@ -48,6 +50,6 @@ class HiveInventory:
             project = find_project(self.root_dir)
             announce(project)
             site_path, root = project.site_file, project.root
-        site = load_site(site_path, root_dir=root)
+        site = load_site(site_path, root_dir=root, strict=self.strict)
         context = context_dir_for(root, self.stage)
         return build_inventory(site, self.stage, read_state(context), context_dir=context)

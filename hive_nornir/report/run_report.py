@@ -74,6 +74,7 @@ class RunReport(AggregatedResult):
     resumed_from: str = ""
     error: str = ""  # the run ended before any host was touched (bad input, stage lock): why
     error_exit: int = 0  # and the exit code that error means
+    warnings: list[str] = field(default_factory=list)  # the site's warnings (FILE:LINE: KEY: ...), see --strict
 
     def __post_init__(self) -> None:
         self.name = self.phase  # AggregatedResult's task name
@@ -237,7 +238,7 @@ class RunReport(AggregatedResult):
         return {
             "phase": self.phase, "stage": self.stage, "check": self.check, "started_at": self.started_at,
             "seconds": self.seconds, "exit_code": self.exit_code, "changed": self.changed,
-            "resumed_from": self.resumed_from, "error": self.error,
+            "resumed_from": self.resumed_from, "error": self.error, "warnings": list(self.warnings),
             "hosts": [vars(s) for s in self.summaries()],
             "steps": [o.to_dict() for o in self.outcomes],
         }

@@ -18,9 +18,13 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
+class Surprise(str):
+    """A problem text for what hive-builder accepts but does surprisingly: a warning, an error under --strict."""
+
+
 @dataclass(frozen=True)
 class SiteIssue:
-    """One problem in a site file, precise enough to fix without reading code."""
+    """One problem in a site file, precise enough to fix without reading code (or a warning, see Surprise)."""
 
     file: Path
     line: int | None
@@ -28,6 +32,7 @@ class SiteIssue:
     problem: str
     value: Any = MISSING
     allowed: str = ""
+    warning: bool = False
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else f"{self.file}"

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .errors import Surprise
+
 if TYPE_CHECKING:
     from .rules import KeySpec
 
@@ -98,12 +100,18 @@ class Int(Kind):
 
 @dataclass(frozen=True)
 class Bool(Kind):
-    """A YAML boolean; the string "False" would be truthy in hive-builder, so strings are refused."""
+    """A YAML boolean. hive-builder tests stage keys for truth (`'False'` means true): `truthy` warns and keeps that."""
 
     expected: str = "true or false"
+    truthy: bool = False
 
     def check(self, value: Any) -> list[Problem]:
-        return [] if isinstance(value, bool) else [((), "is not a boolean", value, self.expected)]
+        if isinstance(value, bool):
+            return []
+        if self.truthy:
+            problem = Surprise(f"is not a boolean; hive-builder tests it for truth, so it means {bool(value)}")
+            return [((), problem, value, self.expected)]
+        return [((), "is not a boolean", value, self.expected)]
 
     def schema(self) -> dict[str, Any]:
         return {"type": "boolean"}

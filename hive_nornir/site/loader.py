@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -112,30 +113,46 @@ def _host_names(site_name: str, stages: dict[str, Stage]) -> tuple[list[str], st
 
 
 def _unmatched(files: dict[str, Path], known: list[str], problem: str, allowed: str) -> list[SiteIssue]:
-    """Ansible silently ignores a vars file named after nothing; here it is an error (most likely a typo)."""
-    return [SiteIssue(where, None, "", problem + suggest(name, known), allowed=allowed)
+    """Ansible silently ignores a vars file named after nothing; here it is a warning (most likely a typo)."""
+    return [SiteIssue(where, None, "", problem + suggest(name, known), allowed=allowed, warning=True)
             for name, where in files.items() if name not in known]
 
 
-def load_site(path: Path, root_dir: Path | None = None) -> Site:
-    """Load and validate a site; raise one SiteError listing every problem found."""
+def _errors(issues: list[SiteIssue]) -> list[SiteIssue]:
+    return [i for i in issues if not i.warning]
+
+
+def _strict(issue: SiteIssue) -> SiteIssue:
+    """A warning refused by --strict: the same text, marked so the user knows why it is an error."""
+    return dataclasses.replace(issue, warning=False, problem=issue.problem + " (refused by --strict)")
+
+
+def load_site(path: Path, root_dir: Path | None = None, strict: bool = False) -> Site:
+    """Load and validate a site; raise one SiteError listing every problem found.
+
+    What hive-builder accepts but does surprisingly is a warning (Site.warnings, each naming file:line:key);
+    `strict` makes those errors too.
+    """
     path = Path(path)
     doc, issues = load_marked(path)
-    if doc is not None or not issues:
+    if doc is not None or not _errors(issues):
         issues.extend(validate_hive_document(doc, path))
-    site_ok = not issues
+    site_ok = not _errors(issues)
     group_vars, group_files = _load_vars(path.parent / "group_vars", issues)
     host_vars, host_files = _load_vars(path.parent / "host_vars", issues)
-    issues.extend(_unmatched(group_files, list(HIVE_GROUPS), "matches no group, so it would never apply",
+    issues.extend(_unmatched(group_files, list(HIVE_GROUPS), "matches no group, so it never applies",
                              "a group of hive-builder's inventory: " + ", ".join(HIVE_GROUPS)))
     data = plain(doc) if site_ok else {}
     stages = {name: make_stage(name, raw) for name, raw in data.get("stages", {}).items()}
     if site_ok:  # host names need a valid hive.yml
         hosts, listing = _host_names(data["name"], stages)
-        issues.extend(_unmatched(host_files, hosts, "matches no host of any stage, so it would never apply",
+        issues.extend(_unmatched(host_files, hosts, "matches no host of any stage, so it never applies",
                                  f"a host name of the site: {listing}"))
-    if issues:
-        raise SiteError(sorted(issues, key=lambda i: (i.file != path, str(i.file), i.line or 0)))
+    issues.sort(key=lambda i: (i.file != path, str(i.file), i.line or 0))
+    if strict:
+        issues = [_strict(i) if i.warning else i for i in issues]
+    if _errors(issues):
+        raise SiteError(_errors(issues))
     var_files = {f"group_vars/{k}": v for k, v in group_files.items()}
     var_files.update({f"host_vars/{k}": v for k, v in host_files.items()})
     return Site(
@@ -146,4 +163,5 @@ def load_site(path: Path, root_dir: Path | None = None) -> Site:
         group_vars=group_vars,
         host_vars=host_vars,
         var_files=var_files,
+        warnings=tuple(issues),
     )

@@ -170,7 +170,8 @@ def load_marked(path: Path) -> tuple[Any, list[SiteIssue]]:
     finally:
         loader.dispose()
     issues = [
-        SiteIssue(path, line, str(key), "duplicate key", allowed="each key once per mapping")
+        SiteIssue(path, line, str(key), "duplicate key: the last value wins, as in Ansible",
+                  allowed="each key once per mapping", warning=True)
         for line, key in loader.duplicates
     ]
     return data, issues

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UnknownStageError
+from .errors import SiteIssue, UnknownStageError
 from .rules import DEFAULT_HOSTNAME, STAGE_PREFIX
-from .validate import effective_count
+from .validate import effective_count, separate
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ class Site:
     group_vars: dict[str, dict[str, Any]]
     host_vars: dict[str, dict[str, Any]]
     var_files: dict[str, Path] = field(default_factory=dict, repr=False)
+    # what hive-builder accepts but does surprisingly (file:line:key each); load_site(strict=True) refuses them
+    warnings: tuple[SiteIssue, ...] = field(default=(), repr=False)
 
     def stage(self, name: str) -> Stage:
         """A stage by name, with an error that lists the defined ones."""
@@ -95,7 +97,7 @@ def make_stage(name: str, raw: dict[str, Any]) -> Stage:
         provider=raw["provider"],
         cidr=raw["cidr"],
         number_of_hosts=effective_count(raw),
-        separate_repository=raw.get("separate_repository", True),
+        separate_repository=separate(raw),
         custom_hostname=raw.get("custom_hostname", DEFAULT_HOSTNAME),
         prefix=prefix,
         subnets=subnets,

@@ -6,7 +6,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import MISSING
+from .errors import MISSING, Surprise
 from .kinds import Address as Ip
 from .kinds import (
     AnyOf,
@@ -71,6 +71,10 @@ IAAS_PROVIDERS: tuple[str, ...] = ("aws", "gcp", "azure")
 DNS_NAME = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 DNS_NAME_TEXT = ("a DNS name: labels of letters, digits and '-' separated by '.', each label 1-63 characters "
                  "not starting or ending with '-'")
+# hive-builder takes any name; one outside these characters cannot be part of a host name at all (a space, a quote,
+# a slash would break /etc/hosts, hostnames and certificates on the hosts), so it stays an error
+NAME_CHARS = r"[A-Za-z0-9._-]+"
+NAME_CHARS_TEXT = "letters, digits, '.', '_' and '-' (it is the domain of every host name); best a DNS name"
 CUSTOM_HOSTNAME = r"[a-z0-9][a-z0-9-]*[a-z0-9]"
 CUSTOM_HOSTNAME_TEXT = ("at least 2 lower-case letters, digits and '-', starting and ending with a letter or digit "
                         "(e.g. web-hive)")
@@ -125,14 +129,18 @@ def _kickstart_keys() -> tuple[KeySpec, ...]:
         KeySpec("iso_src", Str(), "source ISO file or device", required=True),
         KeySpec("iso_dest", Str(), "output ISO file or device", required=True),
         KeySpec("target", Str(), "install disk (default sda)"),
-        KeySpec("media_usb", Bool(), "the device is a USB stick rather than a CD-ROM"),
+        KeySpec("media_usb", _TRUTH, "the device is a USB stick rather than a CD-ROM"),
         KeySpec("networks", ListOf(Obj(_kickstart_network_keys)), "network definitions"),
     )
 
 
-_ALL_BUT_IAAS = tuple(p for p in PROVIDERS if p not in IAAS_PROVIDERS)
+# hive-builder refuses memory_size for aws, azure, gcp and openstack (every provider but vagrant/prepared/kickstart)
+_MEMORY_PROVIDERS = ("vagrant", "prepared", "kickstart", *LAB_PROVIDERS)
+# it checks prepared_resource_group / not_support_az only for non-vagrant providers
+_AZURE_KEY_PROVIDERS = ("azure", "vagrant")
 _HB_BUT_VAGRANT = tuple(p for p in HIVE_BUILDER_PROVIDERS if p != "vagrant")
 _GB = Int(1, 65536, "GB")
+_TRUTH = Bool(truthy=True)  # stage keys hive-builder's plugin tests for truth
 _MB = Int(128, 16 * 1024 * 1024, "MB")
 _CPUS = Int(1, 1024)
 
@@ -140,9 +148,9 @@ STAGE_KEYS: tuple[KeySpec, ...] = (
     KeySpec("provider", ProviderName(), "provider that builds the hosts", required=True),
     KeySpec("cidr", Network(), "network of the hosts", required=True),
     KeySpec("number_of_hosts", Int(1, 1000), "server count (default 4, or 3 without separate_repository)"),
-    KeySpec("separate_repository", Bool(), "repository on its own (last) host (default true)"),
+    KeySpec("separate_repository", _TRUTH, "repository on its own (last) host (default true)"),
     KeySpec("subnets", ListOf(Obj(_subnet_keys), min_items=1), "hosts are spread round-robin over them"),
-    KeySpec("ip_address_list", ListOf(Ip(), min_items=1, unique=True), "explicit host IPs; sets the count"),
+    KeySpec("ip_address_list", ListOf(Ip(), min_items=1), "explicit host IPs; sets the count"),
     KeySpec("disk_size", _GB, "boot disk of hives"),
     KeySpec("repository_disk_size", _GB, "boot disk of the repository"),
     KeySpec("mirrored_disk_size", _GB, "DRBD backing disk of each hive"),
@@ -157,7 +165,7 @@ STAGE_KEYS: tuple[KeySpec, ...] = (
     KeySpec("drbd_download_url", Str(URL, expected=URL_TEXT), "URL of the DRBD rpm tarball"),
     KeySpec("kms_key_id", Str(), "KMS key ARN for EBS encryption"),
     KeySpec("nameservers", AnyOf((ListOf(Str()), Str())), "documented by hive-builder, unused"),
-    KeySpec("memory_size", _MB, "memory of hives", providers=_ALL_BUT_IAAS),
+    KeySpec("memory_size", _MB, "memory of hives", providers=_MEMORY_PROVIDERS),
     KeySpec("repository_memory_size", _MB, "memory of the repository", providers=("vagrant",)),
     KeySpec("cpus", _CPUS, "vCPUs of hives"),
     KeySpec("repository_cpus", _CPUS, "vCPUs of the repository", providers=HIVE_BUILDER_PROVIDERS),
@@ -169,20 +177,21 @@ STAGE_KEYS: tuple[KeySpec, ...] = (
     KeySpec("region", Str(), "cloud region", providers=_HB_BUT_VAGRANT),
     KeySpec("az_suffix_list", ListOf(Str(), min_items=1), "AZ suffixes (default -a, -b, -c)",
             providers=HIVE_BUILDER_PROVIDERS),
-    KeySpec("disk_encrypted", Bool(), "encrypt hive boot disks", providers=HIVE_BUILDER_PROVIDERS),
-    KeySpec("repository_disk_encrypted", Bool(), "encrypt the repository boot disk",
+    KeySpec("disk_encrypted", _TRUTH, "encrypt hive boot disks", providers=HIVE_BUILDER_PROVIDERS),
+    KeySpec("repository_disk_encrypted", _TRUTH, "encrypt the repository boot disk",
             providers=HIVE_BUILDER_PROVIDERS),
-    KeySpec("mirrored_disk_encrypted", Bool(), "encrypt DRBD disks", providers=HIVE_BUILDER_PROVIDERS),
+    KeySpec("mirrored_disk_encrypted", _TRUTH, "encrypt DRBD disks", providers=HIVE_BUILDER_PROVIDERS),
     KeySpec("filestore_cidr", Network(), "GCP Filestore reserved range", providers=HIVE_BUILDER_PROVIDERS),
-    KeySpec("prepared_resource_group", Bool(), "Azure resource group exists already", providers=("azure",)),
-    KeySpec("not_support_az", Bool(), "Azure region without zones", providers=("azure",)),
+    KeySpec("prepared_resource_group", _TRUTH, "Azure resource group exists already",
+            providers=_AZURE_KEY_PROVIDERS),
+    KeySpec("not_support_az", _TRUTH, "Azure region without zones", providers=_AZURE_KEY_PROVIDERS),
     KeySpec("kickstart_config", Obj(_kickstart_keys), "kickstart ISO and networks", providers=("kickstart",)),
     KeySpec("image", Str(), "base image of the lab containers", providers=("docker",)),
 )
 
 TOP_KEYS: tuple[KeySpec, ...] = (
     KeySpec("plugin", Choice(("hive_inventory",)), "selects the hive inventory format", required=True),
-    KeySpec("name", Str(DNS_NAME, max_length=253, expected=DNS_NAME_TEXT),
+    KeySpec("name", Str(NAME_CHARS, max_length=253, expected=NAME_CHARS_TEXT),
             "hive name, the domain of every host name", required=True),
     KeySpec("stages", Mapping(), "private / staging / production stage definitions", required=True),
 )
@@ -206,8 +215,9 @@ def check_keys(value: dict[Any, Any], specs: tuple[KeySpec, ...]) -> list[Proble
     by_name = {s.name: s for s in specs}
     for key, item in value.items():
         found = by_name.get(key)
-        if found is None:
-            out.append(((key,), "unknown key" + suggest(key, known), MISSING, "one of " + ", ".join(known)))
+        if found is None:  # hive-builder (and Ansible) ignore unknown keys: so do we, saying so
+            out.append(((key,), Surprise("unknown key" + suggest(key, known) + ", ignored as hive-builder does"),
+                        MISSING, "one of " + ", ".join(known)))
             continue
         out.extend(((key, *p), m, v, a) for p, m, v, a in found.kind.check(item))
     return out

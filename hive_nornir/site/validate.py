@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import MISSING, SiteIssue
+from .errors import MISSING, SiteIssue, Surprise
 from .kinds import Problem
 from .marked import line_of
 from .rules import (
     DEFAULT_HOSTNAME,
+    DNS_NAME,
+    DNS_NAME_TEXT,
     MAX_HOSTNAME_PLUS_NAME,
     STAGE_KEYS,
     STAGE_NAMES,
@@ -56,7 +59,8 @@ def to_issues(problems: list[Problem], file: Path, doc: Any, base: Path_ = ()) -
     out = []
     for rel, problem, value, allowed in problems:
         path = (*base, *rel)
-        out.append(SiteIssue(file, locate(doc, path), key_path(path), problem, value, allowed))
+        out.append(SiteIssue(file, locate(doc, path), key_path(path), str(problem), value, allowed,
+                             warning=isinstance(problem, Surprise)))
     return out
 
 
@@ -95,6 +99,9 @@ def validate_hive_document(doc: Any, file: Path) -> list[SiteIssue]:
     problems = check_keys(doc, TOP_KEYS)
     stages = doc.get("stages")
     name = doc.get("name") if isinstance(doc.get("name"), str) else None
+    if name is not None and not any(p == ("name",) for p, *_ in problems) and not re.fullmatch(DNS_NAME, name):
+        problems.append((("name",), Surprise("is not a DNS name; hive-builder uses it as given in host names"),
+                         name, DNS_NAME_TEXT))
     if isinstance(stages, dict):
         defaulted = [s for s in stages.values() if isinstance(s, dict) and "custom_hostname" not in s]
         if name is not None and defaulted and len(name) + len(DEFAULT_HOSTNAME) > MAX_HOSTNAME_PLUS_NAME:
@@ -117,6 +124,11 @@ def validate_hive_document(doc: Any, file: Path) -> list[SiteIssue]:
     return to_issues(jinja + _drop_shadowed(problems, jinja), file, doc)
 
 
+def separate(stage: dict[str, Any]) -> bool:
+    """hive-builder's test: `separate_repository` for truth (a quoted 'False' means true), default true."""
+    return bool(stage.get("separate_repository", True))
+
+
 def effective_count(stage: dict[str, Any]) -> int:
     """Number of servers, by hive-builder's rule (the IP list wins over number_of_hosts)."""
     ips = stage.get("ip_address_list")
@@ -125,13 +137,13 @@ def effective_count(stage: dict[str, Any]) -> int:
     count = stage.get("number_of_hosts")
     if isinstance(count, int) and not isinstance(count, bool):
         return count
-    return 4 if stage.get("separate_repository", True) is not False else 3
+    return 4 if separate(stage) else 3
 
 
 def stage_problems(stage: dict[str, Any], name: str | None) -> list[Problem]:
     """Kind checks plus the cross-key rules of one stage, with paths relative to the stage."""
     problems = check_keys(stage, STAGE_KEYS)
-    bad = {p for p, m, *_ in problems if not m.startswith(MISSING_KEY)}
+    bad = {p for p, m, *_ in problems if not isinstance(m, Surprise) and not m.startswith(MISSING_KEY)}
 
     def usable(path: Path_) -> bool:
         return not any(path[: len(b)] == b for b in bad)
@@ -145,6 +157,7 @@ def stage_problems(stage: dict[str, Any], name: str | None) -> list[Problem]:
                 problems.append(((key,), f"is not allowed with provider {provider!r}", stage[key],
                                  "this key only with provider " + ", ".join(allowed)))
     problems.extend(_host_rules(ok, name, usable))
+    problems.extend(_encryption_rules(ok))
     problems.extend(_address_rules(ok, usable))
     return problems
 
@@ -156,25 +169,42 @@ def _host_rules(ok: dict[str, Any], name: str | None, usable: Usable) -> list[Pr
         out.append((("custom_hostname",), f"is too long together with the hive name {name!r} "
                     f"({len(custom)} + {len(name)} characters)", custom,
                     f"len(custom_hostname) + len(name) <= {MAX_HOSTNAME_PLUS_NAME}"))
-    separate = ok.get("separate_repository", True)
-    if "shared_repository" in ok and separate is False:
+    if ok.get("shared_repository") and not separate(ok):
         out.append((("shared_repository",), "requires a separate repository", MISSING,
                     "separate_repository: true (or absent) when shared_repository is set"))
     count = effective_count(ok)
-    if separate is not False and count < 2 and "number_of_hosts" in ok:
-        out.append((("number_of_hosts",), "leaves no hive besides the separate repository", count,
+    if separate(ok) and count == 1:
+        out.append((("number_of_hosts",), Surprise("makes the only host the repository: there is no hive, and "
+                    "first_hive and hive_swarm_master name the repository (as in hive-builder)"), count,
                     "at least 2 hosts, or separate_repository: false"))
     ips = ok.get("ip_address_list")
     if ips is not None and "number_of_hosts" in ok and ok["number_of_hosts"] != len(ips):
-        out.append((("number_of_hosts",), f"does not match the {len(ips)} addresses of ip_address_list",
+        out.append((("number_of_hosts",), Surprise(f"is ignored: hive-builder makes one host per address of "
+                    f"ip_address_list ({len(ips)}), which changes which host is the repository"),
                     ok["number_of_hosts"], f"{len(ips)}, or leave number_of_hosts out"))
     networks = (ok.get("kickstart_config") or {}).get("networks") or []
     for idx, net in enumerate(networks):
         path = ("kickstart_config", "networks", idx, "ips")
         if usable(path) and isinstance(net, dict) and "ips" in net and len(net["ips"]) < count:
-            out.append((path, f"has fewer addresses than the {count} hosts", net["ips"],
+            out.append((path, Surprise(f"has fewer addresses than the {count} hosts"), net["ips"],
                         "one address per host"))
     return out
+
+
+def _encryption_rules(ok: dict[str, Any]) -> list[Problem]:
+    """hive-builder refuses an encryption key (present, whatever its value) without kms_key_id on the host it
+    would apply to: disk_encrypted on a hive that is not the last host, mirrored_disk_encrypted on a last host
+    that is also a hive (separate_repository false), repository_disk_encrypted on the last host."""
+    if "kms_key_id" in ok:
+        return []
+    count = effective_count(ok)
+    refused = {
+        "disk_encrypted": count >= 2,
+        "mirrored_disk_encrypted": count >= 1 and not separate(ok),
+        "repository_disk_encrypted": count >= 1,
+    }
+    return [((key,), "requires kms_key_id (hive-builder refuses it without one)", ok[key],
+             "kms_key_id set in the same stage") for key, applies in refused.items() if applies and key in ok]
 
 
 def _address_rules(ok: dict[str, Any], usable: Usable) -> list[Problem]:
@@ -186,17 +216,23 @@ def _address_rules(ok: dict[str, Any], usable: Usable) -> list[Problem]:
     subnets = ok.get("subnets")
     ips = ok.get("ip_address_list")
     if subnets is not None and ips is not None:
-        out.append((("ip_address_list",), "cannot be combined with subnets (hive-builder ignores the list "
-                    "then)", MISSING, "either subnets or ip_address_list"))
+        out.append((("ip_address_list",), Surprise("only sets the number of hosts: with subnets, hive-builder "
+                    "takes the addresses from the subnets"), MISSING, "either subnets or ip_address_list"))
     if "internal_cidr" in ok and ipaddress.ip_network(ok["internal_cidr"]).overlaps(cidr):
-        out.append((("internal_cidr",), f"overlaps the host network {cidr}", ok["internal_cidr"],
-                    "a block disjoint from cidr"))
+        out.append((("internal_cidr",), Surprise(f"overlaps the host network {cidr}: docker networks would get "
+                    "routes that shadow it"), ok["internal_cidr"], "a block disjoint from cidr"))
     if ips is not None:
         for idx, ip in enumerate(ips):
-            if usable(("ip_address_list", idx)) and ipaddress.ip_address(ip) not in cidr:
-                out.append((("ip_address_list", idx), f"is outside cidr {cidr}", ip, f"an address in {cidr}"))
-    elif subnets is not None:
+            if usable(("ip_address_list", idx)) and ips.index(ip) < idx:
+                out.append((("ip_address_list", idx), Surprise(f"is listed twice: two hosts get the same "
+                            f"address (ip_address_list[{ips.index(ip)}])"), ip, "each address once"))
+    if subnets is not None:
         out.extend(_subnet_rules(subnets, cidr, count, usable))
+    elif ips is not None:
+        for idx, ip in enumerate(ips):
+            if usable(("ip_address_list", idx)) and ipaddress.ip_address(ip) not in cidr:
+                out.append((("ip_address_list", idx), Surprise(f"is outside cidr {cidr}; hive-builder uses it "
+                            f"with the netmask of {cidr}"), ip, f"an address in {cidr}"))
     else:
         room = max(cidr.num_addresses - 2, 0) - 3
         if room < count:
@@ -220,21 +256,24 @@ def _subnet_rules(
             continue
         name = sub.get("name", f"subnet{idx}")
         if name in names and usable(("subnets", idx, "name")):
-            out.append((("subnets", idx, "name"), f"is already used by subnets[{names[name]}]", name,
+            out.append((("subnets", idx, "name"), Surprise(f"is already used by subnets[{names[name]}]"), name,
                         "a unique subnet name"))
         names.setdefault(name, idx)
         if net is None:
             continue
         if net.version != cidr.version or not net.subnet_of(cidr):  # type: ignore[arg-type]
-            out.append((("subnets", idx, "cidr"), f"is outside cidr {cidr}", sub["cidr"],
+            out.append((("subnets", idx, "cidr"), Surprise(f"is outside cidr {cidr}"), sub["cidr"],
                         f"a subnet of {cidr}"))
         for other, prev in enumerate(nets[:idx]):
             if prev is not None and prev.overlaps(net):
-                out.append((("subnets", idx, "cidr"), f"overlaps subnets[{other}] {prev}", sub["cidr"],
-                            "disjoint subnets"))
+                out.append((("subnets", idx, "cidr"), Surprise(f"overlaps subnets[{other}] {prev}: hosts may get "
+                            "the same address"), sub["cidr"], "disjoint subnets"))
         assigned = len(range(idx, count, len(subnets)))
         room = max(net.num_addresses - 2, 0) - 4
-        if room < assigned:
+        if net.num_addresses < 8:
+            out.append((("subnets", idx, "cidr"), "has fewer than 4 host addresses (hive-builder skips the first "
+                        "4 of every subnet)", sub["cidr"], "a /29 or larger"))
+        elif room < assigned:
             out.append((("subnets", idx, "cidr"), f"has room for {max(room, 0)} hosts (the first 4 are "
                         f"reserved), but {assigned} are assigned to it", sub["cidr"], "a larger subnet"))
     return out
@@ -257,4 +296,4 @@ def validate_vars_document(doc: Any, file: Path) -> list[SiteIssue]:
     return to_issues(jinja + _drop_shadowed(problems, jinja), file, doc)
 
 
-__all__ = ["STAGE_PREFIX", "effective_count", "validate_hive_document", "validate_vars_document"]
+__all__ = ["STAGE_PREFIX", "effective_count", "separate", "validate_hive_document", "validate_vars_document"]

@@ -40,12 +40,12 @@ def test_bad_site_names_file_line_and_key(tmp_path: Path) -> None:
     inv.mkdir()
     (inv / "hive.yml").write_text(
         "plugin: hive_inventory\nname: t\nstages:\n  private:\n    provider: docker\n    cidr: 10.0.0.0/33\n"
-        "    number_of_hosts: 2\n    instance_typo: x\n"
+        "    number_of_hosts: 2\n    disk_size: big\n"
     )
     proc = run_cli("inventory", cwd=tmp_path)
     assert proc.returncode == EXIT_BAD_INPUT
     assert f"{inv / 'hive.yml'}:6: stages.private.cidr" in proc.stderr
-    assert "instance_typo" in proc.stderr  # several errors at once
+    assert "stages.private.disk_size" in proc.stderr  # several errors at once
 
 
 def test_undefined_stage_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -110,13 +110,14 @@ BASE: dict[str, Any] = {"plugin": "hive_inventory", "name": "pdns",
     {"custom_hostname": "Bad_Name"},
 ])
 def test_schema_and_validator_agree_on_invalid_stages(tmp_path: Path, change: dict[str, Any]) -> None:
+    """The schema describes what --strict accepts (unknown keys and quoted booleans are only warnings without)."""
     doc = {**BASE, "stages": {"private": {**BASE["stages"]["private"], **change}}}
     assert schema_valid(BASE)
     assert not schema_valid(doc)
     path = tmp_path / "hive.yml"
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(SiteError):
-        load_site(path)
+        load_site(path, strict=True)
 
 
 def test_schema_rejects_bad_stage_names_and_plugins() -> None:

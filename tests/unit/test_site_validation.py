@@ -46,6 +46,23 @@ def stage_issues(root: Path, body: str, *, stage: str = "private", name: str = "
     return issues(root, f"plugin: hive_inventory\nname: {name}\nstages:\n  {stage}:\n{indented}")
 
 
+def warned(root: Path, text: str, files: dict[str, str] | None = None) -> list[SiteIssue]:
+    """The site loads with these warnings (hive-builder accepts it), and --strict refuses exactly those."""
+    path = write_site(root, text, files)
+    found = list(load_site(path).warnings)
+    assert found and all(w.warning for w in found)
+    with pytest.raises(SiteError) as info:
+        load_site(path, strict=True)
+    assert [(i.file, i.line, i.key) for i in info.value.issues] == [(w.file, w.line, w.key) for w in found]
+    assert all(i.problem.endswith("(refused by --strict)") and not i.warning for i in info.value.issues)
+    return found
+
+
+def stage_warnings(root: Path, body: str, *, stage: str = "private", name: str = "pdns") -> list[SiteIssue]:
+    indented = textwrap.indent(textwrap.dedent(body), "    ")
+    return warned(root, f"plugin: hive_inventory\nname: {name}\nstages:\n  {stage}:\n{indented}")
+
+
 def only(found: list[SiteIssue], key: str) -> SiteIssue:
     match = [i for i in found if i.key == key]
     assert len(match) == 1, f"expected one issue for {key}, got {[str(i) for i in found]}"
@@ -120,10 +137,12 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     assert "must be a mapping" in str(found[0])
 
 
-def test_duplicate_keys_are_errors(tmp_path: Path) -> None:
-    found = issues(tmp_path, BASE + "    cidr: 10.0.0.0/24\n")
+def test_duplicate_keys_warn_and_the_last_wins(tmp_path: Path) -> None:
+    """Ansible's YAML loader warns and keeps the last value; so do we (--strict refuses)."""
+    found = warned(tmp_path, BASE + "    cidr: 10.0.0.0/24\n")
     issue = only(found, "cidr")
-    assert issue.line == 7 and issue.problem == "duplicate key"
+    assert issue.line == 7 and issue.problem == "duplicate key: the last value wins, as in Ansible"
+    assert load_site(tmp_path / "inventory" / "hive.yml").stages["private"].cidr == "10.0.0.0/24"
 
 
 def test_top_level_keys(tmp_path: Path) -> None:
@@ -132,9 +151,17 @@ def test_top_level_keys(tmp_path: Path) -> None:
         "hive.yml:1: plugin: 'hive_inventry' is not allowed; expected one of hive_inventory")
     assert only(found, "name").line == 2
     assert "has an invalid format" in only(found, "name").problem
-    assert "a DNS name: labels of letters, digits and '-'" in only(found, "name").allowed
-    assert only(found, "stagse").problem == "unknown key (did you mean 'stages'?)"
+    assert "letters, digits, '.', '_' and '-'" in only(found, "name").allowed
     assert any(i.problem == "missing required key 'stages'" for i in found)
+    assert "stagse" not in {i.key for i in found}  # an unknown key is a warning (below), not an error
+
+
+def test_unknown_top_key_and_non_dns_name_warn(tmp_path: Path) -> None:
+    found = warned(tmp_path, BASE.replace("name: pdns", "name: my_site") + "stagse: {}\n")
+    assert only(found, "stagse").problem == "unknown key (did you mean 'stages'?), ignored as hive-builder does"
+    name = only(found, "name")
+    assert name.line == 2 and "is not a DNS name" in name.problem
+    assert "a DNS name: labels of letters, digits and '-'" in name.allowed
 
 
 def test_name_length_with_default_hostname(tmp_path: Path) -> None:
@@ -187,10 +214,10 @@ def test_cidr_too_small_for_the_hosts(tmp_path: Path) -> None:
 
 
 def test_unknown_stage_key_suggests_the_close_one(tmp_path: Path) -> None:
-    found = stage_issues(tmp_path, "provider: vagrant\ncidr: 10.0.0.0/24\nmirored_disk_size: 2\n")
+    found = stage_warnings(tmp_path, "provider: vagrant\ncidr: 10.0.0.0/24\nmirored_disk_size: 2\n")
     issue = only(found, "stages.private.mirored_disk_size")
     assert issue.line == 7
-    assert issue.problem == "unknown key (did you mean 'mirrored_disk_size'?)"
+    assert issue.problem == "unknown key (did you mean 'mirrored_disk_size'?), ignored as hive-builder does"
     assert "internal_cidr_v6" in issue.allowed
 
 
@@ -285,7 +312,6 @@ def test_custom_hostname_length_with_name(tmp_path: Path) -> None:
     ("disk_size", "-1", "is out of range"),
     ("mirrored_disk_size", "1.5", "is not an integer"),
     ("cpus", "0", "is out of range"),
-    ("separate_repository", "'False'", "is not a boolean"),
     ("internal_cidr", "172.31.252.0/33", "is not a valid network"),
     ("internal_cidr_v6", "172.31.0.0/16", "is not a valid network"),
     ("subnets", "[]", "has 0 items"),
@@ -298,38 +324,49 @@ def test_value_kinds(tmp_path: Path, key: str, value: str, problem: str) -> None
     assert issue.problem == problem and issue.line == 7 and issue.allowed
 
 
-def test_separate_repository_needs_two_hosts(tmp_path: Path) -> None:
-    found = stage_issues(tmp_path, "provider: vagrant\ncidr: 10.0.0.0/24\nnumber_of_hosts: 1\n")
-    assert "no hive besides the separate repository" in only(found, "stages.private.number_of_hosts").problem
+def test_quoted_false_means_true_as_in_hive_builder(tmp_path: Path) -> None:
+    found = stage_warnings(tmp_path, "provider: vagrant\ncidr: 10.0.0.0/24\nseparate_repository: 'False'\n")
+    issue = only(found, "stages.private.separate_repository")
+    assert issue.problem == "is not a boolean; hive-builder tests it for truth, so it means True"
+    stage = load_site(tmp_path / "inventory" / "hive.yml").stages["private"]
+    assert stage.separate_repository is True and stage.number_of_hosts == 4
+
+
+def test_one_host_with_a_separate_repository_warns(tmp_path: Path) -> None:
+    found = stage_warnings(tmp_path, "provider: vagrant\ncidr: 10.0.0.0/24\nnumber_of_hosts: 1\n")
+    assert "makes the only host the repository" in only(found, "stages.private.number_of_hosts").problem
 
 
 def test_ip_address_list_rules(tmp_path: Path) -> None:
     found = stage_issues(tmp_path, "provider: prepared\ncidr: 10.0.0.0/24\nip_address_list:\n"
-                                   "- 10.0.0.5\n- 10.0.0.300\n- 10.0.0.5\n")
+                                   "- 10.0.0.5\n- 10.0.0.300\n")
     assert only(found, "stages.private.ip_address_list[1]").problem == "is not a valid IPv4 address"
     assert only(found, "stages.private.ip_address_list[1]").line == 9
+    found = stage_warnings(tmp_path / "dup", "provider: prepared\ncidr: 10.0.0.0/24\nip_address_list:\n"
+                                             "- 10.0.0.5\n- 10.0.0.6\n- 10.0.0.5\n")
     dup = only(found, "stages.private.ip_address_list[2]")
-    assert (dup.problem, dup.line, dup.value) == ("is listed twice", 10, "10.0.0.5")
+    assert (dup.line, dup.value) == (10, "10.0.0.5")
+    assert dup.problem == "is listed twice: two hosts get the same address (ip_address_list[0])"
 
 
 def test_ip_address_list_inside_cidr_and_consistent_count(tmp_path: Path) -> None:
-    found = stage_issues(tmp_path, "provider: prepared\ncidr: 10.0.0.0/24\nnumber_of_hosts: 3\n"
-                                   "ip_address_list: [10.0.0.5, 10.0.1.5]\n")
+    found = stage_warnings(tmp_path, "provider: prepared\ncidr: 10.0.0.0/24\nnumber_of_hosts: 3\n"
+                                     "ip_address_list: [10.0.0.5, 10.0.1.5]\n")
     outside = only(found, "stages.private.ip_address_list[1]")
-    assert outside.problem == "is outside cidr 10.0.0.0/24" and outside.line == 8
+    assert outside.problem.startswith("is outside cidr 10.0.0.0/24") and outside.line == 8
     count = only(found, "stages.private.number_of_hosts")
-    assert count.problem == "does not match the 2 addresses of ip_address_list"
+    assert count.problem.startswith("is ignored: hive-builder makes one host per address of ip_address_list (2)")
     assert count.allowed.startswith("2")
 
 
 def test_ip_address_list_and_subnets_are_exclusive(tmp_path: Path) -> None:
-    found = stage_issues(tmp_path, "provider: aws\ncidr: 10.0.0.0/24\nip_address_list: [10.0.0.5, 10.0.0.6]\n"
-                                   "subnets: [{cidr: 10.0.0.0/25}]\n")
-    assert "cannot be combined with subnets" in only(found, "stages.private.ip_address_list").problem
+    found = stage_warnings(tmp_path, "provider: aws\ncidr: 10.0.0.0/24\n"
+                                     "ip_address_list: [10.0.0.5, 10.0.0.6]\nsubnets: [{cidr: 10.0.0.0/25}]\n")
+    assert "only sets the number of hosts" in only(found, "stages.private.ip_address_list").problem
 
 
 def test_subnet_rules(tmp_path: Path) -> None:
-    found = stage_issues(tmp_path, """\
+    text = """\
         provider: aws
         cidr: 10.0.0.0/24
         number_of_hosts: 5
@@ -342,16 +379,20 @@ def test_subnet_rules(tmp_path: Path) -> None:
         - cidr: 10.0.0.192/29
         - name: nocidr
           availble_zone: x
-        """)
+        """
+    found = stage_issues(tmp_path, text)
+    assert [i.key for i in found] == ["stages.private.subnets[4]"]
+    assert only(found, "stages.private.subnets[4]").problem == "missing required key 'cidr'"
+    found = stage_warnings(tmp_path / "ok", text.replace("        - name: nocidr\n",
+                                                         "        - cidr: 10.0.0.128/27\n"))
     assert only(found, "stages.private.subnets[1].name").problem == "is already used by subnets[0]"
     overlap = [i for i in found if i.key == "stages.private.subnets[1].cidr"]
-    assert [i.problem for i in overlap] == ["overlaps subnets[0] 10.0.0.0/26"]
+    assert [i.problem for i in overlap] == ["overlaps subnets[0] 10.0.0.0/26: hosts may get the same address"]
     assert overlap[0].line == 11
     assert only(found, "stages.private.subnets[2].cidr").problem == "is outside cidr 10.0.0.0/24"
     assert not [i for i in found if i.key == "stages.private.subnets[3].cidr"]  # /29 holds its 1 host
-    assert only(found, "stages.private.subnets[4]").problem == "missing required key 'cidr'"
     assert only(found, "stages.private.subnets[4].availble_zone").problem == (
-        "unknown key (did you mean 'available_zone'?)")
+        "unknown key (did you mean 'available_zone'?), ignored as hive-builder does")
 
 
 def test_subnet_too_small(tmp_path: Path) -> None:
@@ -367,8 +408,8 @@ def test_subnet_too_small(tmp_path: Path) -> None:
 
 
 def test_internal_cidr_must_not_overlap_the_host_network(tmp_path: Path) -> None:
-    found = stage_issues(tmp_path, "provider: vagrant\ncidr: 172.31.0.0/16\ninternal_cidr: 172.31.252.0/22\n")
-    assert only(found, "stages.private.internal_cidr").problem == "overlaps the host network 172.31.0.0/16"
+    found = stage_warnings(tmp_path, "provider: vagrant\ncidr: 172.31.0.0/16\ninternal_cidr: 172.31.252.0/22\n")
+    assert only(found, "stages.private.internal_cidr").problem.startswith("overlaps the host network 172.31.0.0/16")
 
 
 def test_kickstart_config_is_checked(tmp_path: Path) -> None:
@@ -385,8 +426,19 @@ def test_kickstart_config_is_checked(tmp_path: Path) -> None:
         """)
     assert only(found, "stages.private.kickstart_config").problem == "missing required key 'iso_dest'"
     assert only(found, "stages.private.kickstart_config.networks[0].vlanid").line == 12
-    assert "fewer addresses than the 3 hosts" in only(
-        found, "stages.private.kickstart_config.networks[0].ips").problem
+    assert "stages.private.kickstart_config.networks[0].ips" not in {i.key for i in found}
+    found = stage_warnings(tmp_path / "ok", """\
+        provider: kickstart
+        cidr: 10.0.0.0/24
+        number_of_hosts: 3
+        kickstart_config:
+          iso_src: /a.iso
+          iso_dest: /b.iso
+          networks:
+          - interface: eth0
+            ips: [10.0.0.4, 10.0.0.5]
+        """)
+    assert "fewer addresses than the 3 hosts" in only(found, "stages.private.kickstart_config.networks[0].ips").problem
 
 
 # --- Jinja -----------------------------------------------------------------------------------------
@@ -481,8 +533,8 @@ def test_all_errors_are_reported_at_once_one_per_line(tmp_path: Path) -> None:
     with pytest.raises(SiteError) as info:
         load_site(path)
     lines = str(info.value).splitlines()
-    assert len(lines) == 5
-    assert [i.line for i in info.value.issues] == [6, 7, 11, 12, 1]
+    assert len(lines) == 4  # separate_repository: 'no' is a warning, not an error
+    assert [i.line for i in info.value.issues] == [6, 7, 11, 1]
     assert lines[0].startswith(f"{path}:6: stages.private.cidr: ")
     assert lines[-1].startswith(f"{tmp_path}/inventory/group_vars/all.yml:1: hive_sshd_port: 0 is out of ")
 
@@ -504,8 +556,8 @@ def test_vars_files_of_every_hive_builder_group_and_host_are_accepted(tmp_path: 
     assert set(site.host_vars) == set(hosts)
 
 
-def test_vars_file_matching_no_group_or_host_is_an_error(tmp_path: Path) -> None:
-    found = issues(tmp_path, TWO_STAGES, {
+def test_vars_file_matching_no_group_or_host_warns(tmp_path: Path) -> None:
+    found = warned(tmp_path, TWO_STAGES, {
         "group_vars/hivse.yml": "hive_timezone: UTC\n",
         "group_vars/prodution/a.yml": "x: 1\n",
         "host_vars/p-hive4.pdns.yml": "x: 1\n",  # private has p-hive0..3
@@ -517,19 +569,22 @@ def test_vars_file_matching_no_group_or_host_is_an_error(tmp_path: Path) -> None
     assert set(by_file) == {gv / "hivse.yml", gv / "prodution", tmp_path / "inventory" / "host_vars" /
                             "p-hive4.pdns.yml", tmp_path / "inventory" / "host_vars" / "hive0.pdns.yml"}
     typo = by_file[gv / "hivse.yml"]
-    assert typo.problem == "matches no group, so it would never apply (did you mean 'hives'?)"
+    assert typo.problem == "matches no group, so it never applies (did you mean 'hives'?)"
     assert "all, ungrouped, hosts, servers, hives, repository, first_hive" in typo.allowed
     assert str(typo).startswith(f"{gv / 'hivse.yml'}: matches no group")
     assert "did you mean 'production'?" in by_file[gv / "prodution"].problem
     host = by_file[tmp_path / "inventory" / "host_vars" / "p-hive4.pdns.yml"]
-    assert host.problem.startswith("matches no host of any stage, so it would never apply")
+    assert host.problem.startswith("matches no host of any stage, so it never applies")
     assert host.allowed == ("a host name of the site: p-hive0.pdns .. p-hive3.pdns, p-mother.pdns, "
                             "s-hive0.pdns .. s-hive1.pdns, s-mother.pdns")
 
 
 def test_group_vars_names_are_checked_even_when_hive_yml_is_broken(tmp_path: Path) -> None:
-    found = issues(tmp_path, BASE.replace("vagrant", "vagrnt"), {"group_vars/sever.yml": "x: 1\n",
-                                                               "host_vars/nohost.yml": "x: 1\n"})
+    path = write_site(tmp_path, BASE.replace("vagrant", "vagrnt"), {"group_vars/sever.yml": "x: 1\n",
+                                                                  "host_vars/nohost.yml": "x: 1\n"})
+    with pytest.raises(SiteError) as info:
+        load_site(path, strict=True)
+    found = list(info.value.issues)
     assert any(i.key == "stages.private.provider" for i in found)
     assert any(i.file.name == "sever.yml" and "did you mean 'server" in i.problem for i in found)
     assert not any(i.file.name == "nohost.yml" for i in found)  # host names need a valid hive.yml
