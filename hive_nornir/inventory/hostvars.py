@@ -93,8 +93,8 @@ def hives_vars(site: Site, stage: Stage) -> dict[str, Any]:
 
 def stage_vars(site: Site, stage: Stage) -> dict[str, Any]:
     """Variables hive-builder sets on groups all and <stage> and on the mother, for one stage."""
-    subnets = [{"cidr": s.cidr, "name": s.name, **({"available_zone": s.available_zone}
-                if s.available_zone is not None else {})} for s in stage.subnets]
+    # hive-builder's mother var holds the subnets as written (default names are only given to hive_subnet)
+    subnets = [dict(s) for s in stage.raw.get("subnets") or []]
     return {
         "hive_name": site.name,
         "hive_stage": stage.name,
