@@ -68,7 +68,7 @@ def apply_plan(session: SSHSession, plan: Plan, timeout: float, secret: bool = F
     if not parts:
         return
     try:
-        result = session.run("\n".join(script), timeout=timeout)
+        result = session.run("\n".join(script), timeout=timeout, secret=secret)
     except CommandTimeout as e:
         index = last_section(e.stdout, marker)
         hung = parts[index] if index is not None else (plan.summary or "apply")

@@ -62,8 +62,8 @@ class Session(Protocol):
         """The connection parameters it was opened with."""
 
     def run(self, command: str, *, sudo: bool = True, timeout: float | None = 300,
-            stdin: bytes | str | None = None) -> CommandResult:
-        """Run one command (its stdin is never logged)."""
+            stdin: bytes | str | None = None, secret: bool = False) -> CommandResult:
+        """Run one command (its stdin is never logged; a secret one is named `(secret)` in logs and errors)."""
 
     def stage_file(self, data: bytes, path: str, mode: str = "0644", owner: str = "root",
                    group: str = "root") -> str:

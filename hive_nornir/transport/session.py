@@ -61,6 +61,9 @@ def _q(s: str) -> str:
 _SCAFFOLD_RE = re.compile(r"^(set( [-+][a-z]+| -o \w+)+|trap .*|echo '@@hive-[0-9a-f]+ [0-9a-z]+'|#.*)$")
 
 
+HIDDEN_COMMAND = "(secret command)"
+
+
 def describe_command(script: str, limit: int = 120) -> str:
     """The line a human recognises a script by: the first one that is not `set -e`, a trap, a marker or a comment."""
     lines = [ln.strip() for ln in script.strip().splitlines() if ln.strip()]
@@ -168,9 +171,13 @@ class SSHSession:
         timeout: float | None = 300,
         stdin: bytes | str | None = None,
         env: dict[str, str] | None = None,
+        secret: bool = False,
     ) -> CommandResult:
-        """Run one command on a fresh exec channel (no PTY); script and `stdin` travel on stdin, never logged."""
-        status, out, err, duration = self._exec(command, sudo, env, stdin, timeout)
+        """Run one command on a fresh exec channel (no PTY); script and `stdin` travel on stdin, never logged.
+
+        `secret`: the script itself holds a secret, so logs and errors name it `(secret command)`."""
+        display = HIDDEN_COMMAND if secret else describe_command(command)
+        status, out, err, duration = self._exec(command, sudo, env, stdin, timeout, display)
         stderr = err.decode("utf-8", errors="replace")
         if sudo and not self.is_root and status == 1 and _SUDO_PASSWORD_RE.search(stderr):
             raise SudoPasswordRequired(
@@ -178,17 +185,16 @@ class SSHSession:
                 f"user {self.user!r} cannot run `sudo -n` without a password "
                 f"({stderr.strip().splitlines()[0]}); give it NOPASSWD sudo or connect as root",
             )
-        log.debug("%s:%s rc=%s %.3fs: %s", self.host, self.port, status, duration, describe_command(command))
+        log.debug("%s:%s rc=%s %.3fs: %s", self.host, self.port, status, duration, display)
         return CommandResult(command, status, out.decode("utf-8", errors="replace"), stderr, duration)
 
     def _exec(
         self, command: str, sudo: bool, env: dict[str, str] | None, stdin: bytes | str | None,
-        timeout: float | None,
+        timeout: float | None, display: str,
     ) -> tuple[int, bytes, bytes, float]:
         """Drive one channel: feed script+stdin, drain stdout+stderr together, finish on EOF then exit status."""
         data = stdin.encode() if isinstance(stdin, str) else stdin
         argv, payload = wire(command, sudo=sudo, is_root=self.is_root, env=env, data=data)
-        display = describe_command(command)
         start = time.monotonic()
         deadline = None if timeout is None else start + timeout
         try:
@@ -372,7 +378,7 @@ class SSHSession:
     def read_file(self, path: str, sudo: bool = True) -> bytes | None:
         """Whole file content in one command, or None when it does not exist."""
         cmd = f"[ -e {_q(path)} ] || exit {_READ_MISSING}; exec cat -- {_q(path)}"
-        status, out, err, _ = self._exec(cmd, sudo, None, None, 300)
+        status, out, err, _ = self._exec(cmd, sudo, None, None, 300, describe_command(cmd))
         stderr = err.decode("utf-8", errors="replace")
         if status == _READ_MISSING and not err:
             return None

@@ -139,7 +139,7 @@ class FakeSession:
         return [c.command for c in self.calls]
 
     def run(self, command: str, *, sudo: bool = True, timeout: float | None = 300,
-            stdin: bytes | str | None = None) -> CommandResult:
+            stdin: bytes | str | None = None, secret: bool = False) -> CommandResult:
         """Record the call first (an answer may look at its stdin), then answer it."""
         text = stdin.decode() if isinstance(stdin, bytes) else stdin
         self.round_trips += 1

@@ -290,7 +290,7 @@ class TimingOut(FakeSession):
         self.name = name
 
     def run(self, command: str, *, sudo: bool = True, timeout: float | None = 300,
-            stdin: bytes | str | None = None) -> CommandResult:
+            stdin: bytes | str | None = None, secret: bool = False) -> CommandResult:
         self.round_trips += 1
         proc = subprocess.Popen(["sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)

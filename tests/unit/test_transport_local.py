@@ -621,3 +621,15 @@ def test_a_killed_command_is_no_exit_status_and_a_killed_connection_is_lost(sshd
     finally:
         timer.join()
     assert "sleep 30" in str(lost.value)
+
+
+def test_a_secret_script_is_never_named_in_logs_or_errors(
+        root_session: SSHSession, caplog: pytest.LogCaptureFixture) -> None:
+    """A secret Command's text is its own secret: the debug log and a timeout say `(secret command)`."""
+    caplog.set_level(logging.DEBUG)
+    token = f"tok{uuid.uuid4().hex}"
+    assert root_session.run(f"printf %s {token} >/dev/null", secret=True).ok
+    with pytest.raises(CommandTimeout) as ei:
+        root_session.run(f": {token}; sleep 5", timeout=0.5, secret=True)
+    assert token not in str(ei.value) and "(secret command)" in str(ei.value)
+    assert token not in caplog.text and "(secret command)" in caplog.text
