@@ -87,6 +87,8 @@ def build_params(
     name = str(ex.get("host_name") or "")
     by_name = _named_entry(ssh_cfg, name) if ssh_cfg is not None and name else None
     key_file = ex.get("key_file")
+    # the user's own keys (ansible_ssh_private_key_file), offered first as `ssh -i` would be; the stage key last
+    identity = tuple(expand(str(k)) for k in ex.get("identity_files") or ())
     if by_name is not None:
         # a `Host <inventory name>` entry: reached as `ssh -F ssh_config <name>` would; the inventory fills gaps
         looked = by_name
@@ -95,14 +97,14 @@ def build_params(
             int(port or 22) if real_host == hostname else 22)
         user = looked.get("user") or username or os.environ.get("USER") or "root"
         stage_key = (expand(str(key_file)),) if key_file else ()
-        key_files = tuple(expand(k) for k in looked.get("identityfile", [])) + stage_key
+        key_files = identity + tuple(expand(k) for k in looked.get("identityfile", [])) + stage_key
     else:
         looked = dict(ssh_cfg.lookup(hostname)) if ssh_cfg else {}
         real_host = str(looked.get("hostname") or hostname)
         real_port = int(port) if port else int(looked.get("port", 22))
         user = username or looked.get("user") or os.environ.get("USER") or "root"
         cfg_keys = tuple(expand(k) for k in looked.get("identityfile", []))
-        key_files = (expand(str(key_file)),) if key_file else cfg_keys
+        key_files = identity + ((expand(str(key_file)),) if key_file else cfg_keys)
 
     hops: list[Hop] = []
     proxy_command = looked.get("proxycommand")

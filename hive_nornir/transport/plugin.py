@@ -44,16 +44,30 @@ class HiveSSH:
             self.connection.close()
 
 
+KEY_VARIABLES = ("ansible_ssh_private_key_file", "ansible_private_key_file")  # Ansible's name and its alias
+
+
+def _from_project(value: Any, extras: dict[str, Any]) -> str:
+    """A path from a site variable: `~` expanded, a relative one taken from the project root (where Ansible ran)."""
+    path = Path(str(value)).expanduser()
+    if not path.is_absolute() and extras.get("known_hosts"):
+        path = Path(str(extras["known_hosts"])).parents[2] / path  # <root>/.hive/<stage>/known_hosts
+    return str(path)
+
+
 def host_extras(host: Host) -> dict[str, Any]:
-    """hive_ssh extras plus the inventory name (ssh_config lookups) and the site's `hive_ssh_config` variable."""
+    """hive_ssh extras plus the inventory name (ssh_config lookups) and the site's `hive_ssh_config` and
+    `ansible_ssh_private_key_file` variables (host or group; the key is offered before the stage key)."""
     extras = dict(host.get_connection_parameters(CONNECTION_NAME).extras or {})
     extras.setdefault("host_name", str(host.name))
     site_cfg = host.get("hive_ssh_config", None)
     if site_cfg:
-        path = Path(str(site_cfg)).expanduser()
-        if not path.is_absolute() and extras.get("known_hosts"):
-            path = Path(str(extras["known_hosts"])).parents[2] / path  # <root>/.hive/<stage>/known_hosts
-        extras["ssh_config"] = str(path)
+        extras["ssh_config"] = _from_project(site_cfg, extras)
+    for name in KEY_VARIABLES:
+        key = host.get(name, None)
+        if key:
+            extras["identity_files"] = [_from_project(key, extras)]
+            break
     return extras
 
 

@@ -73,3 +73,35 @@ def test_host_extras_name_and_site_variable(tmp_path: Path) -> None:
     assert host_extras(host)["ssh_config"] == str(tmp_path.absolute() / "inventory" / "ssh_config")
     host.data["hive_ssh_config"] = "/etc/hive/ssh_config"
     assert host_extras(host)["ssh_config"] == "/etc/hive/ssh_config"
+
+
+def test_ansible_ssh_private_key_file_is_offered_first_from_the_project_root(tmp_path: Path) -> None:
+    """Issue 11 item 13: a host or group `ansible_ssh_private_key_file` is used as Ansible would, stage key after."""
+    from nornir.core.inventory import Group, ParentGroups
+
+    context = tmp_path / ".hive" / "private"
+    stage_key = str(context.absolute() / "id_ed25519")
+    options = {"hive_ssh": ConnectionOptions(extras=connection_extras(context, None)["hive_ssh"])}
+    defaults = Defaults(connection_options=options)
+    ops = Group("ops", data={"ansible_ssh_private_key_file": "~/.ssh/ops_key"}, defaults=defaults)
+    host = Host("p-hive0.site", hostname="127.0.0.1", port=2201, groups=ParentGroups([ops]), defaults=defaults)
+    extras = host_extras(host)  # from the group, ~ expanded
+    assert extras["identity_files"] == [str(Path("~/.ssh/ops_key").expanduser())]
+    host.data["ansible_ssh_private_key_file"] = "keys/p-hive0"  # the host's own wins; relative: the project root
+    extras = host_extras(host)
+    assert extras["identity_files"] == [str(tmp_path.absolute() / "keys" / "p-hive0")]
+    p = build_params("127.0.0.1", "admin", None, 2201, extras)
+    assert p.key_files == (str(tmp_path.absolute() / "keys" / "p-hive0"), stage_key) and not p.look_for_keys
+    del host.data["ansible_ssh_private_key_file"]
+    host.groups = ParentGroups([])
+    host.data["ansible_private_key_file"] = "/etc/hive/key"  # Ansible's alias
+    assert build_params("127.0.0.1", "admin", None, 2201, host_extras(host)).key_files == ("/etc/hive/key", stage_key)
+    host.data.clear()
+    assert build_params("127.0.0.1", "admin", None, 2201, host_extras(host)).key_files == (stage_key,)
+
+
+def test_the_user_key_comes_before_ssh_config_identities_and_the_stage_key(tmp_path: Path) -> None:
+    extras = {"ssh_config": str(cfg(tmp_path)), "host_name": "p-hive2.site", "key_file": "/stage/key",
+              "identity_files": ["/mine/key"]}
+    p = build_params("127.0.0.1", "admin", None, 2203, extras)
+    assert p.key_files == ("/mine/key", str(Path("~/bastion_key").expanduser()), "/stage/key")

@@ -633,3 +633,17 @@ def test_a_secret_script_is_never_named_in_logs_or_errors(
         root_session.run(f": {token}; sleep 5", timeout=0.5, secret=True)
     assert token not in str(ei.value) and "(secret command)" in str(ei.value)
     assert token not in caplog.text and "(secret command)" in caplog.text
+
+
+def test_the_users_key_is_tried_before_the_stage_key(sshd: LocalSSHD, tmp_path: Path) -> None:
+    """ansible_ssh_private_key_file first, then the stage key: either one that sshd accepts logs in."""
+    _keygen(tmp_path / "mine")
+    _keygen(tmp_path / "wrong")
+    ok = sshd.connect("root", identity_files=[str(sshd.key)], key_file=str(tmp_path / "wrong"))
+    assert ok.run("true").ok
+    ok = sshd.connect("root", identity_files=[str(tmp_path / "wrong")])  # the stage key (sshd.key) after it
+    assert ok.run("true").ok
+    with pytest.raises(AuthenticationFailed) as ei:
+        sshd.connect("root", identity_files=[str(tmp_path / "mine")], key_file=str(tmp_path / "wrong"))
+    msg = str(ei.value)
+    assert msg.index(str(tmp_path / "mine")) < msg.index(str(tmp_path / "wrong")), msg
