@@ -8,33 +8,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from hive_nornir.tasks.host.addon import addon, addon2
-from hive_nornir.tasks.repository.backup_tools import backup_tools
-from hive_nornir.tasks.host.base import base
+from hive_nornir.engine.runbook import Runbook, Step
 from hive_nornir.tasks.docker.docker_client import docker_client
 from hive_nornir.tasks.docker.docker_client_proxy import docker_client_proxy
 from hive_nornir.tasks.docker.docker_engine import docker_engine
-from hive_nornir.tasks.storage.drbd import drbd, drbd_step_wanted
 from hive_nornir.tasks.docker.follow_swarm_service import follow_swarm_service
+from hive_nornir.tasks.docker.swarm import swarm_init, swarm_join
+from hive_nornir.tasks.host.addon import addon, addon2
+from hive_nornir.tasks.host.base import base
 from hive_nornir.tasks.host.hostsfile import hostsfile
+from hive_nornir.tasks.host.ntp_client import ntp_client
+from hive_nornir.tasks.host.pip_venv import pip_venv
+from hive_nornir.tasks.host.users import users
+from hive_nornir.tasks.logs.rsyslogd import rsyslogd
+from hive_nornir.tasks.logs.rsyslogd_client import rsyslogd_client
+from hive_nornir.tasks.monitoring.zabbix_agent import zabbix_agent
+from hive_nornir.tasks.monitoring.zabbix_server import zabbix_server
 from hive_nornir.tasks.net.http_proxy import http_proxy
 from hive_nornir.tasks.net.internal_network import internal_network
 from hive_nornir.tasks.net.iptables import iptables
-from hive_nornir.tasks.host.ntp_client import ntp_client
-from hive_nornir.tasks.host.pip_venv import pip_venv
+from hive_nornir.tasks.pki.tls_certificate import tls_certificate
+from hive_nornir.tasks.repository.backup_tools import backup_tools
 from hive_nornir.tasks.repository.registry import registry
-from hive_nornir.tasks.logs.rsyslogd import rsyslogd
-from hive_nornir.tasks.logs.rsyslogd_client import rsyslogd_client
 from hive_nornir.tasks.ssh.ssh_connection import ssh_connection
 from hive_nornir.tasks.ssh.sshd import sshd
 from hive_nornir.tasks.ssh.strict_source_ip import strict_source_ip
-from hive_nornir.tasks.docker.swarm import swarm_init, swarm_join
-from hive_nornir.tasks.pki.tls_certificate import tls_certificate
-from hive_nornir.tasks.host.users import users
-from hive_nornir.tasks.monitoring.zabbix_agent import zabbix_agent
-from hive_nornir.tasks.monitoring.zabbix_server import zabbix_server
-
-from hive_nornir.engine.runbook import Runbook, Step
+from hive_nornir.tasks.storage.drbd import drbd, drbd_step_wanted
 
 SERVERS = ("setup-hosts",)
 REPOSITORY = ("repository", "setup-hosts")

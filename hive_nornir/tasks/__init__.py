@@ -1,1 +1,1 @@
-"""The task library, grouped by domain (host, ssh, net, storage, pki, docker, logs, monitoring, repository, cluster, aws, chef)."""
+"""Tasks by domain: host, ssh, net, storage, pki, docker, logs, monitoring, repository, cluster, aws, chef."""

@@ -15,9 +15,9 @@ from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.pki_paths import ca_anchor_path, controller_docker_client_dir, host_cert_path, host_key_path
 from hive_nornir.primitives.base import Primitive, q
-from hive_nornir.primitives.probes import argv, stat_is
 from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.filesystem import Directory
+from hive_nornir.primitives.probes import argv, stat_is
 
 CLIENT_SHARED = "docker-client:controller"  # ctx.shared key: the controller files are handled once per run
 

@@ -10,12 +10,11 @@ import json
 import shlex
 from typing import Any
 
-from hive_nornir.tasks.docker.docker_client import parse_passwd
-
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.primitives.base import q
 from hive_nornir.primitives.file import File
+from hive_nornir.tasks.docker.docker_client import parse_passwd
 
 ENVIRONMENT = "/etc/environment"
 KEYS = {"HTTP_PROXY": "httpProxy", "HTTPS_PROXY": "httpsProxy", "NO_PROXY": "noProxy"}

@@ -1,6 +1,7 @@
 """docker: the engine from the family's packages, TLS API on 2376 from the stage CA, docker0 from internal_cidr.
 
-hive-builder.md §3.13. Firewall rule sets (docker_api_swarm, docker_swarm_udp, http_proxy) come from hive_nornir/tasks/net/firewall.py.
+hive-builder.md §3.13. Firewall rule sets (docker_api_swarm, docker_swarm_udp, http_proxy) come from
+hive_nornir/tasks/net/firewall.py.
 """
 
 from __future__ import annotations
@@ -8,9 +9,6 @@ from __future__ import annotations
 import ipaddress
 import json
 from typing import Any
-
-from hive_nornir.tasks.host.base_env import DEFAULT_PROXY_PORT
-from hive_nornir.tasks.net.firewall import rule_set_for
 
 from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
@@ -23,6 +21,8 @@ from hive_nornir.primitives.filesystem import Directory
 from hive_nornir.primitives.packages import Packages
 from hive_nornir.primitives.service import Service
 from hive_nornir.primitives.users import Group, User
+from hive_nornir.tasks.host.base_env import DEFAULT_PROXY_PORT
+from hive_nornir.tasks.net.firewall import rule_set_for
 
 DOCKER_API_PORT = 2376
 DAEMON_JSON = "/etc/docker/daemon.json"

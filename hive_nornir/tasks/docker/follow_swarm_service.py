@@ -1,14 +1,11 @@
 """follow-swarm-service (hives): the daemon that moves a service's VIPs (HIVE_VIP*) and node label (HIVE_MARK) with
 its task, installed as /usr/lib/follow-swarm-service.py and run by systemd with the admin's ~/docker python.
 
-The daemon is our own (hive_nornir/payloads/follow_swarm_daemon.py, shipped as package data); gratuitous ARP uses iputils'
-`arping -U` instead of scapy. HIVE_DNAT_PORTS* / HIVE_ENABLE_VIP_SNAT* rules are made for IPv4 VIPs only.
+The daemon is our own (hive_nornir/payloads/follow_swarm_daemon.py, shipped as package data); gratuitous ARP uses
+iputils' `arping -U` instead of scapy. HIVE_DNAT_PORTS* / HIVE_ENABLE_VIP_SNAT* rules are made for IPv4 VIPs only.
 """
 
 from __future__ import annotations
-
-from hive_nornir.tasks.host.pip_venv import admin_home
-from hive_nornir.tasks.repository.registry import daemon_reload_if_needed
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.engine.protocols import TaskContext
@@ -19,6 +16,8 @@ from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.file import File
 from hive_nornir.primitives.packages import Packages
 from hive_nornir.primitives.service import Service, restart_handler
+from hive_nornir.tasks.host.pip_venv import admin_home
+from hive_nornir.tasks.repository.registry import daemon_reload_if_needed
 
 NAME = "follow-swarm-service"
 DAEMON = "/usr/lib/follow-swarm-service.py"

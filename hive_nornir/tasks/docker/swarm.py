@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.engine.protocols import TaskContext
-from hive_nornir.netslice import InternalNets, gwbridge_v6, slice_internal_cidr
 from hive_nornir.facts import Facts
-from hive_nornir.primitives.base import Plan, Primitive, q
+from hive_nornir.netslice import InternalNets, gwbridge_v6, slice_internal_cidr
+from hive_nornir.primitives.base import Plan, Primitive
 from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.probes import argv, parse_kv
 

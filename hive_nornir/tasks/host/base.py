@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
+from hive_nornir.facts import Facts
+from hive_nornir.pki_paths import ca_anchor_path
+from hive_nornir.primitives.base import Primitive, q
+from hive_nornir.primitives.command import Command
+from hive_nornir.primitives.file import File
+from hive_nornir.primitives.filesystem import Symlink
+from hive_nornir.primitives.packages import Packages
+from hive_nornir.primitives.service import Service
 from hive_nornir.tasks.host.base_el import (
     dnf_service_primitives,
     exclude_kernel,
@@ -16,17 +26,6 @@ from hive_nornir.tasks.host.base_env import (
     proxy_primitives,
     proxy_url,
 )
-
-from hive_nornir.engine.errors import StepFailed
-from hive_nornir.engine.protocols import TaskContext
-from hive_nornir.facts import Facts
-from hive_nornir.pki_paths import ca_anchor_path
-from hive_nornir.primitives.base import Primitive, q
-from hive_nornir.primitives.command import Command
-from hive_nornir.primitives.file import File
-from hive_nornir.primitives.filesystem import Symlink
-from hive_nornir.primitives.packages import Packages
-from hive_nornir.primitives.service import Service
 
 COMMON_PACKAGES = ("wget", "unzip", "sysstat", "strace", "tcpdump", "lsof", "bash-completion", "tzdata", "sudo",
                    "chrony", "rsyslog")

@@ -1,14 +1,13 @@
 """rsyslogd (repository): collect the swarm services' logs sent to <repository>:10514 into /var/log/services.
 
-The `syslog` rule set of hive_nornir/tasks/net/firewall.py opens the port to every server and the docker_gwbridge network.
+The `syslog` rule set of hive_nornir/tasks/net/firewall.py opens the port to every server and the docker_gwbridge
+network.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-from hive_nornir.tasks.net.firewall import rule_set_for
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.engine.protocols import TaskContext
@@ -20,6 +19,7 @@ from hive_nornir.primitives.file import Template, render
 from hive_nornir.primitives.filesystem import Directory
 from hive_nornir.primitives.packages import Packages
 from hive_nornir.primitives.service import Service, restart_handler
+from hive_nornir.tasks.net.firewall import rule_set_for
 
 PORT = 10514
 LOG_DIR = "/var/log/services"

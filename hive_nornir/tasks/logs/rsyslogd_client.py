@@ -10,8 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hive_nornir.tasks.logs.rsyslogd import PORT
-
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
@@ -20,6 +18,7 @@ from hive_nornir.primitives.base import Primitive
 from hive_nornir.primitives.file import Template
 from hive_nornir.primitives.packages import Packages
 from hive_nornir.primitives.service import Service, restart_handler
+from hive_nornir.tasks.logs.rsyslogd import PORT
 
 CONFIG = "/etc/rsyslog.d/docker.conf"
 VALIDATE = "rsyslogd -N1 -f %s"  # the candidate alone is a complete config (global files + one action)

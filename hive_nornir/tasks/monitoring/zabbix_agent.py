@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hive_nornir.tasks.net.firewall import rule_set_for
-
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
@@ -23,6 +21,7 @@ from hive_nornir.primitives.file import File, Template
 from hive_nornir.primitives.filesystem import Directory, Symlink
 from hive_nornir.primitives.packages import Packages
 from hive_nornir.primitives.service import Service, restart_handler
+from hive_nornir.tasks.net.firewall import rule_set_for
 
 CONF = "/etc/zabbix/zabbix_agentd.conf"
 CONF_LINK = "/etc/zabbix_agentd.conf"

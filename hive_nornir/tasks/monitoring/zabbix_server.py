@@ -13,10 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-from hive_nornir.tasks.net.firewall import rule_set_for
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.engine.protocols import TaskContext
@@ -24,13 +21,14 @@ from hive_nornir.facts import Facts
 from hive_nornir.netslice import slice_internal_cidr
 from hive_nornir.payload import payload_text
 from hive_nornir.primitives.base import Primitive, q
-from hive_nornir.primitives.probes import argv, stat_is
 from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.file import File, Template, render
 from hive_nornir.primitives.filesystem import Directory
 from hive_nornir.primitives.packages import Packages
+from hive_nornir.primitives.probes import argv, stat_is
 from hive_nornir.primitives.service import Service, restart_handler
 from hive_nornir.stage_secrets import stage_secret
+from hive_nornir.tasks.net.firewall import rule_set_for
 
 DB_PASSWORD_FILE = "zabbix_db_password"  # noqa: S105 - file names, not passwords
 ADMIN_PASSWORD_FILE = "zabbix_admin_password"  # noqa: S105

@@ -9,7 +9,6 @@ The live table is never flushed or restored: dockerd owns chains in it and the S
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import posixpath
 import re

@@ -9,14 +9,13 @@ instead of every apt/pip/docker pull later. A full URL is the hosts' own proxy: 
 
 from __future__ import annotations
 
-from hive_nornir.tasks.ssh.sshd import sshd
-
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Primitive
 from hive_nornir.primitives.file import File
 from hive_nornir.primitives.filesystem import Directory
+from hive_nornir.tasks.ssh.sshd import sshd
 from hive_nornir.transport.forward import ForwardSpec, forward_of, forward_spec
 
 PIP_CONF = "/etc/pip.conf"

@@ -7,8 +7,6 @@ rebooted instead), and the firewall ACCEPT lands in the saved rules file and liv
 
 from __future__ import annotations
 
-from hive_nornir.tasks.net.firewall import ICMP, LiveRules, RulesBlock, internal_rule, rules_path, saved, source
-
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
@@ -19,6 +17,7 @@ from hive_nornir.primitives.lines import LineInFile
 from hive_nornir.primitives.packages import Packages
 from hive_nornir.primitives.probes import argv
 from hive_nornir.primitives.service import Service
+from hive_nornir.tasks.net.firewall import ICMP, LiveRules, RulesBlock, internal_rule, rules_path, saved, source
 
 MARKER = "# {mark} ANSIBLE MANAGED BLOCK INPUT"  # hive-builder's marker, so its hosts do not get a second block
 CONNECTION = "internal_net"

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from hive_nornir.engine.protocols import TaskContext
+from hive_nornir.facts import Facts
+from hive_nornir.primitives.base import Primitive
+from hive_nornir.primitives.command import Command
+from hive_nornir.primitives.packages import Packages
+from hive_nornir.primitives.service import Service
 from hive_nornir.tasks.net.firewall import (
     ESTABLISHED,
     GWBRIDGE,
@@ -26,13 +32,6 @@ from hive_nornir.tasks.net.firewall import (
 )
 from hive_nornir.tasks.ssh.reach import refuse_lockouts
 from hive_nornir.tasks.ssh.strict_source_ip import ssh_port, ssh_sources
-
-from hive_nornir.engine.protocols import TaskContext
-from hive_nornir.facts import Facts
-from hive_nornir.primitives.base import Primitive
-from hive_nornir.primitives.command import Command
-from hive_nornir.primitives.packages import Packages
-from hive_nornir.primitives.service import Service
 
 # iptables-persistent's postinst would otherwise save the current (empty) table as rules.v4, and the
 # base ruleset would never be written.

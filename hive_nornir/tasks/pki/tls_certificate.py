@@ -29,11 +29,11 @@ from hive_nornir.pki_paths import (
     host_key_path,
 )
 from hive_nornir.primitives.base import Primitive, q
-from hive_nornir.primitives.probes import argv
 from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.file import File
 from hive_nornir.primitives.filesystem import Directory
 from hive_nornir.primitives.packages import Packages
+from hive_nornir.primitives.probes import argv
 
 KEY_BITS = 4096  # hive-builder: openssl req -newkey rsa:4096
 TRUST_BUNDLE = {"debian": "/etc/ssl/certs/ca-certificates.crt",
@@ -61,7 +61,8 @@ def key_csr_primitives(host: str, bits: int = KEY_BITS) -> list[Primitive]:
                 onlyif=f"{argv('test', '-f', key)} && [ \"$({argv('stat', '-L', '-c', '%a', '--', key)})\" != 600 ]"),
         Command(cmd=argv("openssl", "req", "-new", "-sha256", "-key", key, "-subj", subject(host), "-out",
                          f"{csr}.new") + " && " + argv("mv", "-f", f"{csr}.new", csr),
-                unless=f"{argv('test', '-f', csr)} && [ \"$({argv('openssl', 'req', '-in', csr, '-noout', '-pubkey')})\" = "
+                unless=f"{argv('test', '-f', csr)} && "
+                       f"[ \"$({argv('openssl', 'req', '-in', csr, '-noout', '-pubkey')})\" = "
                        f"\"$({argv('openssl', 'pkey', '-in', key, '-pubout')})\" ]"),
     ]
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hive_nornir.tasks.repository.registry import DEB_DATA_DIR, EL_DATA_DIR, daemon_reload_if_needed
-
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
@@ -13,6 +11,7 @@ from hive_nornir.primitives.base import Primitive
 from hive_nornir.primitives.file import Template
 from hive_nornir.primitives.filesystem import Directory
 from hive_nornir.primitives.service import Service
+from hive_nornir.tasks.repository.registry import DEB_DATA_DIR, EL_DATA_DIR, daemon_reload_if_needed
 
 SCRIPT = "/usr/bin/hive-backup.sh"
 SCRIPTS_DIR = "/var/lib/hive-backup.d"

@@ -10,22 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hive_nornir.tasks.net.firewall import rule_set_for
-
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.facts import Facts
 from hive_nornir.netslice import slice_internal_cidr
 from hive_nornir.pki_paths import TLS_DIR, ca_anchor_path, host_cert_path, host_key_path
 from hive_nornir.primitives.base import Primitive, q
-from hive_nornir.primitives.probes import argv, stat_is
 from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.file import File, Template, render
 from hive_nornir.primitives.filesystem import Directory
 from hive_nornir.primitives.lines import BlockInFile
 from hive_nornir.primitives.packages import Packages
+from hive_nornir.primitives.probes import argv, stat_is
 from hive_nornir.primitives.service import Service, restart_handler
 from hive_nornir.stage_secrets import stage_secret
+from hive_nornir.tasks.net.firewall import rule_set_for
 
 PASSWORD_FILE = "registry_password"  # noqa: S105 - a file name, not a password
 PASSWORD_LENGTH = 20  # hive-builder uses 15; longer costs nothing
@@ -103,7 +102,8 @@ def deb_config(spec: RegistrySpec) -> str:
 
 def deb_dropin(spec: RegistrySpec) -> str:
     """The service runs as docker-registry; systemd copies the root-only host key to its private tmpfs dir."""
-    return render("repository/registry-tls.conf.j2", key=spec.key, runtime_key=DEB_RUNTIME_KEY, service_user=DEB_SERVICE)
+    return render("repository/registry-tls.conf.j2", key=spec.key, runtime_key=DEB_RUNTIME_KEY,
+                  service_user=DEB_SERVICE)
 
 
 def compose_vars(spec: RegistrySpec) -> dict[str, object]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shlex
 import time
 
-from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
 from hive_nornir.primitives.config_transaction import CANDIDATE, ConfigFile, ConfigTransaction, Script, run_transaction
 from hive_nornir.tasks.ssh.reach import sshd_port
 from hive_nornir.tasks.ssh.safety import (

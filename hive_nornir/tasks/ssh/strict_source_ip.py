@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from hive_nornir.engine.errors import StepFailed
+from hive_nornir.engine.protocols import TaskContext
+from hive_nornir.facts import Facts
+from hive_nornir.primitives.base import Primitive
 from hive_nornir.tasks.net.firewall import (
     ESTABLISHED,
     SSH_OPEN,
@@ -20,11 +24,6 @@ from hive_nornir.tasks.net.firewall import (
     ssh_rule,
     strict_ssh_rules,
 )
-
-from hive_nornir.engine.errors import StepFailed
-from hive_nornir.engine.protocols import TaskContext
-from hive_nornir.facts import Facts
-from hive_nornir.primitives.base import Primitive
 from hive_nornir.tasks.ssh.reach import refuse_lockouts, wanted_port, wanted_sources
 
 MARKER = STRICT_MARKER
