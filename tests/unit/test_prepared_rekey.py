@@ -3,14 +3,12 @@ host; a real local sshd plays the host."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_transport_local import SSHD, LocalSSHD, _free_port, _keygen, _require, start_sshd
+from local_sshd import LocalSSHD, running_sshd
 
 from hive_nornir.providers import ProviderError, get_provider
 from hive_nornir.site import load_site
@@ -20,26 +18,9 @@ OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMyr+Ic9uiMpljcGXJKQzIkC28z8NOP
 
 @pytest.fixture(scope="module")
 def sshd() -> Iterator[LocalSSHD]:
-    """A root-only throwaway sshd on 127.0.0.1."""
-    _require(Path(SSHD).exists(), "sshd binary absent (apt-get install openssh-server)")
-    _require(os.geteuid() == 0, "needs root to run sshd")
-    root = Path(tempfile.mkdtemp(prefix="hive-rekey-"))
-    root.chmod(0o755)
-    _keygen(root / "host_ed25519")
-    _keygen(root / "client")
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    port = _free_port()
-    (root / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root}/host_ed25519\nAuthorizedKeysFile {root}/client.pub\n"
-        "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        f"PermitRootLogin prohibit-password\nPidFile {root}/sshd.pid\n")
-    proc = start_sshd(root / "sshd_config", port, root / "sshd.log")
-    try:
-        yield LocalSSHD(port, root, root / "client", root / "host_ed25519.pub", proc)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(root, ignore_errors=True)
+    """A root-only throwaway sshd on 127.0.0.1 (no test users or sudoers: other suites create those)."""
+    with running_sshd("hive-rekey-") as server:
+        yield server
 
 
 def prepared_stage(root: Path, sshd: LocalSSHD, via_ssh_config: bool) -> tuple[object, Path]:

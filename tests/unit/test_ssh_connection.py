@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import socket
-import tempfile
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from test_transport_local import SSHD, LocalSSHD, _free_port, _keygen, _require, start_sshd
+from local_sshd import LocalSSHD, free_port, running_sshd
 
 from hive_nornir.engine.errors import StepFailed
 from hive_nornir.tasks.ssh.ssh_connection import DEFAULT_WAIT_S, wait_for_connection, wait_seconds
@@ -58,30 +54,13 @@ class LateListener:
 @pytest.fixture(scope="module")
 def sshd() -> Iterator[LocalSSHD]:
     """A root-only throwaway sshd on 127.0.0.1 (no test users or sudoers: other suites create those)."""
-    _require(Path(SSHD).exists(), "sshd binary absent (apt-get install openssh-server)")
-    _require(os.geteuid() == 0, "needs root to run sshd")
-    root = Path(tempfile.mkdtemp(prefix="hive-wait-"))
-    root.chmod(0o755)
-    _keygen(root / "host_ed25519")
-    _keygen(root / "client")
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    port = _free_port()
-    (root / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root}/host_ed25519\nAuthorizedKeysFile {root}/client.pub\n"
-        "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        f"PermitRootLogin prohibit-password\nPidFile {root}/sshd.pid\n")
-    proc = start_sshd(root / "sshd_config", port, root / "sshd.log")
-    try:
-        yield LocalSSHD(port, root, root / "client", root / "host_ed25519.pub", proc)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(root, ignore_errors=True)
+    with running_sshd("hive-wait-") as server:
+        yield server
 
 
 @pytest.fixture
 def late(sshd: LocalSSHD) -> Iterator[LateListener]:
-    listener = LateListener(_free_port(), sshd.port)
+    listener = LateListener(free_port(), sshd.port)
     yield listener
     listener.close()
 
@@ -112,7 +91,7 @@ def test_waits_until_the_host_answers_then_logs_in(sshd: LocalSSHD, late: LateLi
 
 def test_gives_up_after_the_deadline_with_a_clear_error(sshd: LocalSSHD) -> None:
     """No listener ever: refused until the (fake-clock) deadline, then the last error says how long it waited."""
-    params = build_params("127.0.0.1", "root", None, _free_port(), sshd.extras(connect_retries=0))
+    params = build_params("127.0.0.1", "root", None, free_port(), sshd.extras(connect_retries=0))
     now = [0.0]
     slept: list[float] = []
 

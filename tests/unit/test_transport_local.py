@@ -8,20 +8,17 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
+from local_sshd import LocalSSHD, free_port, keygen, require, running_sshd
 
 from hive_nornir.transport import (
     CONNECTION_NAME,
@@ -40,31 +37,11 @@ from hive_nornir.transport import (
     session_for,
 )
 
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 # per test process: parallel unit runs on one machine (several worktrees) must not kill each other's users
 _RUN = f"{os.getpid():x}"
 SUDO_USER = f"hvt_s{_RUN}"
 NOPW_USER = f"hvt_n{_RUN}"
 SUDOERS = Path(f"/etc/sudoers.d/hive-transport-test-{_RUN}")
-
-
-def _require(ok: bool, why: str) -> None:
-    """Skip locally, but fail in CI: there the sshd tests are the proof and must run."""
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{why} (CI is set: install openssh-server and sudo, run as root)")
-    pytest.skip(why)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _keygen(path: Path) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hvt", "-f", str(path)], check=True)
 
 
 def _ssh_fp(pub: Path) -> str:
@@ -79,85 +56,32 @@ def _drop_user(name: str) -> None:
     subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
 
 
-@dataclass
-class LocalSSHD:
-    """A running test sshd and the keys/users to reach it."""
-
-    port: int
-    root: Path
-    key: Path
-    host_pub: Path
-    proc: subprocess.Popen[bytes]
-    sessions: list[SSHSession] = field(default_factory=list)
-
-    def extras(self, **kw: Any) -> dict[str, Any]:
-        return {"key_file": str(self.key), "known_hosts": str(self.root / "known_hosts"), **kw}
-
-    def connect(self, user: str = "root", port: int | None = None, **kw: Any) -> SSHSession:
-        s = connect(build_params("127.0.0.1", user, None, port or self.port, self.extras(**kw)))
-        self.sessions.append(s)
-        return s
-
-
-def start_sshd(cfg: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    """Start a test sshd with this config and wait (10 s at most) until it accepts on 127.0.0.1:port."""
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"test sshd did not start: {log_path.read_text()}")
-            time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def sshd() -> Iterator[LocalSSHD]:
-    _require(Path(SSHD).exists(), "sshd binary absent (apt-get install openssh-server)")
-    _require(os.geteuid() == 0, "needs root to run sshd and create test users")
-    _require(shutil.which("sudo") is not None, "sudo absent (apt-get install sudo)")
-    # not under pytest's 0700 tmp root: sshd reads authorized_keys as the (non-root) login user
-    root = Path(tempfile.mkdtemp(prefix="hive-sshd-"))
-    root.chmod(0o755)
-    _keygen(root / "host_ed25519")
-    _keygen(root / "client")
-    ak = root / "authorized_keys"
-    ak.mkdir(mode=0o755)
-    for user in (SUDO_USER, NOPW_USER):
-        _drop_user(user)
-        subprocess.run(["useradd", "-m", "-p", "*", "-s", "/bin/sh", user], check=True)
-    for user in ("root", SUDO_USER, NOPW_USER):
-        (ak / user).write_bytes((root / "client.pub").read_bytes())
-        (ak / user).chmod(0o644)
-    SUDOERS.write_text(f"{SUDO_USER} ALL=(ALL) NOPASSWD:ALL\n")
-    SUDOERS.chmod(0o440)
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    port = _free_port()
-    cfg = root / "sshd_config"
-    cfg.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root}/host_ed25519\n"
-        f"AuthorizedKeysFile {ak}/%u\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
-        f"PidFile {root}/sshd.pid\nSubsystem sftp internal-sftp\nAllowTcpForwarding yes\n"
-        "MaxStartups 100:30:200\nMaxSessions 50\nLogLevel VERBOSE\n"
-    )
-    proc = start_sshd(cfg, port, root / "sshd.log")
-    server = LocalSSHD(port, root, root / "client", root / "host_ed25519.pub", proc)
+    """The sshd with a root login, a NOPASSWD sudo user and a user without sudo, each with the client key."""
+    require(shutil.which("sudo") is not None, "sudo absent (apt-get install sudo)")
+
+    def users(root: Path) -> None:
+        ak = root / "authorized_keys"
+        ak.mkdir(mode=0o755)
+        for user in (SUDO_USER, NOPW_USER):
+            _drop_user(user)
+            subprocess.run(["useradd", "-m", "-p", "*", "-s", "/bin/sh", user], check=True)
+        for user in ("root", SUDO_USER, NOPW_USER):
+            (ak / user).write_bytes((root / "client.pub").read_bytes())
+            (ak / user).chmod(0o644)
+        SUDOERS.write_text(f"{SUDO_USER} ALL=(ALL) NOPASSWD:ALL\n")
+        SUDOERS.chmod(0o440)
+
     try:
-        yield server
+        with running_sshd("hive-sshd-", users, authorized_keys="{root}/authorized_keys/%u",
+                          extra="Subsystem sftp internal-sftp\nAllowTcpForwarding yes\n"
+                                "MaxStartups 100:30:200\nMaxSessions 50\nLogLevel VERBOSE\n") as server:
+            yield server
     finally:
-        for s in server.sessions:
-            s.close()
-        proc.terminate()
-        proc.wait(timeout=10)
         SUDOERS.unlink(missing_ok=True)
         for user in (SUDO_USER, NOPW_USER):
             _drop_user(user)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -297,7 +221,7 @@ def test_commands_cannot_eat_the_script_and_data_follows_it(root_session: SSHSes
 
 
 def test_refused_port_is_fast_and_named(sshd: LocalSSHD) -> None:
-    port = _free_port()
+    port = free_port()
     t0 = time.monotonic()
     with pytest.raises(ConnectionRefused) as ei:
         sshd.connect("root", port=port, connect_retries=0)
@@ -310,7 +234,7 @@ def test_refused_port_is_fast_and_named(sshd: LocalSSHD) -> None:
 
 
 def test_bad_key_is_authentication_failed_without_retry(sshd: LocalSSHD, tmp_path: Path) -> None:
-    _keygen(tmp_path / "other")
+    keygen(tmp_path / "other")
     t0 = time.monotonic()
     with pytest.raises(AuthenticationFailed) as ei:
         sshd.connect(SUDO_USER, key_file=str(tmp_path / "other"))
@@ -365,7 +289,7 @@ def test_unknown_host_refused_when_strict(sshd: LocalSSHD, tmp_path: Path) -> No
 
 
 def test_changed_host_key_refused_with_fix(sshd: LocalSSHD, tmp_path: Path) -> None:
-    _keygen(tmp_path / "impostor")
+    keygen(tmp_path / "impostor")
     old = (tmp_path / "impostor.pub").read_text().split()
     kh = tmp_path / "known_hosts"
     kh.write_text(f"# comment\n[127.0.0.1]:{sshd.port} {old[0]} {old[1]}\n")
@@ -530,34 +454,6 @@ def test_fresh_login(root_session: SSHSession) -> None:
     assert root_session.fresh_login() < 2
 
 
-# --------------------------------------------------------------------------------------------- measure
-
-
-def test_measure_latency(sshd: LocalSSHD) -> None:
-    """20 sequential `true` per mode; the user's login shell is /bin/sh (root's bashrc here runs pyenv)."""
-    connects = []
-    for _ in range(5):
-        t0 = time.monotonic()
-        sshd.connect(SUDO_USER).close()
-        connects.append(time.monotonic() - t0)
-    u = sshd.connect(SUDO_USER)
-
-    def twenty(sudo: bool) -> float:
-        t0 = time.monotonic()
-        for _ in range(20):
-            assert u.run("true", sudo=sudo).ok
-        return (time.monotonic() - t0) / 20
-
-    plain, with_sudo = twenty(False), twenty(True)
-    assert u._tcp is not None
-    u._tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
-    nagle = twenty(False)
-    u._tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    print(f"\nconnect+auth median {sorted(connects)[2] * 1000:.1f} ms; per command: TCP_NODELAY "
-          f"{plain * 1000:.1f} ms, with sudo -n {with_sudo * 1000:.1f} ms, Nagle on {nagle * 1000:.1f} ms")
-    assert plain < 0.035  # Nagle + delayed ACK costs ~40-50 ms per command
-
-
 # --------------------------------------------------------------------------------------------- dead peers
 
 
@@ -637,8 +533,8 @@ def test_a_secret_script_is_never_named_in_logs_or_errors(
 
 def test_the_users_key_is_tried_before_the_stage_key(sshd: LocalSSHD, tmp_path: Path) -> None:
     """ansible_ssh_private_key_file first, then the stage key: either one that sshd accepts logs in."""
-    _keygen(tmp_path / "mine")
-    _keygen(tmp_path / "wrong")
+    keygen(tmp_path / "mine")
+    keygen(tmp_path / "wrong")
     ok = sshd.connect("root", identity_files=[str(sshd.key)], key_file=str(tmp_path / "wrong"))
     assert ok.run("true").ok
     ok = sshd.connect("root", identity_files=[str(tmp_path / "wrong")])  # the stage key (sshd.key) after it
