@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,16 @@ def start_lab(root: Path, name: str, cidr: str, n: int, separate: bool = True,
                state=res["state"], build_result=res, build_seconds=secs, provider=provider)
 
 
+@contextmanager
+def own_lab(root: Path, name: str, cidr: str, n: int, **kw: Any) -> Iterator[Lab]:
+    """start_lab for a module's own lab fixture, destroyed (stop_lab) when the fixture ends."""
+    lab = start_lab(root, name, cidr, n, **kw)
+    try:
+        yield lab
+    finally:
+        stop_lab(lab)
+
+
 def stop_lab(lab: Lab) -> None:
     """Destroy the lab unless HIVE_KEEP_LAB=1 asks to keep it for inspection."""
     if os.environ.get("HIVE_KEEP_LAB") == "1":
@@ -186,12 +197,8 @@ def stop_lab(lab: Lab) -> None:
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """The shared 4-host stage (3 hives + repository) of site `labtest`, 10.78.0.0/24."""
-    root = tmp_path_factory.mktemp("labtest")
-    lab = start_lab(root, "labtest", "10.78.0.0/24", 4, separate=True)
-    try:
+    with own_lab(tmp_path_factory.mktemp("labtest"), "labtest", "10.78.0.0/24", 4, separate=True) as lab:
         yield lab
-    finally:
-        stop_lab(lab)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Lab, start_lab, stop_lab
+from conftest import Lab, own_lab
 
 from hive_nornir.api import Hive
 from hive_nornir.engine.context import HostContext
@@ -64,11 +64,8 @@ def test_cron_script_writes_report_and_respects_the_lock(lab) -> None:  # type: 
 @pytest.fixture(scope="module")
 def hcli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """A 2-host stage of its own (site hcli, 10.91.0.0/24): these tests stop sshd and write an ssh_config."""
-    lab = start_lab(tmp_path_factory.mktemp("hcli"), "hcli", "10.91.0.0/24", 2, separate=False)
-    try:
+    with own_lab(tmp_path_factory.mktemp("hcli"), "hcli", "10.91.0.0/24", 2, separate=False) as lab:
         yield lab
-    finally:
-        stop_lab(lab)
 
 
 def cli(lab: Lab, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

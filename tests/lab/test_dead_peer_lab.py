@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import start_lab, stop_lab
+from conftest import own_lab
 
 from hive_nornir.api import Hive
 from hive_nornir.engine.context import HostContext
@@ -28,11 +28,8 @@ Lab = Any  # tests/lab/conftest.py:Lab
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """Three hosts of our own site, so pausing and stopping them disturbs no other module's lab."""
-    built = start_lab(tmp_path_factory.mktemp("tr1"), "tr1", "10.135.0.0/24", 3, separate=False)
-    try:
+    with own_lab(tmp_path_factory.mktemp("tr1"), "tr1", "10.135.0.0/24", 3, separate=False) as built:
         yield built
-    finally:
-        stop_lab(built)
 
 
 @pytest.fixture(scope="module")

@@ -96,14 +96,11 @@ CERTS: dict[str, bytes] = {}  # the stand-in CA and controller client cert, for 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """The hdock lab (module scope: one build for every test here), torn down at the end."""
-    from conftest import start_lab, stop_lab  # module scope: make_lab is per test
+    from conftest import own_lab  # module scope: make_lab is per test
 
-    lab = start_lab(tmp_path_factory.mktemp(NAME), NAME, CIDR, 4, separate=True,
-                    stage_extra=f"internal_cidr: {INTERNAL}")
-    try:
+    with own_lab(tmp_path_factory.mktemp(NAME), NAME, CIDR, 4, separate=True,
+                 stage_extra=f"internal_cidr: {INTERNAL}") as lab:
         yield lab
-    finally:
-        stop_lab(lab)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import Lab, start_lab, stop_lab
+from conftest import Lab, own_lab
 
 from hive_nornir.api import Hive
 from hive_nornir.engine.outcome import CHANGED
@@ -42,12 +42,9 @@ MAKE_IMAGE = (
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """3 hives (p-hive0 is also the repository), set up once for every test here."""
-    lab = start_lab(tmp_path_factory.mktemp(NAME), NAME, CIDR, 3, separate=False,
-                    group_vars="hive_venv_pip_packages: []   # lab hosts have no PyPI\n")
-    try:
+    with own_lab(tmp_path_factory.mktemp(NAME), NAME, CIDR, 3, separate=False,
+                 group_vars="hive_venv_pip_packages: []   # lab hosts have no PyPI\n") as lab:
         yield lab
-    finally:
-        stop_lab(lab)
 
 
 @pytest.fixture(scope="module")

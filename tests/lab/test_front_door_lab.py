@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Lab, start_lab, stop_lab
+from conftest import Lab, own_lab
 
 from hive_nornir.api import Hive
 from hive_nornir.report.progress import STATUS_MARK
@@ -79,11 +79,8 @@ ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 @pytest.fixture(scope="module")
 def rep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """Two hosts of site rep1 (10.145.0.0/24), shared by every test here."""
-    lab = start_lab(tmp_path_factory.mktemp("rep1"), "rep1", "10.145.0.0/24", 2, separate=False)
-    try:
+    with own_lab(tmp_path_factory.mktemp("rep1"), "rep1", "10.145.0.0/24", 2, separate=False) as lab:
         yield lab
-    finally:
-        stop_lab(lab)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import Lab, start_lab, stop_lab
+from conftest import Lab, own_lab
 
 from hive_nornir.api import Hive
 from hive_nornir.engine.outcome import CHANGED, OK
@@ -26,11 +26,8 @@ BASE = "/srv/pr"
 @pytest.fixture(scope="module")
 def pr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """One host of its own; every test works under /srv/pr on it."""
-    lab = start_lab(tmp_path_factory.mktemp(NAME), NAME, CIDR, 2, separate=False)
-    try:
+    with own_lab(tmp_path_factory.mktemp(NAME), NAME, CIDR, 2, separate=False) as lab:
         yield lab
-    finally:
-        stop_lab(lab)
 
 
 @pytest.fixture(scope="module")
