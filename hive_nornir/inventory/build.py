@@ -19,7 +19,7 @@ from nornir.core.inventory import (
 from ..site import Site
 from .addresses import allocate
 from .connection import connection_extras, endpoint
-from .constants import HIVES, PLATFORM, ROLE_GROUPS
+from .constants import HIVES, KEY_VARIABLES, PLATFORM, ROLE_GROUPS
 from .hostvars import group_order, hives_vars, merged_data, servers, stage_vars
 
 
@@ -35,6 +35,20 @@ def _defaults(site: Site, extras: dict[str, dict[str, Any]]) -> Defaults:
     }
     data = {"hive_name": site.name, **site.group_vars.get("all", {})}
     return Defaults(platform=PLATFORM, data=data, connection_options=options)
+
+
+def _host_options(defaults: Defaults, data: dict[str, Any], root: Path) -> dict[str, ConnectionOptions]:
+    """netmiko offers the host's `ansible_ssh_private_key_file` too (hive_ssh reads it in transport/plugin.py).
+
+    Nornir takes a host's extras whole instead of merging them with the defaults', so they are copied in full.
+    """
+    key = next((data[name] for name in KEY_VARIABLES if data.get(name)), None)
+    if not key:
+        return {}
+    path = Path(str(key)).expanduser()
+    extras = dict(defaults.connection_options["netmiko"].extras or {})
+    extras["key_file"] = str(path if path.is_absolute() else Path(root).absolute() / path)
+    return {"netmiko": ConnectionOptions(platform=PLATFORM, extras=extras)}
 
 
 def build_inventory(
@@ -66,6 +80,7 @@ def build_inventory(
             platform=PLATFORM,
             groups=parents,
             data=data,
+            connection_options=_host_options(defaults, data, site.root_dir),
             defaults=defaults,
         )
     return Inventory(hosts=hosts, groups=groups, defaults=defaults)

@@ -34,3 +34,5 @@ SECRET_KEYS: frozenset[str] = frozenset({
 })
 _SECRET_HINTS: tuple[str, ...] = ("password", "secret", "token", "private_key")
 MASK = "********"
+# the user's own SSH key for a host, as Ansible names it (and its alias); hive_ssh and netmiko offer it first
+KEY_VARIABLES: tuple[str, ...] = ("ansible_ssh_private_key_file", "ansible_private_key_file")

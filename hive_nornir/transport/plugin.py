@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hive_nornir.inventory.constants import KEY_VARIABLES
 from hive_nornir.transport.forward import attach_for_host
 from hive_nornir.transport.params import build_params
 from hive_nornir.transport.session import SSHSession, connect
@@ -42,9 +43,6 @@ class HiveSSH:
         """Close the session (idempotent)."""
         if self.connection is not None:
             self.connection.close()
-
-
-KEY_VARIABLES = ("ansible_ssh_private_key_file", "ansible_private_key_file")  # Ansible's name and its alias
 
 
 def _from_project(value: Any, extras: dict[str, Any]) -> str:

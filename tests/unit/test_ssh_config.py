@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from nornir.core.inventory import ConnectionOptions, Defaults, Host
 
@@ -105,3 +106,32 @@ def test_the_user_key_comes_before_ssh_config_identities_and_the_stage_key(tmp_p
               "identity_files": ["/mine/key"]}
     p = build_params("127.0.0.1", "admin", None, 2203, extras)
     assert p.key_files == ("/mine/key", str(Path("~/bastion_key").expanduser()), "/stage/key")
+
+
+def _netmiko_extras(host: Host) -> dict[str, Any]:
+    return host.get_connection_parameters("netmiko").extras or {}
+
+
+def test_netmiko_offers_the_hosts_ansible_ssh_private_key_file_too(tmp_path: Path) -> None:
+    """The key a host or group names is netmiko's key_file as well; the other netmiko settings stay."""
+    from hive_nornir.inventory import build_inventory
+    from hive_nornir.site import load_site
+
+    inv_dir = tmp_path / "inventory"
+    (inv_dir / "host_vars").mkdir(parents=True)
+    (inv_dir / "group_vars").mkdir()
+    (inv_dir / "hive.yml").write_text("plugin: hive_inventory\nname: nk\nstages:\n  private:\n    provider: prepared\n"
+                                      "    separate_repository: False\n    number_of_hosts: 2\n"
+                                      "    cidr: 10.9.0.0/24\n")
+    (inv_dir / "group_vars" / "hives.yml").write_text("ansible_ssh_private_key_file: /etc/hive/ops_key\n")
+    (inv_dir / "host_vars" / "p-hive1.nk.yml").write_text("ansible_ssh_private_key_file: keys/p-hive1\n")
+    inv = build_inventory(load_site(inv_dir / "hive.yml"), "private")
+    stage_key = str((tmp_path / ".hive" / "private").absolute() / "id_ed25519")
+    keys = {name: _netmiko_extras(host)["key_file"] for name, host in inv.hosts.items()}
+    assert keys == {"p-hive0.nk": "/etc/hive/ops_key", "p-hive1.nk": str(tmp_path.absolute() / "keys" / "p-hive1")}
+    extras = _netmiko_extras(inv.hosts["p-hive1.nk"])
+    assert extras["use_keys"] and extras["ssh_strict"] and extras["alt_key_file"].endswith("known_hosts")
+    (inv_dir / "group_vars" / "hives.yml").write_text("hive_timezone: UTC\n")
+    (inv_dir / "host_vars" / "p-hive1.nk.yml").unlink()
+    inv = build_inventory(load_site(inv_dir / "hive.yml"), "private")
+    assert {_netmiko_extras(h)["key_file"] for h in inv.hosts.values()} == {stage_key}
