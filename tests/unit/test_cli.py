@@ -91,10 +91,16 @@ def write_state(root: Path, text: str | None = None) -> Path:
 
 
 def test_json_dash_stdout_is_only_the_json_document(tmp_path: Path) -> None:
+    """A project of its own (site clijson): the embedded site's hivelab may be up from another checkout, and
+    build-infra -C rightly refuses a lab this directory did not create (issue 10 item 1)."""
+    (tmp_path / "inventory").mkdir()
+    default_site = (Path(__file__).parents[2] / "hive_nornir" / "default_site" / "hive.yml").read_text()
+    (tmp_path / "inventory" / "hive.yml").write_text(default_site.replace("name: hivelab", "name: clijson"))
     proc = run_cli("run", "build-infra", "-C", "--json", "-", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)  # nothing else on stdout
-    assert doc["exit_code"] == 0 and doc["check"] and {h["host"] for h in doc["hosts"]} == set(LAB_HOSTS)
+    hosts = {h.replace(".hivelab", ".clijson") for h in LAB_HOSTS}
+    assert doc["exit_code"] == 0 and doc["check"] and {h["host"] for h in doc["hosts"]} == hosts
     assert "== build-infra" in proc.stderr and "build-infra on stage private" in proc.stderr
     assert "\x1b[" not in proc.stdout + proc.stderr
 
