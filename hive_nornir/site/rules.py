@@ -257,6 +257,54 @@ def _user_group_keys() -> tuple[KeySpec, ...]:
     return (KeySpec("gid", _ID, "group id (default: groupadd picks one)"),)
 
 
+_IFACE = Str(r"[A-Za-z0-9_.:@+-]+", max_length=15, expected="an interface name like eth0")
+_PLAIN = Str(r"[A-Za-z0-9_.:/@+-]+", expected="a plain name of letters, digits and _ . : / @ + -")
+_COMMAND = Str(r"/[^\"\n\r{}#!]*", expected="an absolute command line without quotes, braces, '#' or '!'")
+_VIP = Str(r"(\d{1,3}\.){3}\d{1,3}(/\d{1,2})?", expected="an IPv4 address with its prefix length, like 10.0.0.100/24")
+
+
+def _vrrp_script_keys() -> tuple[KeySpec, ...]:
+    """A keepalived vrrp_script (tasks/cluster/keepalived_conf.py)."""
+    return (
+        KeySpec("script", _COMMAND, "the check command (exit 0 = healthy)", required=True),
+        KeySpec("interval", Int(1, 3600), "seconds between checks (default 2)"),
+        KeySpec("fall", Int(1, 255), "failures before FAULT/weight (default 2)"),
+        KeySpec("rise", Int(1, 255), "successes before healthy again (default 2)"),
+        KeySpec("weight", Int(-253, 253), "priority change while failing (default: FAULT)"),
+        KeySpec("timeout", Int(1, 3600), "seconds before the check counts as failed"),
+    )
+
+
+def _vrrp_instance_keys() -> tuple[KeySpec, ...]:
+    """A keepalived vrrp_instance: always state BACKUP + nopreempt, unicast to the other members."""
+    return (
+        KeySpec("interface", _IFACE, "the interface VRRP runs on and the VIPs go to", required=True),
+        KeySpec("virtual_router_id", Int(1, 255), "VRRP router id, unique per network", required=True),
+        KeySpec("virtual_ipaddress", ListOf(_VIP, min_items=1, unique=True), "the VIPs", required=True),
+        KeySpec("hosts", ListOf(Str(), min_items=2, unique=True),
+                "members in priority order (default: every host whose hive_keepalived has this instance)"),
+        KeySpec("priority", Int(1, 254), "the first member's priority; each next one 10 less (default 150)"),
+        KeySpec("advert_int", Int(1, 255), "seconds between adverts (default 1)"),
+        KeySpec("auth_pass", Str(r"[!#-~]{1,8}", expected="1 to 8 printable characters, no space or quote"),
+                "VRRPv2 PASS authentication"),
+        KeySpec("track_interface", ListOf(_IFACE), "other interfaces whose failure is a FAULT"),
+        KeySpec("track_script", ListOf(_PLAIN), "names under scripts"),
+        *(KeySpec(k, _COMMAND, f"{k} script (run as script_user)") for k in
+          ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify")),
+        KeySpec("options", Mapping(), "more vrrp_instance keywords: `keyword: value`, one line each"),
+    )
+
+
+def _keepalived_keys() -> tuple[KeySpec, ...]:
+    """hive_keepalived: the cluster phase's keepalived step."""
+    return (
+        KeySpec("instances", NamedMap(Str(r"[A-Za-z0-9_.-]{1,32}", expected="an instance name like VI_1"),
+                                      Obj(_vrrp_instance_keys)), "VRRP instances by name", required=True),
+        KeySpec("scripts", NamedMap(_PLAIN, Obj(_vrrp_script_keys)), "vrrp_script blocks by name"),
+        KeySpec("script_user", _USER_NAME, "the user track and notify scripts run as (default root)"),
+    )
+
+
 # Variables the inventory itself reads from group_vars/host_vars; their kinds are checked too.
 VAR_KINDS: dict[str, Kind] = {
     "hive_admin": _USER_NAME,
@@ -284,4 +332,5 @@ VAR_KINDS: dict[str, Kind] = {
     "hive_ssh_wait_timeout": Int(0, 1800),
     "hive_zabbix": Bool(),
     "hive_tls_logging": Bool(),
+    "hive_keepalived": Obj(_keepalived_keys),
 }
