@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Lab, start_lab, stop_lab
+from conftest import Lab, own_lab
 
 from hive_nornir.api import Hive
 from hive_nornir.engine.outcome import FAILED
@@ -43,11 +43,7 @@ def site_vars(hosts: list[str], options: str = "") -> str:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """The module's 4 hosts (3 hives + repository)."""
-    lab = start_lab(tmp_path_factory.mktemp(SITE), SITE, CIDR, 4)
-    try:
-        yield lab
-    finally:
-        stop_lab(lab)
+    yield from own_lab(tmp_path_factory.mktemp(SITE), SITE, CIDR, 4)
 
 
 def write_vars(lab: Lab, text: str) -> Hive:
