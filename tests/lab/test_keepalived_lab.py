@@ -43,7 +43,8 @@ def site_vars(hosts: list[str], options: str = "") -> str:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """The module's 4 hosts (3 hives + repository)."""
-    yield from own_lab(tmp_path_factory.mktemp(SITE), SITE, CIDR, 4)
+    with own_lab(tmp_path_factory.mktemp(SITE), SITE, CIDR, 4) as lab:
+        yield lab
 
 
 def write_vars(lab: Lab, text: str) -> Hive:
