@@ -91,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--host", metavar="HOST",
                      help="print one host's variables as JSON, as `ansible-inventory --host` does (secrets masked)")
 
-    sub.add_parser("schema", parents=[common], help="print the JSON Schema of the site format")
+    schema = sub.add_parser("schema", parents=[common], help="print the JSON Schema of the site format")
+    schema.add_argument("--services", action="store_true",
+                        help="the schema of a services file (plugin: hive_services) instead")
     sub.add_parser("exit-codes", parents=[common], help="list the exit codes and what they mean")
     facts = sub.add_parser("facts", parents=[common], help="gather and print host facts (a table; --json)")
     facts.add_argument("-l", "--limit", help="comma-separated hosts or groups")
@@ -182,9 +184,10 @@ def _hive(args: argparse.Namespace) -> Hive:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "schema":
+        from hive_nornir.services.schema import services_json_schema
         from hive_nornir.site import site_json_schema
 
-        print(json.dumps(site_json_schema(), indent=2))
+        print(json.dumps(services_json_schema() if args.services else site_json_schema(), indent=2))
         return EXIT_OK
     if args.command == "exit-codes":
         for code, meaning in EXIT_CODES.items():

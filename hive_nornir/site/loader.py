@@ -148,6 +148,10 @@ def load_site(path: Path, root_dir: Path | None = None, strict: bool = False) ->
         hosts, listing = _host_names(data["name"], stages)
         issues.extend(_unmatched(host_files, hosts, "matches no host of any stage, so it never applies",
                                  f"a host name of the site: {listing}"))
+    from hive_nornir.services.loader import load_services  # late: the services format builds on the site's
+
+    services, service_issues = load_services(path.parent)
+    issues.extend(service_issues)
     issues.sort(key=lambda i: (i.file != path, str(i.file), i.line or 0))
     if strict:
         issues = [_strict(i) if i.warning else i for i in issues]
@@ -164,4 +168,5 @@ def load_site(path: Path, root_dir: Path | None = None, strict: bool = False) ->
         host_vars=host_vars,
         var_files=var_files,
         warnings=tuple(issues),
+        services=services,
     )

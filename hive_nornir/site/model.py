@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import SiteIssue, UnknownStageError
 from .rules import DEFAULT_HOSTNAME, STAGE_PREFIX
 from .validate import effective_count, separate
+
+if TYPE_CHECKING:
+    from hive_nornir.services.model import ServiceSet
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class Site:
     var_files: dict[str, Path] = field(default_factory=dict, repr=False)
     # what hive-builder accepts but does surprisingly (file:line:key each); load_site(strict=True) refuses them
     warnings: tuple[SiteIssue, ...] = field(default=(), repr=False)
+    # the `plugin: hive_services` files beside the site file (hive_nornir.services), validated with it
+    services: ServiceSet | None = field(default=None, repr=False)
 
     def stage(self, name: str) -> Stage:
         """A stage by name, with an error that lists the defined ones."""

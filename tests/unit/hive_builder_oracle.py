@@ -103,3 +103,117 @@ def inventory_of(doc: dict[str, Any], first_hive: str = "0") -> FakeInventory:
         else:
             os.environ["HIVE_FIRST_HIVE"] = old
     return inventory
+
+
+SERVICES_SOURCE = Path(__file__).parent / "fixtures" / "hive_builder" / "hive_services.py.src"
+
+
+class AnsibleMapping(dict[Any, Any]):
+    """Stand-in for ansible.parsing.yaml.objects.AnsibleMapping (the plugin compares type() ==)."""
+
+
+class AnsibleSequence(list[Any]):
+    """Stand-in for AnsibleSequence."""
+
+
+class AnsibleUnicode(str):
+    """Stand-in for AnsibleUnicode."""
+
+    __slots__ = ()
+
+
+@dataclass
+class _Display:
+    """Stand-in for ansible's Display: the plugin's warnings are collected."""
+
+    warnings: list[str] = field(default_factory=list)
+
+    def warning(self, msg: str) -> None:
+        self.warnings.append(msg)
+
+
+def ansible_typed(value: Any) -> Any:
+    """YAML data as Ansible's loader gives it to the plugin (its own mapping, sequence and string types)."""
+    if isinstance(value, dict):
+        return AnsibleMapping({ansible_typed(k): ansible_typed(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return AnsibleSequence(ansible_typed(v) for v in value)
+    if isinstance(value, str):
+        return AnsibleUnicode(value)
+    return value
+
+
+def _services_module() -> types.ModuleType:
+    names = ["ansible", "ansible.plugins", "ansible.plugins.inventory", "ansible.errors", "ansible.parsing",
+             "ansible.parsing.yaml", "ansible.parsing.yaml.objects", "ansible.module_utils",
+             "ansible.module_utils.six", "ansible.utils", "ansible.utils.display", "hive_builder",
+             "hive_builder.hive"]
+    stubs = {name: types.ModuleType(name) for name in names}
+    attrs: dict[str, dict[str, Any]] = {
+        "ansible.plugins.inventory": {"BaseInventoryPlugin": _BaseInventoryPlugin},
+        "ansible.errors": {"AnsibleParserError": AnsibleParserError},
+        "ansible.parsing.yaml.objects": {"AnsibleMapping": AnsibleMapping, "AnsibleSequence": AnsibleSequence,
+                                         "AnsibleUnicode": AnsibleUnicode},
+        "ansible.module_utils.six": {"text_type": str},
+        "ansible.utils.display": {"Display": _Display},
+        "hive_builder.hive": {"hiveContext": object},
+    }
+    for name, values in attrs.items():
+        for key, value in values.items():
+            setattr(stubs[name], key, value)
+    saved = {name: sys.modules.get(name) for name in stubs}
+    sys.modules.update(stubs)
+    try:
+        module = types.ModuleType("hive_builder_hive_services")
+        exec(compile(SERVICES_SOURCE.read_text(), str(SERVICES_SOURCE), "exec"), module.__dict__)
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = old
+    return module
+
+
+_SERVICES = _services_module()
+
+
+@dataclass
+class ServicesInventory:
+    """What hive-builder's services plugin makes of one file: the inventory, both persistent maps, warnings."""
+
+    inventory: FakeInventory
+    device_map: dict[str, int]
+    port_map: dict[str, int]
+    warnings: list[str]
+
+
+def services_inventory_of(doc: dict[str, Any], device_map: dict[str, int] | None = None,
+                          port_map: dict[str, int] | None = None) -> ServicesInventory:
+    """Replay InventoryModule.parse() of hive_services on a parsed file; an exception is hive-builder refusing it."""
+    inventory = FakeInventory()
+    typed = ansible_typed(doc)
+    display = _Display()
+    _SERVICES.display = display  # type: ignore[attr-defined]
+    devices = dict(device_map or {})
+    ports = dict(port_map or {})
+    available_on = typed.get("available_on") or _SERVICES.STAGES
+    for stage in available_on:
+        if stage not in _SERVICES.STAGES:
+            raise AnsibleParserError(f"element of available_on must be one of {_SERVICES.STAGES}, but {stage}")
+    services = typed.get("services")
+    if type(services) is not AnsibleMapping:
+        raise AnsibleParserError("services must be dict type")
+    for name, options in services.items():
+        _SERVICES.Service(name, options, available_on).parse(inventory, devices, ports)
+    networks = typed.get("networks")
+    no_default = True
+    if networks is not None:
+        if type(networks) is not AnsibleMapping:
+            raise AnsibleParserError("networks must be dict type")
+        for name, options in networks.items():
+            no_default = no_default and name != "hive_default_network"
+            _SERVICES.Network(name, options, available_on).parse(inventory)
+    if no_default:
+        _SERVICES.Network("hive_default_network", AnsibleMapping(), available_on).parse(inventory)
+    return ServicesInventory(inventory, devices, ports, display.warnings)
