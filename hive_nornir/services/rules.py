@@ -7,11 +7,11 @@ an unknown key is an error too (with a did-you-mean), unlike the site file where
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hive_nornir.site.errors import MISSING, Surprise
-from hive_nornir.site.kinds import AnyOf, Bool, Choice, Int, Kind, ListOf, Mapping, Network, Problem, Str
+from hive_nornir.site.kinds import AnyOf, Bool, Choice, Int, Kind, ListOf, Mapping, NamedMap, Network, Problem, Str
 from hive_nornir.site.rules import STAGE_NAMES, KeySpec, object_schema, suggest
 
 PLUGIN = "hive_services"
@@ -114,28 +114,9 @@ class Anything(Kind):
         return {}
 
 
-@dataclass(frozen=True)
-class MapOf(Kind):
-    """A mapping whose keys and values each have one kind; None values are refused."""
-
-    key: Kind = field(default_factory=Str)
-    value: Kind = field(default_factory=Scalar)
-
-    @property
-    def expected(self) -> str:  # type: ignore[override]
-        return f"a mapping of {self.key.expected} to {self.value.expected}"
-
-    def check(self, value: Any) -> list[Problem]:
-        if not isinstance(value, dict):
-            return [((), "is not a mapping", value, self.expected)]
-        out: list[Problem] = []
-        for name, item in value.items():
-            out.extend(((name, *p), m, v, a) for p, m, v, a in self.key.check(name))
-            out.extend(((name, *p), m, v, a) for p, m, v, a in self.value.check(item))
-        return out
-
-    def schema(self) -> dict[str, Any]:
-        return {"type": "object", "propertyNames": self.key.schema(), "additionalProperties": self.value.schema()}
+def MapOf(key: Kind | None = None, value: Kind | None = None) -> NamedMap:
+    """A mapping whose keys and values each have one kind (scalars by default); None values are refused."""
+    return NamedMap(key or Str(), value or Scalar(), empty=False)
 
 
 _STAGES = ListOf(Choice(STAGE_NAMES), unique=True)

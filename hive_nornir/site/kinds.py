@@ -325,10 +325,11 @@ class SshPublicKey(Kind):
 
 @dataclass(frozen=True)
 class NamedMap(Kind):
-    """A mapping of names (each a `key` kind) to settings (each a `value` kind; empty settings are allowed)."""
+    """A mapping of names (each a `key` kind) to settings (each a `value` kind; empty ones allowed if `empty`)."""
 
     key: Kind = field(default_factory=Str)
     value: Kind = field(default_factory=Mapping)
+    empty: bool = True  # a name with no settings (`name:`) is allowed
 
     @property
     def expected(self) -> str:  # type: ignore[override]
@@ -340,10 +341,10 @@ class NamedMap(Kind):
         out: list[Problem] = []
         for name, item in value.items():
             out.extend(((name, *p), m, v, a) for p, m, v, a in self.key.check(name))
-            if item is not None:
+            if item is not None or not self.empty:
                 out.extend(((name, *p), m, v, a) for p, m, v, a in self.value.check(item))
         return out
 
     def schema(self) -> dict[str, Any]:
-        return {"type": "object", "propertyNames": self.key.schema(),
-                "additionalProperties": {"anyOf": [self.value.schema(), {"type": "null"}]}}
+        values = {"anyOf": [self.value.schema(), {"type": "null"}]} if self.empty else self.value.schema()
+        return {"type": "object", "propertyNames": self.key.schema(), "additionalProperties": values}
