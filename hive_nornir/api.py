@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from nornir import InitNornir
 from nornir.core import Nornir
+from nornir.core.inventory import Inventory
 
 from hive_nornir.engine.context import HostContext, RunState
 from hive_nornir.engine.errors import BadInput
@@ -134,9 +135,16 @@ class Hive:
             logging={"enabled": False},
         )
 
+    def inventory(self) -> Inventory:
+        """The stage's Nornir inventory from the site already loaded: no InitNornir, so no plugin imports (netmiko,
+        paramiko) for a command that only reads it (`inventory`, `hosts()`)."""
+        from hive_nornir.inventory import build_inventory, read_state
+
+        return build_inventory(self.site, self.stage, read_state(self.context_dir), context_dir=self.context_dir)
+
     def hosts(self) -> list[str]:
         """Host names of the stage, in site order."""
-        return list(self.nornir().inventory.hosts)
+        return list(self.inventory().hosts)
 
     def limit(self, nr: Nornir, limit: str | Sequence[str] | None) -> Nornir:
         """Restrict to hosts or groups (`-l a,b`); short names (`p-hive0`) work; unknown names are bad input.

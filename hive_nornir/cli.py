@@ -26,7 +26,7 @@ from hive_nornir.report.run_report import (
     RunReport,
 )
 from hive_nornir.site import SiteError
-from hive_nornir.transport.connect import paramiko_logging
+from hive_nornir.transport.paramiko_log import paramiko_logging
 
 log = logging.getLogger("hive_nornir")
 
@@ -204,22 +204,22 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _inventory(hive: Hive, args: argparse.Namespace) -> int:
     from hive_nornir.inventory import ansible_host_vars, ansible_list, export_simple_inventory, inventory_rows
 
-    nr = hive.nornir()
+    inventory = hive.inventory()
     if args.export:
-        export_simple_inventory(nr.inventory, Path(args.export))
+        export_simple_inventory(inventory, Path(args.export))
         print(f"wrote {args.export}/hosts.yaml, groups.yaml, defaults.yaml")
         return EXIT_OK
     if args.host:
-        hosts = nr.inventory.hosts
+        hosts = inventory.hosts
         name = args.host if args.host in hosts else {n.split(".")[0]: n for n in hosts}.get(args.host)
         if name is None:
             raise BadInput(f"--host: no host {args.host!r} in stage {hive.stage}; hosts: {', '.join(hosts)}")
         print(json.dumps(ansible_host_vars(hosts[name]), indent=2, sort_keys=True, default=str))
         return EXIT_OK
     if args.json:
-        print(json.dumps(ansible_list(nr.inventory), indent=2, default=str))
+        print(json.dumps(ansible_list(inventory), indent=2, default=str))
         return EXIT_OK
-    rows = inventory_rows(nr.inventory)
+    rows = inventory_rows(inventory)
     if not rows:
         print("no hosts")
         return EXIT_OK

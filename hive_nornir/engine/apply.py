@@ -10,8 +10,8 @@ from hive_nornir.engine.errors import CommandFailed
 from hive_nornir.engine.probe import last_section, without_markers
 from hive_nornir.primitives.base import Plan, Upload
 from hive_nornir.primitives.probes import argv, q
+from hive_nornir.transport.describe import describe_command
 from hive_nornir.transport.errors import CommandTimeout
-from hive_nornir.transport.session import describe_command
 
 if TYPE_CHECKING:
     from hive_nornir.transport.session import SSHSession

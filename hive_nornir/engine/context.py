@@ -16,8 +16,8 @@ from hive_nornir.engine.outcome import Change, HostOutcome
 from hive_nornir.engine.probe import batch_script, last_section, split_output
 from hive_nornir.facts import FACTS_SCRIPT, Facts, parse_facts
 from hive_nornir.primitives.base import Primitive
+from hive_nornir.transport.describe import describe_command
 from hive_nornir.transport.errors import CommandTimeout
-from hive_nornir.transport.session import describe_command
 
 if TYPE_CHECKING:
     from nornir.core import Nornir

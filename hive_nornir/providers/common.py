@@ -15,14 +15,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import paramiko
+from typing import TYPE_CHECKING, Any
 
 from hive_nornir.inventory import build_inventory
 
 Log = Callable[[str], None]
 KEY_NAME = "id_ed25519"
+
+if TYPE_CHECKING:  # paramiko is imported where a host is dialled, not when the CLI starts
+    import paramiko
 
 
 class ProviderError(RuntimeError):
@@ -149,6 +150,8 @@ def public_key(context_dir: Path) -> str:
 
 def load_pkey(context_dir: Path) -> paramiko.PKey:
     """The stage private key for paramiko."""
+    import paramiko
+
     return paramiko.Ed25519Key.from_private_key_file(str(context_dir / KEY_NAME))
 
 
@@ -233,6 +236,8 @@ def judge_host_key(name: str, pattern: str, recorded: str | None, seen: str, kh_
 def probe_ssh(address: str, port: int, user: str | None, pkey: paramiko.PKey | None,
               timeout: float = 5.0) -> tuple[str, str | None]:
     """Connect once: return the host key ("type base64") and an auth error (None: auth worked or skipped)."""
+    import paramiko
+
     sock = socket.create_connection((address, port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     t = paramiko.Transport(sock)
@@ -265,6 +270,8 @@ def banner_ready(address: str, port: int, timeout: float = 3.0) -> bool:
 def wait_for_ssh(address: str, port: int, user: str, pkey: paramiko.PKey, deadline: float,
                  label: str) -> str:
     """Poll until sshd answers and accepts the key (bounded by deadline); return the host key."""
+    import paramiko
+
     last = "no attempt"
     attempts = 0
     while attempts < 2000:

@@ -23,22 +23,12 @@ from hive_nornir.transport.errors import (
 )
 from hive_nornir.transport.keepalive import KeepaliveTransport
 from hive_nornir.transport.known_hosts import KnownHosts, fingerprint, host_entry
+from hive_nornir.transport.paramiko_log import PARAMIKO_LOG
 from hive_nornir.transport.params import ConnectParams, expand
 
 log = logging.getLogger(__name__)
-# paramiko's transport thread logs tracebacks (e.g. "Error reading SSH protocol banner") that we turn into
-# readable TransportErrors; route them under our name with a NullHandler and no propagation so they never hit
-# stderr unasked (the CLI's -v turns propagation back on: paramiko_logging(True)).
-PARAMIKO_LOG = "hive_nornir.transport.paramiko"
-logging.getLogger(PARAMIKO_LOG).addHandler(logging.NullHandler())
-logging.getLogger(PARAMIKO_LOG).propagate = False
 
 _BACKOFF_S = (0.5, 1.0, 2.0)
-
-
-def paramiko_logging(enabled: bool) -> None:
-    """Show paramiko's own log records (tracebacks included) through the root handlers, for -v debugging."""
-    logging.getLogger(PARAMIKO_LOG).propagate = enabled
 
 
 def _tcp_socket(host: str, port: int, timeout: float) -> socket.socket:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import paramiko
 
 from hive_nornir.transport.connect import dial
+from hive_nornir.transport.describe import describe_command
 from hive_nornir.transport.errors import (
     CommandFailed,
     CommandTimeout,
@@ -58,18 +59,7 @@ def _q(s: str) -> str:
     return shlex.quote(s)
 
 
-_SCAFFOLD_RE = re.compile(r"^(set( [-+][a-z]+| -o \w+)+|trap .*|echo '@@hive-[0-9a-f]+ [0-9a-z]+'|#.*)$")
-
-
 HIDDEN_COMMAND = "(secret command)"
-
-
-def describe_command(script: str, limit: int = 120) -> str:
-    """The line a human recognises a script by: the first one that is not `set -e`, a trap, a marker or a comment."""
-    lines = [ln.strip() for ln in script.strip().splitlines() if ln.strip()]
-    meaningful = [ln for ln in lines if not _SCAFFOLD_RE.match(ln)] or lines or [script.strip()]
-    text = meaningful[0] + (" ..." if len(meaningful) > 1 else "")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def wire(command: str, *, sudo: bool, is_root: bool, env: dict[str, str] | None,

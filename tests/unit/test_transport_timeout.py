@@ -69,7 +69,7 @@ def test_no_banner_is_a_readable_connect_timeout(silent_port: int, tmp_path: Pat
 PROBE = """
 import logging, sys
 from hive_nornir.transport import build_params, connect
-from hive_nornir.transport.connect import paramiko_logging
+from hive_nornir.transport.paramiko_log import paramiko_logging
 logging.basicConfig(level=logging.WARNING)  # what the CLI does without -v
 paramiko_logging(sys.argv[3] == "verbose")
 try:

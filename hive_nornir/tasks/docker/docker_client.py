@@ -3,11 +3,10 @@ from its own key and cert, as hive-builder does) and `.hive/<stage>/docker-clien
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import docker
+from typing import TYPE_CHECKING, Any
 
 from hive_nornir.ca import CAError, docker_client_state, ensure_docker_client, existing_ca
 from hive_nornir.engine.errors import StepFailed
@@ -18,6 +17,9 @@ from hive_nornir.primitives.base import Primitive, q
 from hive_nornir.primitives.command import Command
 from hive_nornir.primitives.filesystem import Directory
 from hive_nornir.primitives.probes import argv, stat_is
+
+if TYPE_CHECKING:
+    import docker
 
 CLIENT_SHARED = "docker-client:controller"  # ctx.shared key: the controller files are handled once per run
 
@@ -105,25 +107,35 @@ def docker_client(ctx: TaskContext) -> None:
     ctx.ensure(client_primitives(facts, host, parse_passwd(entry)))
 
 
-class _StageAPIClient(docker.APIClient):
-    """requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE replace a session's CA and routes via env proxies: an
-    engine's TLS port must be verified against the stage CA only, reached directly."""
+@functools.cache
+def _stage_api_client_class() -> type[docker.APIClient]:
+    """Built on first use: the docker SDK (and requests, paramiko under it) loads only when a client is made."""
+    import docker
 
-    @property
-    def trust_env(self) -> bool:
-        """Never take CA bundles or proxies from the environment."""
-        return False
+    class _StageAPIClient(docker.APIClient):
+        """requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE replace a session's CA and routes via env proxies: an
+        engine's TLS port must be verified against the stage CA only, reached directly."""
 
-    @trust_env.setter
-    def trust_env(self, value: bool) -> None:
-        """requests.Session.__init__ sets it; ignored on purpose."""
+        @property
+        def trust_env(self) -> bool:
+            """Never take CA bundles or proxies from the environment."""
+            return False
+
+        @trust_env.setter
+        def trust_env(self, value: bool) -> None:
+            """requests.Session.__init__ sets it; ignored on purpose."""
+
+    return _StageAPIClient
 
 
 def stage_docker_client(context_dir: Path, base_url: str, **kwargs: Any) -> docker.DockerClient:
     """A docker SDK client for an engine's TLS port (`tcp://127.0.0.1:<port>`) with the controller's stage files."""
+    import docker
+    import docker.tls
+
     d = controller_docker_client_dir(context_dir)
     tls = docker.tls.TLSConfig(client_cert=(str(d / "cert.pem"), str(d / "key.pem")), ca_cert=str(d / "ca.pem"),
                                verify=True)
     client = docker.DockerClient.__new__(docker.DockerClient)
-    client.api = _StageAPIClient(base_url=base_url, tls=tls, **kwargs)
+    client.api = _stage_api_client_class()(base_url=base_url, tls=tls, **kwargs)
     return client
