@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hive_nornir.engine.apply import apply_plan
+from hive_nornir.engine.apply import Batch, apply_batch
 from hive_nornir.engine.crashes import Crashes
 from hive_nornir.engine.errors import CommandFailed, StepFailed
 from hive_nornir.engine.handlers import HandlerJournal
 from hive_nornir.engine.outcome import Change, HostOutcome
+from hive_nornir.engine.passes import waits
 from hive_nornir.engine.probe import batch_script, last_section, split_output
 from hive_nornir.facts import FACTS_SCRIPT, Facts, parse_facts
-from hive_nornir.primitives.base import Primitive
+from hive_nornir.primitives.base import Plan, Primitive
 from hive_nornir.transport.describe import describe_command
 from hive_nornir.transport.errors import CommandTimeout
 
@@ -46,6 +47,7 @@ class RunState:
     all_hosts: dict[str, Host] | None = None  # the whole stage, even when --limit narrows the run
     crashes: Crashes = field(default_factory=Crashes)  # tasks that raised: one traceback per step, not per host
     template_dirs: tuple[Path, ...] = ()  # the project's templates/, searched before the package's
+    batch_changes: bool = True  # False: a step's changes one by one, each followed by a new probe of the rest
 
     def stage_hosts(self) -> dict[str, Host]:
         """Every host of the stage: a hosts file or a peer list must not shrink because of --limit."""
@@ -128,47 +130,83 @@ class HostContext:
     def ensure(self, primitives: Sequence[Primitive]) -> bool:
         """Bring every primitive to its desired state; one probe exec when nothing changes.
 
-        Every plan of a pass is made before the first change of that pass, so a refusal (Plan.error) of a
-        later primitive stops the step before an earlier one changes the host."""
+        Each pass plans every pending primitive before its first change (a refusal, Plan.error, of a later one
+        stops the step before an earlier one changes the host), then applies every change that does not depend
+        on another change of the pass in ONE exec, which also probes again the primitives whose probe those
+        changes can alter (`Primitive.reads`/`writes`); those are planned in the next pass."""
         pending = list(primitives)
+        if not pending:
+            return False
+        facts = self.facts
+        outputs = self._probe(pending, facts)
         changed_any = False
         while pending:
-            outputs = self._probe(pending)
-            plans = [p.plan(self.facts, out) for p, out in zip(pending, outputs, strict=True)]
+            plans = [p.plan(facts, out) for p, out in zip(pending, outputs, strict=True)]
             for primitive, plan in zip(pending, plans, strict=True):
                 if plan.error:
                     raise StepFailed(f"{primitive.ident}: {plan.error}")
-            rest: list[Primitive] = []
-            for index, primitive in enumerate(pending):
-                plan = plans[index]
+            changes: list[tuple[Primitive, Plan]] = []
+            deferred: list[Primitive] = []
+            written: set[str] = set()
+            for primitive, plan in zip(pending, plans, strict=True):
+                if not self.check and self._stale(primitive, written, deferred):
+                    deferred.append(primitive)  # an earlier change of this pass may alter what it sees
+                    continue
                 if plan.missing and not self._can_assume():
                     raise StepFailed(f"{primitive.ident}: {plan.missing}")
                 if not plan.changed and not plan.missing:
                     continue
-                assumed = bool(plan.missing)
-                summary = plan.summary or primitive.ident
-                diff = f"(assumed: {plan.missing})" if assumed and not plan.diff else plan.diff
-                self.outcome.changes.append(Change(primitive.ident, summary, diff, assumed))
                 changed_any = True
                 if self.check:
+                    self._record(primitive, plan)
                     self.run_state.predicted.add(self.name)
                     self.notify(*primitive.notify)
                     continue
-                # journal the handlers first: a connection lost after the change must not lose its reload
-                self.notify(*primitive.notify)
-                apply_plan(self.session, plan, self.apply_timeout, primitive.secret)
-                self.run_state.facts.pop(self.name, None)
-                rest = pending[index + 1:]
-                break
-            pending = rest
+                changes.append((primitive, plan))
+                written |= primitive.writes()
+            if not changes:
+                return changed_any
+            outputs = self._apply(Batch(changes, deferred), facts)
+            pending = deferred
         return changed_any
+
+    def _stale(self, primitive: Primitive, written: set[str], deferred: list[Primitive]) -> bool:
+        """Whether the primitive waits for a new probe (engine/passes.py); one by one, all after a change wait."""
+        if not self.run_state.batch_changes:
+            return bool(written or deferred)
+        return waits(primitive, written, deferred)
+
+    def _apply(self, batch: Batch, facts: Facts) -> list[str]:
+        """Journal the handlers, run the batch; record the changes that began, withdraw the notifications of
+        those that never ran (handlers stay exact), drop the facts."""
+        owed = set(self.run_state.handlers.pending(self.name))
+        for primitive, _plan in batch.changes:  # journal first: a connection lost after a change keeps its reload
+            self.notify(*primitive.notify)
+        try:
+            return apply_batch(self.session, batch, facts, self.apply_timeout, PROBE_TIMEOUT)
+        finally:
+            ran = batch.changes[:batch.started]
+            for primitive, plan in ran:
+                self._record(primitive, plan)
+            notified = {h for p, _plan in ran for h in p.notify}
+            never = [h for p, _plan in batch.changes[batch.started:] for h in p.notify
+                     if h not in owed and h not in notified]
+            if never:
+                self.run_state.handlers.withdraw(self.name, never)
+            self.run_state.facts.pop(self.name, None)
+
+    def _record(self, primitive: Primitive, plan: Plan) -> None:
+        """One change (or predicted one) in the outcome."""
+        assumed = bool(plan.missing)
+        diff = f"(assumed: {plan.missing})" if assumed and not plan.diff else plan.diff
+        self.outcome.changes.append(Change(primitive.ident, plan.summary or primitive.ident, diff, assumed))
 
     def _can_assume(self) -> bool:
         """A missing prerequisite is fine in check mode when an earlier change on this host would provide it."""
         return self.check and self.name in self.run_state.predicted
 
-    def _probe(self, primitives: Sequence[Primitive]) -> list[str]:
-        script, marker = batch_script(primitives, self.facts)
+    def _probe(self, primitives: Sequence[Primitive], facts: Facts) -> list[str]:
+        script, marker = batch_script(primitives, facts)
         try:
             result = self.session.run(script, timeout=PROBE_TIMEOUT)
         except CommandTimeout as e:  # name the primitive whose probe hung, not the script's first line

@@ -59,6 +59,15 @@ class HandlerJournal:
         with self._lock:
             return list(self._pending.get(host, []))
 
+    def withdraw(self, host: str, names: list[str]) -> None:
+        """Take back notifications whose change never ran (a batch that failed before reaching it)."""
+        with self._lock:
+            queue = self._pending.get(host, [])
+            self._pending[host] = [n for n in queue if n not in names]
+            if not self._pending[host]:
+                self._pending.pop(host, None)
+            self._save()
+
     def done(self, host: str, name: str) -> None:
         """Forget a handler once it ran."""
         with self._lock:

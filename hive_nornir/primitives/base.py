@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.probes import argv, parse_kv, q
+from hive_nornir.primitives.resources import EVERYTHING
 
 __all__ = ["COMMAND_HANDLER", "Plan", "Primitive", "Upload", "argv", "parse_kv", "q", "run_handler"]
 
@@ -67,6 +68,16 @@ class Primitive(ABC):
     @abstractmethod
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """Compare current state with the desired state; never touches the host."""
+
+    def reads(self) -> frozenset[str]:
+        """What the probe looks at (resources.py): a change to any of it before this primitive means a new probe.
+        Declaring nothing means everything, so a primitive that says nothing is probed again after any change."""
+        return EVERYTHING
+
+    def writes(self) -> frozenset[str]:
+        """What applying a plan can change (resources.py); everything unless declared, so an undeclared primitive
+        is applied alone and every later probe runs again after it."""
+        return EVERYTHING
 
     def with_notify(self, *handlers: str) -> Primitive:
         """Notify handlers (reload/restart/daemon-reload/run_handler) when this primitive changes the host."""

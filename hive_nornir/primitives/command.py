@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Plan, Primitive
 from hive_nornir.primitives.probes import argv, parse_kv, q
+from hive_nornir.primitives.resources import EVERYTHING, path
 
 
 @dataclass(eq=False)
@@ -66,6 +67,16 @@ class Command(Primitive):
         for condition, reason in checks:
             script += f"if {condition}; then echo run=no; echo {q('why=' + reason)}; el"
         return script + "se echo run=yes; fi"
+
+    def reads(self) -> frozenset[str]:
+        """Nothing without guards, the paths of `creates`/`removes`, anything with `unless`/`onlyif`."""
+        if self.unless is not None or self.onlyif is not None:
+            return EVERYTHING
+        return frozenset(path(p) for p in (self.creates, self.removes) if p is not None)
+
+    def writes(self) -> frozenset[str]:
+        """Anything: a command is opaque."""
+        return EVERYTHING
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """Changed exactly when the guards say the command would run."""

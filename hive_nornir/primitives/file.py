@@ -13,6 +13,7 @@ import jinja2
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Plan, Primitive, Upload
 from hive_nornir.primitives.probes import argv, file_probe, parse_file
+from hive_nornir.primitives.resources import ACCOUNTS, path
 from hive_nornir.primitives.templates import TemplateError, environment, render, render_in, search_path
 
 MAX_DIFF_BYTES = 256 * 1024  # bigger files are compared by hash only; their content is not fetched
@@ -46,6 +47,16 @@ class File(Primitive):
         """Kind, stat and hash of the file (a symlink is followed: its target is what we manage); the old
         content only when it differs and is small enough to diff."""
         return file_probe(self.path, MAX_DIFF_BYTES, skip_sha=hashlib.sha256(self.data).hexdigest())
+
+    def reads(self) -> frozenset[str]:
+        """The path (and its directories: the probe asks whether the parent exists); the account names when the
+        owner is not root, since stat prints names only for accounts that exist."""
+        return frozenset({path(self.path)} | ({ACCOUNTS} if (self.owner, self.group) != ("root", "root") else set()))
+
+    def writes(self) -> frozenset[str]:
+        """The path (a symlink's target is not known before the probe: two primitives on one file through
+        different names are not told apart)."""
+        return frozenset({path(self.path)})
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """Decide between nothing, a content upload, and a chmod/chown; through a symlink both go to its target."""

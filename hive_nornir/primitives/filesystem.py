@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Plan, Primitive
 from hive_nornir.primitives.probes import argv, parse_kv, parse_stat, q, stat_probe
+from hive_nornir.primitives.resources import ACCOUNTS, path
 
 STATES = ("present", "absent")
 _MODE = re.compile(r"^0?[0-7]{3,4}$")
@@ -59,6 +60,15 @@ class Directory(Primitive):
         return (f"if [ -L {p} ]; then echo link=yes; fi; "
                 f"if [ -d {p} ]; then echo type=dir; {stat_probe(self.path)}; "
                 f"elif [ -e {p} ]; then echo type=other; else echo type=none; fi")
+
+    def reads(self) -> frozenset[str]:
+        """The path; account names too when an owner other than root is wanted (stat prints names)."""
+        named = {self.owner, self.group} - {None, "root"}
+        return frozenset({path(self.path)} | ({ACCOUNTS} if named else set()))
+
+    def writes(self) -> frozenset[str]:
+        """The path and, when removed, everything under it."""
+        return frozenset({path(self.path)})
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """install -d for a new one, chmod/chown for a wrong one, rm -rf only when absent was asked."""
@@ -139,6 +149,17 @@ class Symlink(Primitive):
             target = q(posixpath.join(posixpath.dirname(self.path), self.target))
             probe += f"; if [ -e {target} ]; then echo target=yes; fi"
         return probe
+
+    def reads(self) -> frozenset[str]:
+        """The link (and its directory), and the target when it must exist."""
+        items = {path(self.path)}
+        if self.require_target and self.state == "present":
+            items.add(path(posixpath.join(posixpath.dirname(self.path), self.target)))
+        return frozenset(items)
+
+    def writes(self) -> frozenset[str]:
+        """The link itself."""
+        return frozenset({path(self.path)})
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """ln -sfn when the link text differs; a directory in the way is never replaced."""

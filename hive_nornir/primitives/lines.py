@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Plan, Primitive, Upload
 from hive_nornir.primitives.probes import file_probe, parse_file
+from hive_nornir.primitives.resources import path
 
 MAX_EDIT_BYTES = 1024 * 1024  # bigger files are not edited line by line: fetching them would cost too much
 STATES = ("present", "absent")
@@ -66,6 +67,14 @@ class _TextEdit(Primitive):
     def probe(self, facts: Facts) -> str:
         """Mode/owner/size and the whole content (up to 1 MB) in one go: the edit happens in Python."""
         return content_probe(self.path)
+
+    def reads(self) -> frozenset[str]:
+        """The whole file: the edit is made on its current text."""
+        return frozenset({path(self.path)})
+
+    def writes(self) -> frozenset[str]:
+        """The whole file (uploaded as a whole)."""
+        return frozenset({path(self.path)})
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """Edit the text; upload the whole new file keeping the current mode and owner (through a symlink: to

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Plan, Primitive
 from hive_nornir.primitives.probes import argv
+from hive_nornir.primitives.resources import EVERYTHING, PACKAGES, path
 
 STATES = ("present", "absent", "latest")
 APT_LISTS = "/var/lib/apt/lists"
@@ -72,6 +73,14 @@ class Packages(Primitive):
                              f"{argv(facts.pkg_manager, '-q', '-C', 'list', '--upgrades', *self.names)} 2>/dev/null")
             return "\n".join(lines)
         return "echo unsupported=yes"
+
+    def reads(self) -> frozenset[str]:
+        """The package database and apt's lists."""
+        return frozenset({PACKAGES, path(APT_LISTS), path(APT_STAMP)})
+
+    def writes(self) -> frozenset[str]:
+        """Everything: a package's scripts may write any file, add accounts and units, start services."""
+        return EVERYTHING
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """Compare installed names with the wanted ones; the install command names only what is missing."""

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Plan, Primitive
 from hive_nornir.primitives.probes import argv, parse_kv
+from hive_nornir.primitives.resources import UNITS, path
 
 STATES = ("started", "stopped")
 ENABLED_OK = {"enabled", "static", "alias", "indirect", "generated", "transient"}  # `is-enabled` exit 0
 NOT_ENABLED = {"enabled", "enabled-runtime", "linked", "linked-runtime"}  # what `disable` would change
 RUNNING = {"active", "activating", "reloading"}
+UNIT_DIRS = ("/etc/systemd", "/run/systemd", "/usr/lib/systemd", "/lib/systemd")  # where unit files come from
 
 
 def unit_name(name: str) -> str:
@@ -69,6 +71,15 @@ class Service(Primitive):
         """One process: LoadState says whether the unit exists, the others what it does now."""
         return argv("systemctl", "show", "-p", "LoadState", "-p", "UnitFileState", "-p", "ActiveState", "--",
                     self.unit)
+
+    def reads(self) -> frozenset[str]:
+        """systemd's units (a start may start others) and the directories unit files are loaded from."""
+        return frozenset({UNITS, *(path(d) for d in UNIT_DIRS)})
+
+    def writes(self) -> frozenset[str]:
+        """Units, and the enable/mask links under /etc/systemd/system. What a started service writes itself is
+        not declared: a primitive that reads it belongs in a later ensure (or step) than the start."""
+        return frozenset({UNITS, path("/etc/systemd/system")})
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """Unmask, enable/disable, start/stop: only the actions whose state differs."""

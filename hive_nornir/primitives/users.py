@@ -12,6 +12,7 @@ from typing import Any
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Plan, Primitive, Upload
 from hive_nornir.primitives.probes import argv, parse_kv, parse_stat, q, stat_command
+from hive_nornir.primitives.resources import ACCOUNTS, path
 
 STATES = ("present", "absent")
 GROUPS_MARK = "--groups--"  # raw `getent group` lines follow it
@@ -28,6 +29,12 @@ def _check_state(state: str) -> None:
     """A typo in state must not silently mean present."""
     if state not in STATES:
         raise ValueError(f"state must be one of {', '.join(STATES)}, not {state!r}")
+
+
+def home_of(user: str) -> str:
+    """Where useradd puts a home by default (HOME of /etc/default/useradd is not read): what User creates and
+    AuthorizedKeys reads when no home is given."""
+    return "/root" if user == "root" else f"/home/{user}"
 
 
 def _group_entries(output: str) -> dict[str, str]:
@@ -64,6 +71,14 @@ class Group(Primitive):
     def probe(self, facts: Facts) -> str:
         """The group database entry, empty when there is none."""
         return f"echo \"group=$({argv('getent', 'group', self.name)})\""
+
+    def reads(self) -> frozenset[str]:
+        """The account databases."""
+        return frozenset({ACCOUNTS})
+
+    def writes(self) -> frozenset[str]:
+        """The account databases."""
+        return frozenset({ACCOUNTS})
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """groupadd, groupmod -g or groupdel, only when the entry differs."""
@@ -126,6 +141,14 @@ class User(Primitive):
             if wanted:
                 lines.append(f"echo {GROUPS_MARK}; {argv('getent', 'group', *dict.fromkeys(wanted))}")
         return "\n".join(lines)
+
+    def reads(self) -> frozenset[str]:
+        """The account databases."""
+        return frozenset({ACCOUNTS})
+
+    def writes(self) -> frozenset[str]:
+        """The account databases and the home useradd -m makes (userdel -r removes)."""
+        return frozenset({ACCOUNTS, path(self.home or home_of(self.name))})
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """useradd for a new account, one usermod with only the differing options for an existing one."""
@@ -253,6 +276,15 @@ class AuthorizedKeys(Primitive):
         return (AUTH_PROBE.replace("{user}", q(self.user))
                 .replace("{stat_sshdir}", stat_command("sshdir", '"$h/.ssh"'))
                 .replace("{stat_keys}", stat_command("keys", '"$h/.ssh/authorized_keys"')))
+
+    def reads(self) -> frozenset[str]:
+        """The account (its home comes from passwd) and the default home of the user (home_of: a home elsewhere
+        is not known before the probe)."""
+        return frozenset({ACCOUNTS, path(home_of(self.user))})
+
+    def writes(self) -> frozenset[str]:
+        """~/.ssh under the default home (and the candidate staged beside it)."""
+        return frozenset({path(home_of(self.user))})
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """Upload the whole file when the keys differ; fix ~/.ssh and file modes/owners with chmod/chown."""

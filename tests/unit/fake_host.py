@@ -29,6 +29,7 @@ from hive_nornir.primitives.filesystem import Directory, Symlink
 from hive_nornir.primitives.lines import _TextEdit, content_probe
 from hive_nornir.primitives.packages import Packages
 from hive_nornir.transport import AuthenticationFailed, CommandResult
+from hive_nornir.transport.session import wire
 
 Guard = Callable[[Command], bool]
 Answer = Callable[[str], "str | CommandResult"]  # command -> its stdout (exit 0), or a whole CommandResult
@@ -39,15 +40,30 @@ def result(stdout: str = "", status: int = 0, stderr: str = "", command: str = "
     return CommandResult(command, status, stdout, stderr, 0.0)
 
 
-def run_here(skip: tuple[str, ...] = ()) -> Answer:
+class RunHere:
     """An Answer that runs each command with this machine's sh (tests point commands at temp paths only);
-    commands starting with one of `skip` (e.g. `systemctl `: this machine's systemd is not ours) succeed untouched."""
-    def answer(command: str) -> CommandResult:
-        if skip and command.startswith(skip):
+    commands starting with one of `skip` (e.g. `systemctl `: this machine's systemd is not ours) succeed untouched.
+    A command with stdin data runs as the transport sends it (`wire`: the script, then the data, on stdin)."""
+
+    def __init__(self, skip: tuple[str, ...] = ()) -> None:
+        self.skip = skip
+
+    def __call__(self, command: str) -> CommandResult:
+        return self.with_stdin(command, None)
+
+    def with_stdin(self, command: str, data: bytes | None) -> CommandResult:
+        """Run `command` reading `data` after the script, as sshd would."""
+        if self.skip and command.startswith(self.skip):
             return result(command=command)
-        done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=60)
-        return CommandResult(command, done.returncode, done.stdout, done.stderr, 0.0)
-    return answer
+        shell, payload = wire(command, sudo=False, is_root=True, env=None, data=data)
+        done = subprocess.run(shell, shell=True, input=payload, capture_output=True, timeout=60)
+        return CommandResult(command, done.returncode, done.stdout.decode(errors="replace"),
+                             done.stderr.decode(errors="replace"), 0.0)
+
+
+def run_here(skip: tuple[str, ...] = ()) -> RunHere:
+    """An Answer running commands with this machine's sh (RunHere)."""
+    return RunHere(skip)
 
 
 # -- stage hosts ---------------------------------------------------------------------------------------------------
@@ -144,7 +160,8 @@ class FakeSession:
         text = stdin.decode() if isinstance(stdin, bytes) else stdin
         self.round_trips += 1
         self.calls.append(Call(command, text, sudo))
-        out = self.answer(command)
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        out = self.answer.with_stdin(command, data) if isinstance(self.answer, RunHere) else self.answer(command)
         return out if isinstance(out, CommandResult) else CommandResult(command, 0, out, "", 0.0)
 
     def stage_file(self, data: bytes, path: str, mode: str = "0644", owner: str = "root",
