@@ -149,7 +149,7 @@ class HostContext:
             deferred: list[Primitive] = []
             written: set[str] = set()
             for primitive, plan in zip(pending, plans, strict=True):
-                if not self.check and self._stale(primitive, written, deferred):
+                if not self.check and self._stale(primitive, plan, written, deferred):
                     deferred.append(primitive)  # an earlier change of this pass may alter what it sees
                     continue
                 if plan.missing and not self._can_assume():
@@ -163,18 +163,18 @@ class HostContext:
                     self.notify(*primitive.notify)
                     continue
                 changes.append((primitive, plan))
-                written |= primitive.writes()
+                written |= plan.writes if plan.writes is not None else primitive.writes()
             if not changes:
                 return changed_any
             outputs = self._apply(Batch(changes, deferred), facts)
             pending = deferred
         return changed_any
 
-    def _stale(self, primitive: Primitive, written: set[str], deferred: list[Primitive]) -> bool:
+    def _stale(self, primitive: Primitive, plan: Plan, written: set[str], deferred: list[Primitive]) -> bool:
         """Whether the primitive waits for a new probe (engine/passes.py); one by one, all after a change wait."""
         if not self.run_state.batch_changes:
             return bool(written or deferred)
-        return waits(primitive, written, deferred)
+        return waits(primitive, written, deferred, plan.writes if plan.changed else None)
 
     def _apply(self, batch: Batch, facts: Facts) -> list[str]:
         """Journal the handlers, run the batch; record the changes that began, withdraw the notifications of

@@ -9,10 +9,13 @@ from hive_nornir.primitives.base import Primitive
 from hive_nornir.primitives.resources import conflict
 
 
-def waits(primitive: Primitive, written: Collection[str], waiting: Sequence[Primitive]) -> bool:
+def waits(primitive: Primitive, written: Collection[str], waiting: Sequence[Primitive],
+          writes: frozenset[str] | None = None) -> bool:
     """Whether this primitive's plan may differ once the changes taken so far in the pass (`written`, what they
-    write) are applied, or whether applying it now would change what a waiting one sees or undo its effect."""
-    reads, writes = primitive.reads(), primitive.writes()
+    write) are applied, or whether applying it now would change what a waiting one sees or undo its effect.
+    `writes`: what its plan writes (Plan.writes), when narrower than what the primitive declares."""
+    reads = primitive.reads()
+    writes = primitive.writes() if writes is None else writes
     if conflict(written, reads):
         return True
     return any(conflict(w.writes(), reads | writes) or conflict(writes, w.reads() | w.writes()) for w in waiting)

@@ -47,6 +47,7 @@ class Plan:
     uploads: list[Upload] = field(default_factory=list)  # installed before the commands run
     missing: str = ""  # a prerequisite is absent (unit/group not there yet); check mode may assume it
     error: str = ""  # the host's state cannot be handled (file too large, broken markers): always a failure
+    writes: frozenset[str] | None = None  # narrower than the primitive's writes(), when the probe tells (resources)
 
 
 class Primitive(ABC):

@@ -13,7 +13,7 @@ import jinja2
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Plan, Primitive, Upload
 from hive_nornir.primitives.probes import argv, file_probe, parse_file
-from hive_nornir.primitives.resources import ACCOUNTS, path
+from hive_nornir.primitives.resources import ACCOUNTS, parent_exists, path
 from hive_nornir.primitives.templates import TemplateError, environment, render, render_in, search_path
 
 MAX_DIFF_BYTES = 256 * 1024  # bigger files are compared by hash only; their content is not fetched
@@ -51,7 +51,8 @@ class File(Primitive):
     def reads(self) -> frozenset[str]:
         """The path (and its directories: the probe asks whether the parent exists); the account names when the
         owner is not root, since stat prints names only for accounts that exist."""
-        return frozenset({path(self.path)} | ({ACCOUNTS} if (self.owner, self.group) != ("root", "root") else set()))
+        named = {ACCOUNTS} if (self.owner, self.group) != ("root", "root") else set()
+        return frozenset({path(self.path), parent_exists(self.path)} | named)
 
     def writes(self) -> frozenset[str]:
         """The path (a symlink's target is not known before the probe: two primitives on one file through

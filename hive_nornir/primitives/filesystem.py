@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Plan, Primitive
 from hive_nornir.primitives.probes import argv, parse_kv, parse_stat, q, stat_probe
-from hive_nornir.primitives.resources import ACCOUNTS, path
+from hive_nornir.primitives.resources import ACCOUNTS, made_with_parents, parent_exists, path
 
 STATES = ("present", "absent")
 _MODE = re.compile(r"^0?[0-7]{3,4}$")
@@ -57,9 +57,11 @@ class Directory(Primitive):
     def probe(self, facts: Facts) -> str:
         """Type first (a symlink to a directory counts as one), then mode and owner by name and number."""
         p = q(self.path)
+        parent = q(posixpath.dirname(self.path))
         return (f"if [ -L {p} ]; then echo link=yes; fi; "
                 f"if [ -d {p} ]; then echo type=dir; {stat_probe(self.path)}; "
-                f"elif [ -e {p} ]; then echo type=other; else echo type=none; fi")
+                f"elif [ -e {p} ]; then echo type=other; else echo type=none; "
+                f"if [ -d {parent} ]; then echo parent=yes; fi; fi")
 
     def reads(self) -> frozenset[str]:
         """The path; account names too when an owner other than root is wanted (stat prints names)."""
@@ -67,8 +69,8 @@ class Directory(Primitive):
         return frozenset({path(self.path)} | ({ACCOUNTS} if named else set()))
 
     def writes(self) -> frozenset[str]:
-        """The path and, when removed, everything under it."""
-        return frozenset({path(self.path)})
+        """The path (and, when removed, everything under it); `install -d` also makes missing parents."""
+        return made_with_parents(self.path)
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """install -d for a new one, chmod/chown for a wrong one, rm -rf only when absent was asked."""
@@ -95,7 +97,8 @@ class Directory(Primitive):
                                                           ("group", self.group)) if v)
             return Plan(changed=True, summary=f"create directory {self.path}",
                         diff=f"+ {self.path}/" + (f" ({details})" if details else "") + "\n",
-                        commands=[argv("install", "-d", *opts, self.path)])
+                        commands=[argv("install", "-d", *opts, self.path)],
+                        writes=frozenset({path(self.path)}) if kv.get("parent") == "yes" else None)
         stat = parse_stat(kv.get("stat"))
         if stat is None:
             return Plan(error=f"cannot stat {self.path} (probe printed nothing useful)")
@@ -111,7 +114,7 @@ class Directory(Primitive):
         if not commands:
             return Plan()
         return Plan(changed=True, summary=f"{self.path}: " + ", ".join(notes),
-                    diff="".join(f"~ {n}\n" for n in notes), commands=commands)
+                    diff="".join(f"~ {n}\n" for n in notes), commands=commands, writes=frozenset({path(self.path)}))
 
 
 @dataclass(eq=False)
@@ -152,7 +155,7 @@ class Symlink(Primitive):
 
     def reads(self) -> frozenset[str]:
         """The link (and its directory), and the target when it must exist."""
-        items = {path(self.path)}
+        items = {path(self.path), parent_exists(self.path)}
         if self.require_target and self.state == "present":
             items.add(path(posixpath.join(posixpath.dirname(self.path), self.target)))
         return frozenset(items)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Plan, Primitive, Upload
 from hive_nornir.primitives.probes import file_probe, parse_file
-from hive_nornir.primitives.resources import path
+from hive_nornir.primitives.resources import parent_exists, path
 
 MAX_EDIT_BYTES = 1024 * 1024  # bigger files are not edited line by line: fetching them would cost too much
 STATES = ("present", "absent")
@@ -69,8 +69,8 @@ class _TextEdit(Primitive):
         return content_probe(self.path)
 
     def reads(self) -> frozenset[str]:
-        """The whole file: the edit is made on its current text."""
-        return frozenset({path(self.path)})
+        """The whole file (the edit is made on its current text) and whether its directory exists."""
+        return frozenset({path(self.path), parent_exists(self.path)})
 
     def writes(self) -> frozenset[str]:
         """The whole file (uploaded as a whole)."""

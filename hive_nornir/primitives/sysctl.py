@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Plan, Primitive
 from hive_nornir.primitives.probes import argv, kv_lines, parse_kv, q
-from hive_nornir.primitives.resources import path
+from hive_nornir.primitives.resources import exists, made_with_parents, path
 
 PERSIST_FILE = "/etc/sysctl.d/99-hive.conf"
 PRINT_LINE = "%s\\n"  # printf's format for one line: the value is an argument, never part of the format
@@ -82,13 +82,17 @@ class Sysctl(Primitive):
     def reads(self) -> frozenset[str]:
         """The running value and this key's lines of the persist file (other keys' lines do not matter to it).
         Two names of one kernel setting (ip_forward and conf.all.forwarding) are not known to be the same."""
-        return self.writes()
-
-    def writes(self) -> frozenset[str]:
-        """The running value and this key's lines of the persist file (the sed touches no other key)."""
         items = {path(proc_path(self.name))}
         if self.persist_file:
             items.add(path(self.persist_file, self.name.replace("/", ".")))
+        return frozenset(items)
+
+    def writes(self) -> frozenset[str]:
+        """What it reads (the sed touches no other key's line), and the persist file's directory (mkdir -p)."""
+        items = set(self.reads())
+        if self.persist_file:
+            directory = posixpath.dirname(self.persist_file)
+            items |= (made_with_parents(directory) - {path(directory)}) | {exists(directory)}
         return frozenset(items)
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:

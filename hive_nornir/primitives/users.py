@@ -12,7 +12,7 @@ from typing import Any
 from hive_nornir.facts import Facts
 from hive_nornir.primitives.base import Plan, Primitive, Upload
 from hive_nornir.primitives.probes import argv, parse_kv, parse_stat, q, stat_command
-from hive_nornir.primitives.resources import ACCOUNTS, path
+from hive_nornir.primitives.resources import ACCOUNTS, made_with_parents, path
 
 STATES = ("present", "absent")
 GROUPS_MARK = "--groups--"  # raw `getent group` lines follow it
@@ -148,7 +148,7 @@ class User(Primitive):
 
     def writes(self) -> frozenset[str]:
         """The account databases and the home useradd -m makes (userdel -r removes)."""
-        return frozenset({ACCOUNTS, path(self.home or home_of(self.name))})
+        return frozenset({ACCOUNTS, *made_with_parents(self.home or home_of(self.name))})
 
     def plan(self, facts: Facts, probe_output: str) -> Plan:
         """useradd for a new account, one usermod with only the differing options for an existing one."""

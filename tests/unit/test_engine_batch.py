@@ -210,3 +210,8 @@ def test_the_readme_example_applies_in_four_passes() -> None:
     assert len(levels([Sysctl("vm.swappiness", 10), Sysctl("vm.overcommit_memory", 1)])) == 1  # own lines
     assert len(levels([LineInFile("/etc/x", "a"), LineInFile("/etc/x", "b")])) == 2  # one file: one after the other
     assert len(levels([Service("a", state="started"), Service("b", state="started")])) == 2  # a start starts others
+    # install -d makes missing parents: a file beside the new directory's parent waits (ntp-client's chrony.conf)
+    chrony = [Directory("/etc/chrony/sources.d"), LineInFile("/etc/chrony/chrony.conf", "sourcedir x")]
+    assert len(levels(chrony)) == 2
+    assert len(levels([Directory("/srv/app"), File(path="/etc/hosts", content="x\n")])) == 1
+    assert len(levels([Sysctl("vm.swappiness", 10), File(path="/etc/sysctl.d/10-x.conf", content="x\n")])) == 2
