@@ -190,3 +190,85 @@ def renew(session: _Closable) -> bool:
         return False
     session.close()
     return True
+
+
+# -- local forwards: a controller port piped to an address as the host sees it (ssh -L) --------------------------
+
+class LocalForward:
+    """`ssh -L 127.0.0.1:<free port>:<host>:<port>` on one SSH transport: the engine API of a host, say, reached
+    without opening its port to anyone but this controller's loopback. It ends with the transport (or close())."""
+
+    def __init__(self, transport: paramiko.Transport, remote_host: str, remote_port: int, label: str) -> None:
+        self.transport = transport
+        self.remote = (remote_host, remote_port)
+        self.label = label
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._closed = threading.Event()
+        self.connections = 0
+        threading.Thread(target=self._accept, name=f"local-forward-{label}", daemon=True).start()
+
+    @property
+    def active(self) -> bool:
+        """Still listening, and the SSH transport under it alive."""
+        return not self._closed.is_set() and self.transport.is_active()
+
+    @property
+    def closed(self) -> bool:
+        """The listener is closed (close(), or the accept loop saw the transport die)."""
+        return self._closed.is_set()
+
+    def close(self) -> None:
+        """Stop listening; connections already piped end with their channel."""
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        self._closed.set()
+
+    def _accept(self) -> None:
+        """Accept until closed or the transport dies (polled, so a dead session frees the port)."""
+        sel = selectors.DefaultSelector()
+        try:
+            sel.register(self._listener, selectors.EVENT_READ)
+            while self.active:
+                if not sel.select(0.5):
+                    continue
+                try:
+                    conn, peer = self._listener.accept()
+                except OSError:
+                    break
+                self.connections += 1
+                threading.Thread(target=self._serve, args=(conn, peer), name=f"local-forward-{self.label}",
+                                 daemon=True).start()
+        finally:
+            sel.close()
+            self.close()
+
+    def _serve(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        """One direct-tcpip channel per accepted connection, piped both ways."""
+        try:
+            chan = self.transport.open_channel("direct-tcpip", self.remote, peer, timeout=CONNECT_TIMEOUT_S)
+        except (paramiko.SSHException, EOFError, OSError) as e:
+            log.warning("%s: sshd did not open %s:%s for the local forward: %s (AllowTcpForwarding off?)",
+                        self.label, *self.remote, e)
+            conn.close()
+            return
+        with contextlib.closing(conn), contextlib.closing(chan), contextlib.suppress(OSError, EOFError,
+                                                                                     paramiko.SSHException):
+            pipe(chan, conn)
+
+
+_LOCAL_ATTR = "_hive_local_forwards"
+
+
+def local_forward(session: Any, remote_host: str, remote_port: int, label: str = "") -> LocalForward:
+    """The session's forward to remote_host:remote_port, opened once per session (kept on it, like the proxy's)."""
+    transport: paramiko.Transport = session._transport  # an SSHSession's
+    with _LOCK:
+        forwards: dict[tuple[str, int], LocalForward] = getattr(session, _LOCAL_ATTR, None) or {}
+        found = forwards.get((remote_host, remote_port))
+        if found is not None and found.active and found.transport is transport:
+            return found
+        forward = LocalForward(transport, remote_host, remote_port, label or f"{remote_host}:{remote_port}")
+        forwards[(remote_host, remote_port)] = forward
+        setattr(session, _LOCAL_ATTR, forwards)
+    return forward

@@ -543,3 +543,47 @@ def test_the_users_key_is_tried_before_the_stage_key(sshd: LocalSSHD, tmp_path: 
         sshd.connect("root", identity_files=[str(tmp_path / "mine")], key_file=str(tmp_path / "wrong"))
     msg = str(ei.value)
     assert msg.index(str(tmp_path / "mine")) < msg.index(str(tmp_path / "wrong")), msg
+
+
+# --------------------------------------------------------------------------------------------- local forwards
+
+
+def test_local_forward_pipes_a_loopback_port_to_the_hosts_address_and_ends_with_the_session(
+        sshd: LocalSSHD) -> None:
+    import socket
+
+    from hive_nornir.transport.forward import local_forward
+
+    echo = socket.create_server(("127.0.0.1", 0))  # the "engine": an echo server as the host sees it
+    port = int(echo.getsockname()[1])
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = echo.accept()
+                with conn:
+                    while data := conn.recv(65536):
+                        conn.sendall(b"echo:" + data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    session = sshd.connect("root")
+    forward = local_forward(session, "127.0.0.1", port, "test")
+    assert local_forward(session, "127.0.0.1", port) is forward  # one per session and address
+    for n in range(3):  # every connection its own channel
+        with socket.create_connection(("127.0.0.1", forward.port), timeout=10) as c:
+            c.sendall(b"ping%d" % n)
+            c.shutdown(socket.SHUT_WR)
+            got = b""
+            while chunk := c.recv(65536):
+                got += chunk
+            assert got == b"echo:ping%d" % n
+    assert forward.connections == 3
+    session.close()
+    for _ in range(100):  # bounded: the accept loop polls twice a second
+        if forward.closed:
+            break
+        time.sleep(0.1)
+    assert forward.closed and not forward.active
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", forward.port), timeout=2).close()
+    echo.close()
