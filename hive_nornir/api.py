@@ -31,6 +31,7 @@ from hive_nornir.report.run_report import RunReport
 from hive_nornir.site import Site, load_site
 from hive_nornir.site.project import announce, find_project, project_of_site_file
 from hive_nornir.site.rules import suggest
+from hive_nornir.tasks.services.stage import DESTROY_KEY, SITE_KEY
 
 RUN_TASK_TIMEOUT = 300.0  # an ad-hoc task's command; a phase step's default is the engine's APPLY_TIMEOUT (900 s)
 site_log = logging.getLogger("hive_nornir.site")  # site warnings: WARNING records, one per SiteIssue
@@ -196,8 +197,9 @@ class Hive:
     # -- running ----------------------------------------------------------------------------------------
     def run(self, phase: str | Runbook, *, tags: Sequence[str] | None = None,
             limit: str | Sequence[str] | None = None, check: bool = False, diff: bool = False,
-            resume: bool = False, progress: Progress | None = None) -> RunReport:
-        """Run a phase (its name or a Runbook) under the stage lock, journalled for --resume."""
+            resume: bool = False, progress: Progress | None = None, destroy: bool = False) -> RunReport:
+        """Run a phase (its name or a Runbook) under the stage lock, journalled for --resume; `destroy` (-D) asks
+        the phases that support it (deploy-services, build-volumes) to remove what they made."""
         runbook = phase if isinstance(phase, Runbook) else load_runbook(phase)
         steps = runbook.select_steps(tags)
         if limit is not None:
@@ -221,7 +223,8 @@ class Hive:
         with StageLock(self.context_dir):
             run = RunState(nornir=nr, check=check, diff=diff, context_dir=self.context_dir,
                            handlers=HandlerJournal(self.context_dir / "handlers.json"),
-                           all_hosts=dict(full.inventory.hosts), template_dirs=(self.templates_dir,))
+                           all_hosts=dict(full.inventory.hosts), template_dirs=(self.templates_dir,),
+                           shared={SITE_KEY: self.site, DESTROY_KEY: destroy})  # read by the service phases
             if not check:
                 journal.start(runbook.name, self.stage, check, [s.name for s in steps], selected_hosts,
                               selected_tags)

@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-C", "--check", action="store_true", help="check mode: report what would change, change nothing")
     run.add_argument("--diff", action="store_true", help="show the diff of every change")
     run.add_argument("--resume", action="store_true", help="restart at the step the last run failed at")
-    run.add_argument("-D", "--destroy", action="store_true", help="build-infra only: remove the stage's machines")
+    run.add_argument("-D", "--destroy", action="store_true",
+                     help="build-infra: remove the stage's machines; deploy-services, build-volumes: remove the "
+                          "services or volumes they made")
     run.add_argument("--adopt", action="store_true",
                      help="build-infra only: take over lab containers/network under this stage's names that another "
                           "checkout or an older hive_nornir made (refused without it)")
@@ -268,11 +270,15 @@ def _host_errors(report: RunReport) -> None:
     for line in report.failure_lines():
         print(line, file=sys.stderr)
 
+DESTROY_PHASES = ("build-infra", "deploy-services", "build-volumes")  # hive-builder's -D
+
 
 def _run(hive: Hive, args: argparse.Namespace) -> int:
-    for flag, given in (("-D/--destroy", args.destroy), ("--adopt", args.adopt), ("--rekey", args.rekey)):
+    for flag, given in (("--adopt", args.adopt), ("--rekey", args.rekey)):
         if given and args.phase != "build-infra":
             raise BadInput(f"{flag} only applies to build-infra")
+    if args.destroy and args.phase not in DESTROY_PHASES:
+        raise BadInput(f"-D/--destroy only applies to {', '.join(DESTROY_PHASES)}")
     rekey = [h.strip() for h in args.rekey.split(",") if h.strip()] if args.rekey is not None else []
     if args.rekey is not None and not rekey:
         raise BadInput("--rekey needs at least one host name")
@@ -290,7 +296,7 @@ def _run(hive: Hive, args: argparse.Namespace) -> int:
                                         adopt=args.adopt, rekey=rekey)
     else:
         report = hive.run(args.phase, tags=tags, limit=args.limit, check=args.check, diff=args.diff,
-                          resume=args.resume, progress=progress)
+                          resume=args.resume, progress=progress, destroy=args.destroy)
     if not args.quiet:  # -q (cron): silence on success, so a mail means something went wrong
         print(report.text(), file=human, flush=True)
     _host_errors(report)

@@ -151,6 +151,8 @@ def test_adopt_and_rekey_belong_to_build_infra_only(tmp_path: Path, capsys: pyte
     assert main(["-r", str(tmp_path), "run", "setup-hosts", "--rekey", "p-hive0"]) == 2
     assert main(["-r", str(tmp_path), "run", "build-infra", "--rekey", "p-hive9"]) == 2
     assert main(["-r", str(tmp_path), "run", "build-infra", "--rekey", ","]) == 2
+    assert main(["-r", str(tmp_path), "run", "setup-hosts", "-D"]) == 2  # -D: hive-builder's three phases only
     err = capsys.readouterr().err
+    assert "-D/--destroy only applies to build-infra, deploy-services, build-volumes" in err
     assert "--adopt only applies to build-infra" in err and "--rekey only applies to build-infra" in err
     assert "--rekey p-hive9: not a host of stage private" in err and "--rekey needs at least one host name" in err

@@ -72,7 +72,10 @@ def test_wheel_carries_every_part_of_the_product(wheel: Path) -> None:
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "hive_ssh = hive_nornir.transport.plugin:HiveSSH" in text
     assert "HiveInventory = hive_nornir.inventory.plugin:HiveInventory" in text
-    assert ("[hive_nornir.phases]\ncluster = hive_nornir.runbooks.cluster:RUNBOOK\n"
+    assert ("[hive_nornir.phases]\nbuild-networks = hive_nornir.runbooks.services:BUILD_NETWORKS\n"
+            "build-volumes = hive_nornir.runbooks.services:BUILD_VOLUMES\n"
+            "cluster = hive_nornir.runbooks.cluster:RUNBOOK\n"
+            "deploy-services = hive_nornir.runbooks.services:DEPLOY_SERVICES\n"
             "setup-hosts = hive_nornir.runbooks.setup_hosts:RUNBOOK\n"
             "vip-failover = hive_nornir.runbooks.cluster:FAILOVER") in text
     assert "[hive_nornir.providers]\ndocker = hive_nornir.providers.docker\nprepared = hive_nornir.providers.prepared" \

@@ -74,7 +74,8 @@ def test_builtin_phases_and_providers_are_entry_points() -> None:
 
 def test_unknown_phase_and_provider_name_what_is_available() -> None:
     with pytest.raises(PluginError, match=r"unknown phase 'setup-host' \(did you mean 'setup-hosts'\?\); "
-                                          r"available: cluster, setup-hosts, vip-failover "
+                                          r"available: build-networks, build-volumes, cluster, deploy-services, "
+                                          r"setup-hosts, vip-failover "
                                           r"\(entry point group hive_nornir.phases\)"):
         load_runbook("setup-host")
     with pytest.raises(ProviderNotSupported, match="provider 'aws' is not supported yet by build-infra "
@@ -97,7 +98,8 @@ def test_third_party_phase_runs_from_the_cli(tmp_path: Path) -> None:
     root.mkdir()
     lab_state(root)
     helped = cli(root, site, "run", "--help")
-    assert "{build-infra,setup-hosts,cluster,hello,vip-failover}" in " ".join(helped.stdout.split()), helped.stdout
+    phases = "{build-infra,setup-hosts,build-volumes,build-networks,deploy-services,cluster,hello,vip-failover}"
+    assert phases in " ".join(helped.stdout.split()), helped.stdout
     proc = cli(root, site, "run", "hello", "-l", "p-hive0,p-hive3", "--json", "-")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)

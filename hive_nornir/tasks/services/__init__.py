@@ -1,0 +1,1 @@
+"""hive-builder's service phases: build-networks, build-volumes, deploy-services over each engine's docker API."""
